@@ -1,0 +1,1 @@
+"""trainlab.colourize (under construction)."""

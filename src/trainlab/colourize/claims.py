@@ -1,0 +1,1 @@
+"""Claims of trainlab.colourize (none registered yet)."""

@@ -1,0 +1,10 @@
+"""``trainlab colourize …`` sub-commands."""
+
+import click
+
+__all__ = ["group"]
+
+
+@click.group(help="trainlab.colourize (under construction).")
+def group() -> None:
+    pass

@@ -1,0 +1,1 @@
+"""trainlab.optim (under construction)."""

@@ -1,0 +1,1 @@
+"""Claims of trainlab.optim (none registered yet)."""

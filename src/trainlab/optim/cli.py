@@ -1,0 +1,10 @@
+"""``trainlab optim …`` sub-commands."""
+
+import click
+
+__all__ = ["group"]
+
+
+@click.group(help="trainlab.optim (under construction).")
+def group() -> None:
+    pass
