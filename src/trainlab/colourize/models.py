@@ -1,0 +1,220 @@
+"""The three colourization networks of the programming assignment (CLAIMS.md §5).
+
+All three map a grey image ``(N, num_in_channels, H, W)`` to per-pixel colour logits
+``(N, num_colours, H, W)``; H and W must be multiples of 4 (two halvings), and
+:func:`pad_to_multiple` makes any image so.
+
+- :class:`PoolUpsampleNet`: [Conv(same) → MaxPool(2) → BN → ReLU] NIC→NF→2NF, then
+  [Conv(same) → Upsample(×2) → BN → ReLU] 2NF→NF→NC, then Conv(same) NC→NC.
+- :class:`ConvTransposeNet`: [Conv(stride 2) → BN → ReLU] NIC→NF→2NF, then
+  [ConvTranspose(stride 2) → BN → ReLU] 2NF→NF→NC, then Conv(same) NC→NC.
+- :class:`UNet`: ConvTransposeNet with two skip connections: the second transposed conv
+  reads [its input ‖ the first block's output] (2NF channels), the final conv reads
+  [NC colour channels ‖ the grey input] (NC + NIC).
+
+Paddings are derived from the shape arithmetic of :mod:`trainlab.convnets.shapes`, not
+written in: a stride-1 conv uses 'same' padding (k − 1)/2 (odd k; PyTorch's asymmetric
+'same' for even k), a stride-2 conv the padding that takes 32 → 16, a stride-2 transposed
+conv the (padding, output_padding) that takes 16 → 32. For even sizes these do not depend
+on the size: 2p ∈ {k − 2, k − 1} for the conv and 2p = k − 2 + p_out for the transposed conv.
+With kernel 3, NIC = 1, NF = 32, NC = 24 the parameter counts are 49,728 (pool),
+49,728 (transpose) and 56,856 (UNet), as in the course.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainlab.convnets.shapes import PaddingSolution, same_padding, solve_padding
+from trainlab.errors import ArgumentError
+
+__all__ = [
+    "KERNEL_SIZES",
+    "MODELS",
+    "ConvTransposeNet",
+    "PoolUpsampleNet",
+    "UNet",
+    "build_model",
+    "count_parameters",
+    "down_padding",
+    "pad_to_multiple",
+    "pool_conv_weight_count",
+    "up_padding",
+]
+
+KERNEL_SIZES = (2, 3, 4, 5, 6, 7)
+
+
+def _check_int(name: str, value: int, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ArgumentError(name, value, f"an integer ≥ {minimum}")
+
+
+def _check_kernel(kernel: int) -> None:
+    if kernel not in KERNEL_SIZES:
+        raise ArgumentError("kernel", kernel, "one of " + ", ".join(map(str, KERNEL_SIZES)))
+
+
+def _same(kernel: int) -> int | str:
+    """'Same' padding at stride 1: (k − 1)/2 for odd k; torch's asymmetric 'same' for even k."""
+    return same_padding(kernel) if kernel % 2 else "same"
+
+
+def down_padding(kernel: int) -> int:
+    """Padding of a stride-2 conv halving an even size (solved for 32 → 16; the smallest)."""
+    return solve_padding(32, 16, kernel, stride=2)[0].padding
+
+
+def up_padding(kernel: int) -> PaddingSolution:
+    """(padding, output_padding) of a stride-2 transposed conv doubling a size (16 → 32)."""
+    return solve_padding(16, 32, kernel, stride=2, transposed=True)[0]
+
+
+def _conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel, padding=_same(kernel))
+
+
+def _down(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel, stride=2, padding=down_padding(kernel))
+
+
+def _up(c_in: int, c_out: int, kernel: int) -> nn.ConvTranspose2d:
+    sol = up_padding(kernel)
+    return nn.ConvTranspose2d(c_in, c_out, kernel, stride=2, padding=sol.padding,
+                              output_padding=sol.output_padding)
+
+
+class _ColourNet(nn.Module):
+    """Stores the constructor arguments (checked) shared by the three networks."""
+
+    def __init__(self, kernel: int, num_in_channels: int, num_filters: int, num_colours: int):
+        super().__init__()
+        _check_kernel(kernel)
+        _check_int("num_in_channels", num_in_channels, 1)
+        _check_int("num_filters", num_filters, 1)
+        _check_int("num_colours", num_colours, 2)
+        self.kernel, self.num_in_channels = kernel, num_in_channels
+        self.num_filters, self.num_colours = num_filters, num_colours
+
+    def config(self) -> dict[str, int]:
+        return {"kernel": self.kernel, "num_in_channels": self.num_in_channels,
+                "num_filters": self.num_filters, "num_colours": self.num_colours}
+
+
+class PoolUpsampleNet(_ColourNet):
+    """Fixed down- and up-sampling: max-pooling and nearest upsampling around 'same' convs."""
+
+    def __init__(self, kernel: int = 3, num_in_channels: int = 1, num_filters: int = 32,
+                 num_colours: int = 24):
+        super().__init__(kernel, num_in_channels, num_filters, num_colours)
+        nf, nc = num_filters, num_colours
+
+        def down(c_in: int, c_out: int) -> nn.Sequential:
+            return nn.Sequential(_conv(c_in, c_out, kernel), nn.MaxPool2d(2),
+                                 nn.BatchNorm2d(c_out), nn.ReLU())
+
+        def up(c_in: int, c_out: int) -> nn.Sequential:
+            return nn.Sequential(_conv(c_in, c_out, kernel), nn.Upsample(scale_factor=2),
+                                 nn.BatchNorm2d(c_out), nn.ReLU())
+
+        self.down1, self.down2 = down(num_in_channels, nf), down(nf, 2 * nf)
+        self.up1, self.up2 = up(2 * nf, nf), up(nf, nc)
+        self.final = _conv(nc, nc, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.down2(self.down1(x))  # (N, NIC, H, W) -> (N, 2NF, H/4, W/4)
+        h = self.up2(self.up1(h))  # -> (N, NC, H, W)
+        return self.final(h)
+
+
+class ConvTransposeNet(_ColourNet):
+    """Learned down- and up-sampling: stride-2 convs and stride-2 transposed convs."""
+
+    def __init__(self, kernel: int = 3, num_in_channels: int = 1, num_filters: int = 32,
+                 num_colours: int = 24):
+        super().__init__(kernel, num_in_channels, num_filters, num_colours)
+        nf, nc = num_filters, num_colours
+        self.down1 = nn.Sequential(_down(num_in_channels, nf, kernel), nn.BatchNorm2d(nf), nn.ReLU())
+        self.down2 = nn.Sequential(_down(nf, 2 * nf, kernel), nn.BatchNorm2d(2 * nf), nn.ReLU())
+        self.up1 = nn.Sequential(_up(2 * nf, nf, kernel), nn.BatchNorm2d(nf), nn.ReLU())
+        self.up2 = nn.Sequential(_up(self._up2_in(), nc, kernel), nn.BatchNorm2d(nc), nn.ReLU())
+        self.final = _conv(self._final_in(), nc, kernel)
+
+    def _up2_in(self) -> int:
+        return self.num_filters
+
+    def _final_in(self) -> int:
+        return self.num_colours
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.down2(self.down1(x))  # (N, NIC, H, W) -> (N, 2NF, H/4, W/4)
+        h = self.up2(self.up1(h))  # -> (N, NC, H, W)
+        return self.final(h)
+
+
+class UNet(ConvTransposeNet):
+    """ConvTransposeNet with skip connections (concatenation along channels)."""
+
+    def _up2_in(self) -> int:
+        return 2 * self.num_filters
+
+    def _final_in(self) -> int:
+        return self.num_colours + self.num_in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d1 = self.down1(x)  # (N, NIC, H, W) -> (N, NF, H/2, W/2)
+        u1 = self.up1(self.down2(d1))  # -> (N, 2NF, H/4, W/4) -> (N, NF, H/2, W/2)
+        u2 = self.up2(torch.cat([u1, d1], dim=1))  # (N, 2NF, H/2, W/2) -> (N, NC, H, W)
+        return self.final(torch.cat([u2, x], dim=1))  # (N, NC + NIC, H, W) -> (N, NC, H, W)
+
+
+#: Model name (as on the command line) -> class. An explicit registry, not ``globals()``.
+MODELS: dict[str, type[_ColourNet]] = {
+    "pool": PoolUpsampleNet,
+    "transpose": ConvTransposeNet,
+    "unet": UNet,
+}
+
+
+def build_model(name: str, *, kernel: int = 3, num_in_channels: int = 1, num_filters: int = 32,
+                num_colours: int = 24, seed: int = 0) -> _ColourNet:
+    """A freshly initialised network; the initial weights depend only on ``seed``.
+
+    PyTorch's layer initialisers draw from the global RNG, so the draw happens inside
+    ``torch.random.fork_rng``: the caller's global RNG state is left as it was.
+    """
+    if name not in MODELS:
+        raise ArgumentError("--model", name, "one of: " + ", ".join(MODELS))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MODELS[name](kernel, num_in_channels, num_filters, num_colours)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Weights, biases and batch-norm scales/shifts (``numel`` of every parameter)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def pool_conv_weight_count(num_in_channels: int, num_filters: int, num_colours: int,
+                           kernel: int = 3) -> int:
+    """Convolution weights (no biases, no BN) of PoolUpsampleNet, in closed form.
+
+    k²·(NIC·NF + NF·2NF + 2NF·NF + NF·NC + NC·NC); for k = 3 this is the course's
+    9·NIC·NF + 36·NF² + 9·NF·NC + 9·NC² (CLAIMS.md §5).
+    """
+    nic, nf, nc = num_in_channels, num_filters, num_colours
+    return kernel**2 * (nic * nf + 4 * nf * nf + nf * nc + nc * nc)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Replicate-pad ``(N, C, H, W)`` on the bottom/right to multiples of ``multiple``.
+
+    Returns the padded tensor and the original (H, W), so predictions can be cropped back.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")  # (N, C, H, W) -> (N, C, H+ph, W+pw)
+    return x, (h, w)
