@@ -13,8 +13,8 @@ All three map a grey image ``(N, num_in_channels, H, W)`` to per-pixel colour lo
   [NC colour channels ‖ the grey input] (NC + NIC).
 
 Paddings are derived from the shape arithmetic of :mod:`trainlab.convnets.shapes`, not
-written in: a stride-1 conv uses 'same' padding (k − 1)/2 (odd k; PyTorch's asymmetric
-'same' for even k), a stride-2 conv the padding that takes 32 → 16, a stride-2 transposed
+written in: a stride-1 conv uses 'same' padding (k − 1)/2 (odd k; for even k, (k − 2)/2
+before and k/2 after), a stride-2 conv the padding that takes 32 → 16, a stride-2 transposed
 conv the (padding, output_padding) that takes 16 → 32. For even sizes these do not depend
 on the size: 2p ∈ {k − 2, k − 1} for the conv and 2p = k − 2 + p_out for the transposed conv.
 With kernel 3, NIC = 1, NF = 32, NC = 24 the parameter counts are 49,728 (pool),
@@ -57,9 +57,20 @@ def _check_kernel(kernel: int) -> None:
         raise ArgumentError("kernel", kernel, "one of " + ", ".join(map(str, KERNEL_SIZES)))
 
 
-def _same(kernel: int) -> int | str:
-    """'Same' padding at stride 1: (k − 1)/2 for odd k; torch's asymmetric 'same' for even k."""
-    return same_padding(kernel) if kernel % 2 else "same"
+class _EvenSameConv2d(nn.Conv2d):
+    """A stride-1 conv with an even kernel, zero-padded asymmetrically to keep H and W.
+
+    k − 1 is odd, so (k − 1)//2 zeros go before and the rest after (PyTorch's
+    ``padding='same'`` convention, without its copy-on-every-call warning).
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int):
+        super().__init__(c_in, c_out, kernel)
+        before = (kernel - 1) // 2
+        self.pad = (before, kernel - 1 - before, before, kernel - 1 - before)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pad))  # (N, C, H, W) -> (N, C, H+k−1, W+k−1)
 
 
 def down_padding(kernel: int) -> int:
@@ -73,7 +84,10 @@ def up_padding(kernel: int) -> PaddingSolution:
 
 
 def _conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, kernel, padding=_same(kernel))
+    """Stride-1 'same' conv: padding (k − 1)/2 for odd k (:func:`same_padding`)."""
+    if kernel % 2 == 0:
+        return _EvenSameConv2d(c_in, c_out, kernel)
+    return nn.Conv2d(c_in, c_out, kernel, padding=same_padding(kernel))
 
 
 def _down(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:

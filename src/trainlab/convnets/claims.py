@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
+import sympy
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from trainlab.claims import Claim, Context, Evidence, register
 from trainlab.convnets.by_hand import LAPLACIAN, blob_image, cross_correlate2d, edge_mask, zero_pad
+from trainlab.convnets.models import COURSE_VGG_INPUT, COURSE_VGG_SPEC, CourseVGG, PoolUpsampleNet
+from trainlab.convnets.receptive_field import chain_receptive_field, empirical_receptive_field
 from trainlab.convnets.shapes import (
     conv_output_size,
     conv_transpose_output_size,
@@ -15,6 +21,9 @@ from trainlab.convnets.shapes import (
     same_padding,
     solve_padding,
 )
+from trainlab.convnets.spec import build_from_spec, hand_counts, parse_spec
+from trainlab.convnets.symbolic import symbolic_counts
+from trainlab.convnets.tracer import LayerRow, summary
 from trainlab.errors import ShapeError
 from trainlab.plotting import new_figure
 
@@ -184,3 +193,261 @@ register(Claim(
     "conv gives (H − 1)s − 2p + d(k − 1) + p_out + 1; the padding and output_padding realising "
     "given sizes can be solved for (28→26 with k=3; 28→14 with k=4, s=2, p=1).",
     run_shape_arithmetic))
+
+
+# ---------------------------------------------------------------------------------------------
+# Accounting claims: size table, receptive fields, counts as polynomials.
+
+def _layer_key(row: LayerRow) -> tuple:
+    return (row.type, row.output_shape, row.neurons, row.params, row.connections)
+
+
+def run_vgg_size_table(ctx: Context) -> Evidence:
+    size = COURSE_VGG_INPUT
+    with torch.device("meta"):  # shapes are all the tracer needs; skips initialising 52M weights
+        spec_model = build_from_spec(COURSE_VGG_SPEC, size)
+    hand_model = CourseVGG()
+    ctx.progress("tracing the spec and the hand-written module")
+    from_spec = summary(spec_model, size)
+    from_hand = summary(hand_model, size)
+    spec_rows = [_layer_key(r) for r in from_spec.layers()]
+    hand_rows = [_layer_key(r) for r in from_hand.layers()]
+    # The course's by-hand closed forms, row by row (no tracing involved).
+    by_hand = hand_counts(COURSE_VGG_SPEC, size)
+    closed = [(r["neurons"], r["params"], r["connections"]) for r in by_hand if r["neurons"] or r["params"]]
+    traced = [(r.neurons, r.params, r.connections) for r in from_spec.layers()]
+    closed_totals = {k: sum(int(r[k]) for r in by_hand) for k in ("neurons", "params", "connections")}
+    # Trusted references: parameter tensors, and FlopCounterMode's MACs (FLOPs/2) on a meta copy.
+    ref_params = sum(p.numel() for p in hand_model.parameters())
+    with torch.device("meta"):
+        meta_vgg = CourseVGG()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        meta_vgg(torch.empty(1, *size, device="meta"))
+    ref_macs = counter.get_total_flops() // 2
+    measured_totals = {"neurons": from_spec.total_neurons, "params": from_spec.total_params,
+                       "connections": from_spec.total_connections}
+    expected_totals = {"neurons": 1_957_988, "params": 52_444_644, "connections": 999_407_616}
+    passed = (spec_rows == hand_rows and traced == closed and measured_totals == expected_totals
+              and closed_totals == expected_totals and from_spec.total_params == ref_params
+              and from_spec.total_macs == ref_macs and not from_spec.not_counted)
+
+    fig = from_spec.plot()
+    ax = fig.axes[0]
+    ax.set_title(f"{COURSE_VGG_SPEC} on {'×'.join(map(str, size))}", fontsize=7)
+    ctx.save_figure(fig, "table", {"rows": [r.as_dict() for r in from_spec.rows], "totals": from_spec.totals(),
+                                   "closed_form": by_hand})
+    return Evidence(
+        measured={**measured_totals, "macs": from_spec.total_macs,
+                  "table": [r.as_dict() for r in from_spec.layers()],
+                  "spec_table_equals_module_table": spec_rows == hand_rows,
+                  "rows_equal_closed_form": traced == closed},
+        expected={**expected_totals, "closed_form_totals": closed_totals, "macs_flopcounter": ref_macs,
+                  "params_numel": ref_params, "spec_table_equals_module_table": True,
+                  "rows_equal_closed_form": True},
+        tolerance={"counts": "exact"},
+        passed=passed,
+        summary=(f"neurons {from_spec.total_neurons:,}, params {from_spec.total_params:,}, connections "
+                 f"{from_spec.total_connections:,} (course: 1,957,988 / 52,444,644 / 999,407,616); spec table "
+                 f"{'=' if spec_rows == hand_rows else '≠'} nn.Module table; MACs {from_spec.total_macs:,} "
+                 f"{'=' if from_spec.total_macs == ref_macs else '≠'} FlopCounterMode"),
+    )
+
+
+_RF_VARIANTS = {
+    "VGG table": "conv3-{c}, maxpool, conv3-{c}, maxpool, conv3-{c}, conv3-{c}, maxpool",
+    "larger kernel (5×5)": "conv5-{c}, maxpool, conv5-{c}, maxpool, conv5-{c}, conv5-{c}, maxpool",
+    "larger stride (first conv s=2)": "conv3-{c}/2, maxpool, conv3-{c}, maxpool, conv3-{c}, conv3-{c}, maxpool",
+    "one more layer": "conv3-{c}, maxpool, conv3-{c}, maxpool, conv3-{c}, conv3-{c}, maxpool, conv3-{c}",
+}
+
+
+class _Residual(nn.Module):
+    """x + conv3(conv3(x)): aligned branches, field 5."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.b(torch.relu(self.a(x)))
+
+
+class _Misaligned(nn.Module):
+    """conv3/2 (centre 0) + maxpool2 (centre 0.5): same jump, different centres."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, stride=2, padding=1)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.pool(x)
+
+
+def _clip(interval: list[tuple[float, float]], shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    lo = tuple(max(0, math.ceil(a)) for a, _ in interval)
+    hi = tuple(min(n - 1, math.floor(b)) for (_, b), n in zip(interval, shape, strict=True))
+    return lo, hi
+
+
+def run_receptive_field(ctx: Context) -> Evidence:
+    size = COURSE_VGG_INPUT
+    thin = 1 if ctx.quick else 8  # channels do not change a receptive field; thin nets make the gradient cheap
+    series: dict[str, dict[str, list]] = {}
+    mismatches: list[str] = []
+    checked = 0
+    for label, template in _RF_VARIANTS.items():
+        ctx.progress(label)
+        layers = parse_spec(template.format(c=64))
+        full = summary(build_from_spec(layers, size), size)
+        thin_model = build_from_spec(template.format(c=thin), size)
+        thin_rows = summary(thin_model, size).rows
+        sizes = [r.receptive_field.size[0] for r in full.rows]
+        jumps = [r.receptive_field.jump[0] for r in full.rows]
+        starts = [r.receptive_field.start[0] for r in full.rows]
+        closed = chain_receptive_field([lay.kernel for lay in layers], [lay.stride for lay in layers])
+        empirical = []
+        for i, row in enumerate(thin_rows):
+            if row.receptive_field != full.rows[i].receptive_field:
+                mismatches.append(f"{label} {row.name}: field depends on channels")
+            pos = tuple(n // 2 for n in row.output_shape[2:])
+            field = empirical_receptive_field(thin_model[: i + 1], size, pos)
+            want = _clip(row.receptive_field.interval(pos), size[1:])
+            empirical.append(field.size[0])
+            checked += 1
+            if (field.lo, field.hi) != want:
+                mismatches.append(f"{label} {row.name}: gradient support {field.lo}..{field.hi} vs {want}")
+        if sizes != [float(v) for v in closed]:
+            mismatches.append(f"{label}: tracer sizes {sizes} vs closed form {closed}")
+        series[label] = {"layers": [r.name for r in full.rows], "size": sizes, "jump": jumps, "start": starts,
+                         "closed_form": closed, "empirical": empirical}
+
+    base = series["VGG table"]
+    pool_doubles = all(base["jump"][i] == 2 * (base["jump"][i - 1] if i else 1)
+                       for i, name in enumerate(base["layers"]) if name.startswith("pool"))
+    grows = {label: all(b >= a for a, b in zip(s["size"], s["size"][1:], strict=False))
+             for label, s in series.items()}
+    finals = {label: s["size"][-1] for label, s in series.items()}
+    larger = {label: finals[label] > finals["VGG table"] for label in finals if label != "VGG table"}
+
+    # Branching graphs: a residual block (aligned) and branches with different centres (misaligned).
+    residual = summary(_Residual(), (1, 32, 32)).rows[-1].receptive_field
+    residual_emp = empirical_receptive_field(_Residual(), (1, 32, 32), (16, 16))
+    misaligned = summary(_Misaligned(), (1, 32, 32)).rows[-1].receptive_field
+    dag_ok = (residual.size == (5.0, 5.0) and residual.status == "exact" and residual_emp.size == (5, 5)
+              and misaligned.status == "misaligned")
+
+    fig, ax = new_figure(size=(6.4, 4.2))
+    for label, s in series.items():
+        ax.plot(range(1, len(s["size"]) + 1), s["size"], marker="o", label=label)
+        ax.plot(range(1, len(s["empirical"]) + 1), s["empirical"], ls="none", marker="x", color="k", ms=5)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("receptive field size (pixels)")
+    ax.set_title("receptive field growth (lines: formula, ×: gradient support)", fontsize=9)
+    ax.legend(fontsize=7)
+    ctx.save_figure(fig, "growth", series)
+
+    passed = not mismatches and pool_doubles and all(grows.values()) and all(larger.values()) and dag_ok
+    return Evidence(
+        measured={"variants": series, "final_size": finals, "mismatches": mismatches, "units_checked": checked,
+                  "pool_doubles_jump": pool_doubles, "residual_size": residual.size,
+                  "residual_empirical": residual_emp.size, "misaligned_status": misaligned.status},
+        expected={"mismatches": [], "pool_doubles_jump": True, "monotone_growth": True,
+                  "larger_than_base": dict.fromkeys(larger, True), "residual_size": (5, 5),
+                  "misaligned_status": "misaligned"},
+        tolerance={"support": "exact (pixel indices)"},
+        passed=passed,
+        summary=(f"VGG table RF {base['size'][-1]:g} (jump {base['jump'][-1]:g}) = closed form = gradient support "
+                 f"at {checked} layers/variants ({len(mismatches)} mismatches); 5×5 kernels "
+                 f"{finals['larger kernel (5×5)']:g}, stride 2 {finals['larger stride (first conv s=2)']:g}, "
+                 f"+1 layer {finals['one more layer']:g}; residual 5, misaligned flagged"),
+    )
+
+
+def run_counts_scale(ctx: Context) -> Evidence:
+    nic, nf, nc, h, w = sympy.symbols("num_in_channels num_filters num_colours height width",
+                                      integer=True, positive=True)
+    ctx.progress("fitting polynomials")
+    fit = symbolic_counts(PoolUpsampleNet,
+                          {"num_in_channels": 1, "num_filters": 1, "num_colours": 1, "height": 4, "width": 4},
+                          ("num_in_channels", "height", "width"), ignore=("bias", "batchnorm"),
+                          num_checks=3 if ctx.quick else 20, seed=ctx.claim_seed % 2**32)
+    poly = fit.polynomials
+    # Theory: the course's weight count, and the per-layer closed forms of neurons and connections
+    # (conv k²·C_in·C_out·H'·W', 2×2 pool 4·C·H'·W', nearest upsampling C·H'·W').
+    course_params = 9 * nic * nf + 36 * nf**2 + 9 * nf * nc + 9 * nc**2
+    a = h * w
+    layers = [  # (neurons, connections) of each layer of PoolUpsampleNet
+        (nf * a, 9 * nic * nf * a), (nf * a / 4, 4 * nf * a / 4),
+        (2 * nf * a / 4, 9 * nf * 2 * nf * a / 4), (2 * nf * a / 16, 4 * 2 * nf * a / 16),
+        (nf * a / 16, 9 * 2 * nf * nf * a / 16), (nf * a / 4, nf * a / 4),
+        (nc * a / 4, 9 * nf * nc * a / 4), (nc * a, nc * a),
+        (nc * a, 9 * nc * nc * a)]
+    course_neurons = sum(n for n, _ in layers)
+    course_connections = sum(c for _, c in layers)
+    exact = {"params": sympy.expand(poly["params"] - course_params) == 0,
+             "neurons": sympy.expand(poly["neurons"] - course_neurons) == 0,
+             "connections": sympy.expand(poly["connections"] - course_connections) == 0}
+    independent_of_size = not ({h, w} & poly["params"].free_symbols)
+    doubled = {k: sympy.simplify(poly[k].subs({h: 2 * h, w: 2 * w}, simultaneous=True) / poly[k])
+               for k in ("neurons", "connections")}
+
+    # Measured directly at two input sizes, and against the modules' own weight tensors.
+    model = PoolUpsampleNet(num_in_channels=1, num_filters=32, num_colours=24)
+    conv_weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d))
+    sizes = [16, 32, 64, 128] if ctx.quick else [16, 32, 64, 128, 256, 512]
+    by_size = {s: summary(model, (1, s, s), ignore=("bias", "batchnorm")).totals() for s in sizes}
+    ratios = {k: by_size[64][k] / by_size[32][k] for k in ("params", "neurons", "connections")}
+    at_point = fit.evaluate({"num_in_channels": 1, "num_filters": 32, "num_colours": 24, "height": 32,
+                             "width": 32})
+
+    fig, ax = new_figure()
+    for key in ("params", "neurons", "connections"):
+        ax.loglog(sizes, [by_size[s][key] for s in sizes], marker="o", label=key)
+    ax.set_xlabel("input height = width (pixels)")
+    ax.set_ylabel("count (PoolUpsampleNet, NF=32, NC=24)")
+    ax.set_title("parameters flat; neurons, connections ∝ H·W", fontsize=9)
+    ax.legend(fontsize=8)
+    ctx.save_figure(fig, "scaling", {"sizes": sizes, "counts": by_size, "polynomials": fit.as_strings()})
+
+    passed = (all(exact.values()) and independent_of_size and all(v == 4 for v in doubled.values())
+              and ratios == {"params": 1.0, "neurons": 4.0, "connections": 4.0}
+              and at_point["params"] == conv_weights == by_size[32]["params"]
+              and at_point["neurons"] == by_size[32]["neurons"]
+              and at_point["connections"] == by_size[32]["connections"])
+    return Evidence(
+        measured={"polynomials": fit.as_strings(), "fitted_on": fit.fitted_at, "checked_at": fit.checked_at,
+                  "ratio_64_over_32": ratios, "polynomial_ratio_2H_2W": {k: str(v) for k, v in doubled.items()},
+                  "params_at_nf32_nc24": at_point["params"], "by_size": by_size},
+        expected={"params": str(course_params), "neurons": str(sympy.expand(course_neurons)),
+                  "connections": str(sympy.expand(course_connections)), "polynomials_equal": dict.fromkeys(exact, True),
+                  "ratio_64_over_32": {"params": 1, "neurons": 4, "connections": 4},
+                  "conv_weight_numel": conv_weights},
+        tolerance={"polynomials": "exact (rational arithmetic)"},
+        passed=passed,
+        summary=(f"params = {poly['params']} (course formula: {'equal' if exact['params'] else 'DIFFERENT'}), "
+                 f"no H/W; neurons ×{ratios['neurons']:g}, connections ×{ratios['connections']:g}, params "
+                 f"×{ratios['params']:g} when H, W double; exact at {len(fit.checked_at)} fresh points"),
+    )
+
+
+register(Claim(
+    "convnets.vgg-size-table", SECTION,
+    "For input 3×112×112 and conv3-64, maxpool, conv3-128, maxpool, conv3-256, conv3-256, maxpool, FC-1024, "
+    "FC-100 (3×3 convs with padding 1, 2×2/2 max-pools) the network has 1,957,988 neurons, 52,444,644 "
+    "parameters and 999,407,616 connections; the table from the spec equals the one traced from the "
+    "equivalent nn.Module.",
+    run_vgg_size_table))
+register(Claim(
+    "convnets.receptive-field", SECTION,
+    "Receptive fields grow with kernel size, stride and depth: size ← size + (k − 1)·jump, jump ← jump·s "
+    "(pooling multiplies the jump); the formula matches the gradient support of a unit, and branches that "
+    "disagree are flagged as misaligned.",
+    run_receptive_field))
+register(Claim(
+    "convnets.counts-scale", SECTION,
+    "Parameter counts do not depend on the input size; neurons and connections scale with H·W (4× when H and "
+    "W double); PoolUpsampleNet's counts are polynomials in its channel numbers, its conv weights "
+    "9·NIC·NF + 36·NF² + 9·NF·NC + 9·NC².",
+    run_counts_scale))

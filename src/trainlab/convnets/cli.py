@@ -1,15 +1,25 @@
-"""``trainlab convnets …``: shape arithmetic from the command line."""
+"""``trainlab convnets …``: shape arithmetic, network accounting, symbolic counts, receptive fields."""
 
 from __future__ import annotations
 
-import click
+import json
 
+import click
+import torch
+from torch import nn
+
+from trainlab.convnets.loader import is_factory_ref, load_factory, load_model
+from trainlab.convnets.receptive_field import empirical_receptive_field
 from trainlab.convnets.shapes import (
     conv_output_size,
     conv_transpose_output_size,
     pool_output_size,
     solve_padding,
 )
+from trainlab.convnets.spec import build_from_spec
+from trainlab.convnets.symbolic import symbolic_counts
+from trainlab.convnets.tracer import IGNORABLE, parse_size, summary
+from trainlab.errors import ArgumentError
 
 __all__ = ["group"]
 
@@ -55,3 +65,142 @@ def solve_padding_cmd(size_in: int, size_out: int, kernel_size: int, stride: int
     """Every (padding, output_padding) taking SIZE_IN to SIZE_OUT."""
     for sol in solve_padding(size_in, size_out, kernel_size, stride, dilation, transposed=transposed):
         click.echo(f"padding={sol.padding} output_padding={sol.output_padding}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Accounting: summary, symbolic counts, receptive fields.
+
+_FORMATS = ("table", "json", "csv", "md")
+
+
+def _ignore_option(text: str) -> tuple[str, ...]:
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in items if t not in IGNORABLE]
+    if bad:
+        raise ArgumentError("--ignore", text, "a comma-separated subset of: " + ", ".join(IGNORABLE))
+    return items
+
+
+def _model_from(target: str, size: tuple[int, ...]) -> nn.Module:
+    """A spec string or a MODULE reference, built on the meta device (no weights are allocated)."""
+    with torch.device("meta"):
+        if is_factory_ref(target):
+            return load_model(target)
+        if len(size) != 3:
+            raise ArgumentError("--input", "x".join(map(str, size)), "channels×height×width for a spec, e.g. 3x112x112")
+        return build_from_spec(target, size)
+
+
+@group.command("summary")
+@click.argument("target")
+@click.option("--input", "input_size", required=True, help="Input size, channels first, e.g. 3x112x112.")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
+@click.option("--ignore", default="", help="Leave out of parameter counts: bias, batchnorm (comma-separated).")
+@click.option("--strict", is_flag=True, help="Fail if any operation cannot be counted.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+def summary_cmd(target: str, input_size: str, fmt: str, ignore: str, strict: bool, batch_size: int) -> None:
+    """Neurons, parameters, MACs, connections and receptive field of every layer.
+
+    TARGET is a spec ('conv3-64, maxpool, fc-10') or a MODULE reference
+    'package.module:factory(args)' / 'path/file.py:factory(args)'.
+    """
+    size = parse_size(input_size)
+    model = _model_from(target, size)
+    result = summary(model, size, batch_size=batch_size, ignore=_ignore_option(ignore), strict=strict)
+    text = {"table": result.to_text, "json": result.to_json, "csv": result.to_csv, "md": result.to_markdown}[fmt]()
+    click.echo(text.rstrip("\n"))
+
+
+@group.command("rf")
+@click.argument("target")
+@click.option("--input", "input_size", required=True, help="Input size, channels first, e.g. 3x112x112.")
+@click.option("--check", is_flag=True,
+              help="Also measure the last layer's field as the gradient support of its centre unit.")
+def rf_cmd(target: str, input_size: str, check: bool) -> None:
+    """Receptive field size, jump and start (centre of unit 0, in input pixels) of every layer.
+
+    TARGET is a spec or a MODULE reference, as for `summary`.
+    """
+    size = parse_size(input_size)
+    model = _model_from(target, size)
+    result = summary(model, size)
+    rows = [r for r in result.rows if r.receptive_field is not None]
+    if not rows:
+        raise ArgumentError("--input", input_size, "an image-like input (C×L, C×H×W or C×D×H×W) for receptive fields")
+    width = max(len(r.name) for r in rows)
+    click.echo(f"{'layer'.ljust(width)}  {'type':<18} {'size':>10} {'jump':>8} {'start':>8}")
+    for r in rows:
+        s, j, st = r.receptive_field.describe()
+        click.echo(f"{r.name.ljust(width)}  {r.type:<18} {s:>10} {j:>8} {st:>8}")
+    if check:
+        if is_factory_ref(target):
+            real = load_model(target)
+        else:
+            real = build_from_spec(target, size)
+        last = rows[-1]
+        pos = tuple(n // 2 for n in last.output_shape[2:])
+        measured = empirical_receptive_field(real, size, pos)
+        click.echo(f"gradient support of unit {pos} of the output: {measured.lo}..{measured.hi} "
+                   f"(size {'×'.join(map(str, measured.size))}); formula interval "
+                   + ", ".join(f"[{a:g}, {b:g}]" for a, b in last.receptive_field.interval(pos))
+                   + " before clipping to the image")
+
+
+def _symbolic_input(text: str) -> tuple[int | str, ...]:
+    parts = [p.strip() for p in (text.split(",") if "," in text else text.split("x"))]
+    out: list[int | str] = []
+    for p in parts:
+        if p.isdigit() and int(p) > 0:
+            out.append(int(p))
+        elif p.isidentifier():
+            out.append(p)
+        else:
+            raise ArgumentError("--input", text, "sizes or variable names, e.g. 1,height,width or 3x32x32")
+    return tuple(out)
+
+
+def _vars_option(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        name, _, step = item.partition(":")
+        if not name.isidentifier() or (step and not (step.isdigit() and int(step) > 0)):
+            raise ArgumentError("--vars", text, "comma-separated argument names, each with an optional :step "
+                                "(e.g. num_filters,num_colours,height:4)")
+        out[name] = int(step) if step else 1
+    if not out:
+        raise ArgumentError("--vars", text, "at least one argument name")
+    return out
+
+
+@group.command("symbolic")
+@click.argument("module")
+@click.option("--vars", "variables", required=True,
+              help="Integer arguments (or input sizes) to keep symbolic, name[:step], comma-separated.")
+@click.option("--input", "input_size", required=True,
+              help="Input size; entries may be variables: 1,height,width or num_in_channels,32,32.")
+@click.option("--ignore", default="", help="Leave out of parameter counts: bias, batchnorm.")
+@click.option("--degree", type=click.IntRange(1, 4), default=2, show_default=True,
+              help="Largest power of one variable.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def symbolic_cmd(module: str, variables: str, input_size: str, ignore: str, degree: int, fmt: str) -> None:
+    """Exact polynomials for parameters, neurons, MACs and connections of MODULE's factory.
+
+    MODULE is 'package.module:factory(args)' or 'path/file.py:factory(args)'; the arguments given
+    there are kept fixed, those named in --vars become symbols.
+    """
+    factory, ref = load_factory(module)
+    if ref.args:
+        raise ArgumentError("MODULE", module, "keyword arguments only, so that --vars can replace them")
+    if not callable(factory) or isinstance(factory, nn.Module):
+        raise ArgumentError("MODULE", module, "a factory (class or function) taking the --vars arguments")
+    result = symbolic_counts(factory, _vars_option(variables), _symbolic_input(input_size), fixed=ref.kwargs,
+                             degree=degree, ignore=_ignore_option(ignore))
+    polys = result.as_strings()
+    if fmt == "json":
+        click.echo(json.dumps({"polynomials": polys, "fitted_on": result.fitted_at,
+                               "checked_at": result.checked_at}, indent=2))
+        return
+    for name, poly in polys.items():
+        click.echo(f"{name:<12} {poly}")
+    click.echo(f"fitted on {result.fitted_at} traced points; exact at {len(result.checked_at)} fresh points: "
+               + "; ".join(", ".join(f"{k}={v}" for k, v in pt.items()) for pt in result.checked_at))

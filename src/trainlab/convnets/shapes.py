@@ -6,6 +6,8 @@ Formulas (PyTorch's documentation of Conv2d / MaxPool2d / ConvTranspose2d; CLAIM
     ceil_mode pool:  H_out = ⌈(H + 2p − d(k − 1) − 1) / s⌉ + 1, minus one if the last
                      window would start inside the right padding ((H_out − 1)s ≥ H + p)
     transposed conv: H_out = (H − 1)s − 2p + d(k − 1) + p_out + 1,  0 ≤ p_out < max(s, d)
+    adaptive pool:   window i covers [⌊iH/H_out⌋, ⌈(i + 1)H/H_out⌉)
+    upsampling:      H_out = ⌊H · scale⌋ (or the requested size)
 
 >>> conv_output_size(28, kernel_size=3)
 26
@@ -25,11 +27,13 @@ from trainlab.errors import ArgumentError, ShapeError
 
 __all__ = [
     "PaddingSolution",
+    "adaptive_pool_windows",
     "conv_output_size",
     "conv_transpose_output_size",
     "pool_output_size",
     "same_padding",
     "solve_padding",
+    "upsample_output_size",
 ]
 
 
@@ -151,3 +155,35 @@ def solve_padding(size_in: int, size_out: int, kernel_size: int, stride: int = 1
                          f"d={dilation} take {size_in} to {size_out}: the output only grows "
                          f"with padding ({at_zero}), by 2/{stride} of a pixel per padding step")
     return found
+
+
+def adaptive_pool_windows(size: int, output_size: int) -> list[tuple[int, int]]:
+    """The [start, end) input window of each output of adaptive pooling along one dimension.
+
+    PyTorch's rule (aten/src/ATen/native/AdaptiveAveragePooling.cpp): output i pools
+    input positions ⌊i·H/H_out⌋ ≤ h < ⌈(i + 1)·H/H_out⌉. Windows have equal size and
+    stride H/H_out exactly when H_out divides H; otherwise they vary and may overlap.
+
+    >>> adaptive_pool_windows(5, 3)
+    [(0, 2), (1, 4), (3, 5)]
+    """
+    _check("size", size, 1)
+    _check("output_size", output_size, 1)
+    return [((i * size) // output_size, -(-((i + 1) * size) // output_size)) for i in range(output_size)]
+
+
+def upsample_output_size(size: int, scale_factor: float | None = None, output_size: int | None = None,
+                         *, layer: str = "upsample") -> int:
+    """Spatial output size of ``nn.Upsample`` / ``F.interpolate``: the requested size or ⌊H·scale⌋."""
+    _check("size", size, 1)
+    if (scale_factor is None) == (output_size is None):
+        raise ArgumentError("scale_factor/size", (scale_factor, output_size), "exactly one of the two")
+    if output_size is not None:
+        _check("size", output_size, 1)
+        return output_size
+    if not scale_factor > 0:
+        raise ArgumentError("scale_factor", scale_factor, "a positive number")
+    out = int(size * scale_factor)  # torch floors (aten upsample_*: floor(input_size * scale))
+    if out < 1:
+        raise ShapeError(f"{layer}: ⌊{size}·{scale_factor}⌋ = {out} is not positive; use a larger scale")
+    return out

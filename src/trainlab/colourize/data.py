@@ -1,0 +1,368 @@
+"""Colour images for colourization, from three sources behind one interface.
+
+A data spec names the source (CLAIMS.md §5, issue 5):
+
+- ``builtin``: the colour photographs shipped inside scikit-image (astronaut, coffee,
+  rocket, motorcycle, chelsea) and scikit-learn (china, flower), cut into non-overlapping
+  32×32 patches at full and half resolution. Train and validation are split by whole
+  photograph (no patch of a validation photograph is ever trained on). Offline, deterministic.
+- ``cifar10:PATH``: a user's ``cifar-10-python.tar.gz`` or its extracted folder; one category
+  (default horse = 7) of ``data_batch_1..5`` for training and of ``test_batch`` for
+  validation, as in the course. The pickles are read straight from the archive with
+  :class:`RestrictedUnpickler`, which admits only NumPy's array reconstruction: a tampered
+  file raises :class:`~trainlab.errors.DataError` and never runs code.
+- ``folder:PATH``: every image in a folder (Pillow, with a pixel limit), split by image;
+  images smaller than the patch are resized up, larger ones cut into patches.
+
+Pixels are ``uint8 / 256`` (the course's scaling) and the grey input is the mean of R, G, B.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainlab.errors import ArgumentError, DataError
+
+__all__ = [
+    "BUILTIN_TRAIN",
+    "BUILTIN_VALID",
+    "CIFAR10_CATEGORIES",
+    "IMAGE_SUFFIXES",
+    "MAX_IMAGE_PIXELS",
+    "ColourData",
+    "RestrictedUnpickler",
+    "builtin_photographs",
+    "load_cifar10",
+    "load_data",
+    "load_folder",
+    "patches",
+    "read_image",
+    "to_grey",
+]
+
+CIFAR10_CATEGORIES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                      "ship", "truck")
+#: Photographs trained on / validated on for ``builtin`` (split by whole photograph).
+BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "motorcycle", "china")
+BUILTIN_VALID = ("chelsea", "flower")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: Largest image (width × height) that :func:`read_image` decodes.
+MAX_IMAGE_PIXELS = 40_000_000
+_MAX_MEMBER_BYTES = 64 * 2**20  # a CIFAR-10 batch is ~31 MB
+
+
+@dataclass(frozen=True)
+class ColourData:
+    """Training and validation colour images, ``(N, 3, H, W)`` float32 in [0, 1)."""
+
+    train: torch.Tensor
+    valid: torch.Tensor
+    source: str
+    train_names: tuple[str, ...] = ()
+    valid_names: tuple[str, ...] = ()
+
+    def subset(self, max_train: int | None = None, max_valid: int | None = None,
+               seed: int = 0) -> ColourData:
+        """A seeded random subset of at most ``max_train`` / ``max_valid`` images."""
+        g = torch.Generator().manual_seed(seed)
+
+        def pick(x: torch.Tensor, n: int | None) -> torch.Tensor:
+            if n is None or n >= len(x):
+                return x
+            idx = torch.randperm(len(x), generator=g)[:n].sort().values
+            return x[idx]
+
+        return replace(self, train=pick(self.train, max_train), valid=pick(self.valid, max_valid))
+
+
+def to_grey(rgb: torch.Tensor) -> torch.Tensor:
+    """Grey = mean of R, G, B (the course's definition). ``(N, 3, H, W) -> (N, 1, H, W)``."""
+    return rgb.mean(dim=1, keepdim=True)
+
+
+def _to_float(image: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 = uint8 / 256."""
+    return torch.from_numpy(np.array(image[..., :3], dtype=np.uint8)).permute(2, 0, 1).float() / 256.0
+
+
+def patches(image: torch.Tensor, size: int = 32, scales: Sequence[int] = (1, 2)) -> torch.Tensor:
+    """Non-overlapping ``size``×``size`` patches of ``image`` at each downscale factor.
+
+    A factor s averages s×s blocks first (area downscaling). ``(3, H, W) -> (P, 3, size, size)``.
+    """
+    out = []
+    for s in scales:
+        img = F.avg_pool2d(image[None], s)[0] if s > 1 else image  # (3, H, W) -> (3, H/s, W/s)
+        c, h, w = img.shape
+        nh, nw = h // size, w // size
+        if nh == 0 or nw == 0:
+            continue
+        # (3, nh·size, nw·size) -> (3, nh, size, nw, size) -> (nh, nw, 3, size, size)
+        cut = img[:, : nh * size, : nw * size].reshape(c, nh, size, nw, size).permute(1, 3, 0, 2, 4)
+        out.append(cut.reshape(nh * nw, c, size, size))
+    if not out:
+        return torch.empty(0, 3, size, size)
+    return torch.cat(out)
+
+
+def _builtin_loaders() -> dict[str, Callable[[], np.ndarray]]:
+    import skimage.data as sk
+    from sklearn.datasets import load_sample_image
+
+    return {
+        "astronaut": sk.astronaut, "coffee": sk.coffee, "rocket": sk.rocket,
+        "chelsea": sk.chelsea, "motorcycle": lambda: sk.stereo_motorcycle()[0],
+        "china": lambda: load_sample_image("china.jpg"),
+        "flower": lambda: load_sample_image("flower.jpg"),
+    }
+
+
+def builtin_photographs(names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """The built-in photographs as ``(3, H, W)`` float32 tensors, by name (offline)."""
+    loaders = _builtin_loaders()
+    names = list(names) if names is not None else list(loaders)
+    out = {}
+    for name in names:
+        if name not in loaders:
+            raise ArgumentError("photograph", name, "one of: " + ", ".join(loaders))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                image = np.asarray(loaders[name]())
+        except Exception as e:  # a broken scikit-image install must be a clear message
+            raise DataError(f"builtin photograph {name!r} could not be loaded ({type(e).__name__}: "
+                            f"{e}); reinstall scikit-image / scikit-learn") from None
+        out[name] = _to_float(image)
+    return out
+
+
+def _builtin(size: int, scales: Sequence[int]) -> ColourData:
+    photos = builtin_photographs([*BUILTIN_TRAIN, *BUILTIN_VALID])
+    train = torch.cat([patches(photos[n], size, scales) for n in BUILTIN_TRAIN])
+    valid = torch.cat([patches(photos[n], size, scales) for n in BUILTIN_VALID])
+    return ColourData(train, valid, "builtin", BUILTIN_TRAIN, BUILTIN_VALID)
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as Python 3 writes bytes into protocol-2 pickles; latin-1 only."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise DataError(f"pickle asks to encode with {encoding!r}; only latin-1 is admitted")
+    return text.encode("latin1")
+
+
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    try:
+        from numpy._core.multiarray import _reconstruct
+        from numpy._core.numeric import _frombuffer
+    except ImportError:  # NumPy < 2
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+        from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
+    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                                           ("_codecs", "encode"): _latin1_encode}
+    for core in ("numpy.core", "numpy._core"):
+        allowed[(f"{core}.multiarray", "_reconstruct")] = _reconstruct
+        allowed[(f"{core}.numeric", "_frombuffer")] = _frombuffer
+    return allowed
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the globals NumPy needs to rebuild an array.
+
+    ``find_class`` is the only way a pickle reaches code; anything outside the allow-list
+    (``os.system``, ``builtins.eval``, ...) raises :class:`DataError` before it is called.
+    """
+
+    _allowed: dict[tuple[str, str], Any] | None = None
+
+    def find_class(self, module: str, name: str) -> Any:
+        if RestrictedUnpickler._allowed is None:
+            RestrictedUnpickler._allowed = _numpy_globals()
+        try:
+            return RestrictedUnpickler._allowed[(module, name)]
+        except KeyError:
+            raise DataError(f"refusing to unpickle {module}.{name}: only NumPy arrays are "
+                            "admitted (is this a genuine CIFAR-10 file?)") from None
+
+
+def _unpickle(raw: bytes, what: str) -> Any:
+    try:
+        return RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except DataError as e:
+        raise DataError(f"{what}: {e}") from None
+    except Exception as e:
+        raise DataError(f"{what} is not a readable CIFAR-10 pickle ({type(e).__name__}: {e})") from None
+
+
+_CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+
+
+def _read_cifar_members(path: Path) -> dict[str, bytes]:
+    """Raw bytes of the six batch files, from a .tar.gz or a folder."""
+    found: dict[str, bytes] = {}
+    if path.is_dir():
+        for base in (path, path / "cifar-10-batches-py"):
+            for name in _CIFAR_FILES:
+                f = base / name
+                if name not in found and f.is_file():
+                    if f.stat().st_size > _MAX_MEMBER_BYTES:
+                        raise DataError(f"{f} is larger than a CIFAR-10 batch ({f.stat().st_size} bytes)")
+                    found[name] = f.read_bytes()
+    elif path.is_file():
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                for member in tar:
+                    base = member.name.rsplit("/", 1)[-1]
+                    if base in _CIFAR_FILES and member.isfile() and base not in found:
+                        if member.size > _MAX_MEMBER_BYTES:
+                            raise DataError(f"{path}: member {member.name} is larger than a "
+                                            f"CIFAR-10 batch ({member.size} bytes)")
+                        fobj = tar.extractfile(member)
+                        if fobj is not None:
+                            found[base] = fobj.read()
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DataError(f"cifar10:{path} is not a readable tar archive ({e})") from None
+    else:
+        raise ArgumentError("--data", f"cifar10:{path}", "an existing cifar-10-python.tar.gz or "
+                            "its extracted folder")
+    missing = [n for n in _CIFAR_FILES if n not in found]
+    if missing:
+        raise DataError(f"cifar10:{path} lacks {', '.join(missing)} (expected data_batch_1..5 "
+                        "and test_batch of cifar-10-python)")
+    return found
+
+
+def _cifar_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
+    batch = _unpickle(raw, name)
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise DataError(f"{name}: expected a dict with b'data' and b'labels'")
+    data, labels = batch[b"data"], batch[b"labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{name}: b'data' must be a uint8 array of shape (n, 3072), got "
+                        f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError):
+        raise DataError(f"{name}: b'labels' must be a list of integers") from None
+    if labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+        raise DataError(f"{name}: b'labels' must hold {data.shape[0]} integers in 0..9")
+    return data, labels
+
+
+def _category_index(category: int | str) -> int:
+    if isinstance(category, str) and category.isdigit():
+        category = int(category)
+    if isinstance(category, int) and not isinstance(category, bool) and 0 <= category <= 9:
+        return category
+    if isinstance(category, str) and category in CIFAR10_CATEGORIES:
+        return CIFAR10_CATEGORIES.index(category)
+    raise ArgumentError("--category", category, "0..9 or one of: " + ", ".join(CIFAR10_CATEGORIES))
+
+
+def load_cifar10(path: str | os.PathLike[str], category: int | str = "horse") -> ColourData:
+    """One CIFAR-10 category: data_batch_1..5 for training, test_batch for validation."""
+    index = _category_index(category)
+    members = _read_cifar_members(Path(path))
+
+    def select(names: Sequence[str]) -> torch.Tensor:
+        parts = []
+        for n in names:
+            data, labels = _cifar_batch(members[n], n)
+            parts.append(data[labels == index])
+        flat = np.concatenate(parts)
+        # (n, 3072) -> (n, 3, 32, 32): CIFAR stores the R plane, then G, then B, row-major.
+        return torch.from_numpy(flat.reshape(-1, 3, 32, 32).copy()).float() / 256.0
+
+    train, valid = select(_CIFAR_FILES[:5]), select(_CIFAR_FILES[5:])
+    if len(train) == 0 or len(valid) == 0:
+        raise DataError(f"cifar10:{path} has no images of category {CIFAR10_CATEGORIES[index]} "
+                        f"({len(train)} training, {len(valid)} validation)")
+    return ColourData(train, valid, f"cifar10:{CIFAR10_CATEGORIES[index]}")
+
+
+# --------------------------------------------------------------------------- image files
+
+
+def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS,
+               argument: str = "IMAGE") -> torch.Tensor:
+    """Decode an image file as ``(3, H, W)`` float32 RGB = uint8 / 256, refusing huge images.
+
+    The size is checked from the header before any pixel is decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArgumentError(argument, str(path), "an existing image file")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise DataError(f"{path}: {w}×{h} = {w * h} pixels exceeds the limit of {max_pixels}")
+            rgb = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path} is not a readable image ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path} could not be decoded ({e})") from None
+    return _to_float(rgb)
+
+
+def _fit(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize up (bilinear, antialias-free) so the short side is at least ``size``."""
+    h, w = image.shape[-2:]
+    if min(h, w) >= size:
+        return image
+    scale = size / min(h, w)
+    new = (max(size, round(h * scale)), max(size, round(w * scale)))
+    return F.interpolate(image[None], size=new, mode="bilinear", align_corners=False)[0].clamp(0, 255 / 256)
+
+
+def load_folder(path: str | os.PathLike[str], *, size: int = 32, scales: Sequence[int] = (1, 2),
+                valid_fraction: float = 0.2, seed: int = 0,
+                max_pixels: int = MAX_IMAGE_PIXELS) -> ColourData:
+    """Every image in a folder, split by image (a seeded shuffle) and cut into patches."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ArgumentError("--data", f"folder:{path}", "an existing folder of images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if len(files) < 2:
+        raise DataError(f"folder:{path} holds {len(files)} image(s) ({', '.join(IMAGE_SUFFIXES)}); "
+                        "at least 2 are needed to split training from validation")
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_valid = min(len(files) - 1, max(1, round(valid_fraction * len(files))))
+    valid_files = sorted(files[i] for i in order[:n_valid])
+    train_files = sorted(files[i] for i in order[n_valid:])
+
+    def cut(paths: list[Path]) -> torch.Tensor:
+        return torch.cat([patches(_fit(read_image(p, max_pixels=max_pixels, argument="--data"), size),
+                                  size, scales) for p in paths])
+
+    return ColourData(cut(train_files), cut(valid_files), f"folder:{folder}",
+                      tuple(p.name for p in train_files), tuple(p.name for p in valid_files))
+
+
+def load_data(spec: str = "builtin", *, category: int | str = "horse", size: int = 32,
+              seed: int = 0) -> ColourData:
+    """Load the data a spec names: ``builtin``, ``cifar10:PATH`` or ``folder:PATH``."""
+    kind, _, rest = spec.partition(":")
+    if kind == "builtin" and not rest:
+        return _builtin(size, (1, 2))
+    if kind == "cifar10" and rest:
+        return load_cifar10(rest, category)
+    if kind == "folder" and rest:
+        return load_folder(rest, size=size, seed=seed)
+    raise ArgumentError("--data", spec, "builtin, cifar10:PATH or folder:PATH")

@@ -1,0 +1,185 @@
+"""Validation metrics of a colourization network, and the baselines that give them meaning.
+
+- loss: mean per-pixel cross-entropy −log p(true colour) over all validation pixels;
+- accuracy: share of all validation pixels whose predicted colour class is right (the
+  course's definition: pixels, not images, are counted);
+- baselines, both fitted on the *training* labels only:
+  majority colour (always predict the most frequent training class; its loss is the
+  cross-entropy of the training class frequencies) and best colour per grey level
+  (predict the most frequent training class among pixels of the same grey level, 64
+  levels; the best any per-pixel rule that ignores context can do, up to binning);
+- PSNR of the colourised image against the true RGB, 10·log₁₀(1/MSE) with pixels in
+  [0, 1), next to the PSNR of the palette-quantised truth (the ceiling a K-colour
+  classifier can reach) and of the grey image itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from matplotlib.axes import Axes
+from torch import nn
+
+from trainlab.colourize.data import to_grey
+from trainlab.colourize.palette import Palette
+from trainlab.plotting import new_figure, subplots_or
+
+__all__ = [
+    "GREY_LEVELS",
+    "Baselines",
+    "Evaluation",
+    "baselines",
+    "colourise",
+    "evaluate",
+    "image_grid",
+    "predict_labels",
+    "predict_logits",
+    "psnr",
+]
+
+GREY_LEVELS = 64
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, grey: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Logits ``(N, K, H, W)`` for grey images ``(N, 1, H, W)``, in eval mode, batch by batch."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(grey[i: i + batch_size]) for i in range(0, len(grey), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def predict_labels(model: nn.Module, grey: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Most likely colour class per pixel: ``(N, 1, H, W) -> (N, H, W)``."""
+    return predict_logits(model, grey, batch_size).argmax(1)
+
+
+def psnr(image: torch.Tensor, reference: torch.Tensor, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio 10·log₁₀(range² / MSE) in dB (inf for identical images)."""
+    mse = float(((image.double() - reference.double()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(data_range**2 / mse)
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """Context-free predictors fitted on training labels, scored on validation pixels."""
+
+    majority_accuracy: float
+    majority_loss: float
+    grey_level_accuracy: float
+    grey_level_loss: float
+
+
+def _grey_bins(rgb: torch.Tensor) -> torch.Tensor:
+    return (to_grey(rgb)[:, 0] * GREY_LEVELS).long().clamp(0, GREY_LEVELS - 1)  # (N, H, W)
+
+
+def baselines(train_rgb: torch.Tensor, train_labels: torch.Tensor, valid_rgb: torch.Tensor,
+              valid_labels: torch.Tensor, num_colours: int) -> Baselines:
+    """Majority colour and best colour per grey level (see the module docstring).
+
+    Losses use the training frequencies as predicted probabilities, with add-one
+    (Laplace) smoothing so an unseen class costs a finite amount.
+    """
+    k = num_colours
+    counts = torch.bincount(train_labels.flatten(), minlength=k).double()
+    prior = (counts + 1) / (counts.sum() + k)
+    v = valid_labels.flatten()
+    majority_acc = float((v == counts.argmax()).double().mean())
+    majority_loss = float(-prior.log()[v].mean())
+    # counts per (grey level, class): a (levels, K) table
+    tb, vb = _grey_bins(train_rgb).flatten(), _grey_bins(valid_rgb).flatten()
+    table = torch.bincount(tb * k + train_labels.flatten(), minlength=GREY_LEVELS * k)
+    table = table.reshape(GREY_LEVELS, k).double()  # (levels·K,) -> (levels, K)
+    cond = (table + prior * 1.0) / (table.sum(1, keepdim=True) + 1.0)  # smoothed towards the prior
+    grey_acc = float((table.argmax(1)[vb] == v).double().mean())
+    grey_loss = float(-cond.log()[vb, v].mean())
+    return Baselines(majority_acc, majority_loss, grey_acc, grey_loss)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Validation metrics of one model, its baselines, and the images behind the figure."""
+
+    loss: float
+    accuracy: float
+    baselines: Baselines
+    psnr_prediction: float
+    psnr_quantised: float
+    psnr_grey: float
+    num_pixels: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def plot(self, ax: Axes | None = None) -> Axes:
+        """Accuracy of the model against the two baselines (bar chart)."""
+        _, ax = subplots_or(ax)
+        names = ["majority colour", "best colour\nper grey level", "model"]
+        values = [self.baselines.majority_accuracy, self.baselines.grey_level_accuracy, self.accuracy]
+        bars = ax.bar(names, [100 * v for v in values], color=["#bbb", "#888", "#2a7"])
+        for b, v in zip(bars, values, strict=True):
+            ax.annotate(f"{100 * v:.1f}%", (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+        ax.set_ylabel("validation pixel accuracy (%)")
+        ax.set_title(f"loss {self.loss:.3f}; PSNR {self.psnr_prediction:.1f} dB "
+                     f"(quantised truth {self.psnr_quantised:.1f})", fontsize=9)
+        return ax
+
+
+def evaluate(model: nn.Module, palette: Palette, train_rgb: torch.Tensor, valid_rgb: torch.Tensor,
+             *, train_labels: torch.Tensor | None = None, valid_labels: torch.Tensor | None = None,
+             batch_size: int = 256) -> Evaluation:
+    """Loss, accuracy and PSNR of ``model`` on the validation images, with baselines."""
+    train_labels = palette.labels(train_rgb) if train_labels is None else train_labels
+    valid_labels = palette.labels(valid_rgb) if valid_labels is None else valid_labels
+    logits = predict_logits(model, to_grey(valid_rgb), batch_size)
+    loss = float(F.cross_entropy(logits, valid_labels))
+    predicted = logits.argmax(1)
+    accuracy = float((predicted == valid_labels).double().mean())
+    base = baselines(train_rgb, train_labels, valid_rgb, valid_labels, palette.num_colours)
+    return Evaluation(
+        loss=loss, accuracy=accuracy, baselines=base,
+        psnr_prediction=psnr(palette.render(predicted), valid_rgb),
+        psnr_quantised=psnr(palette.render(valid_labels), valid_rgb),
+        psnr_grey=psnr(to_grey(valid_rgb).expand_as(valid_rgb), valid_rgb),
+        num_pixels=int(valid_labels.numel()))
+
+
+@torch.no_grad()
+def colourise(model: nn.Module, palette: Palette, grey: torch.Tensor) -> torch.Tensor:
+    """Colour image for a grey image of any size: ``(N, 1, H, W) -> (N, 3, H, W)``.
+
+    The networks halve twice, so the input is replicate-padded to multiples of 4 and the
+    prediction cropped back.
+    """
+    from trainlab.colourize.models import pad_to_multiple
+
+    padded, (h, w) = pad_to_multiple(grey, 4)
+    labels = predict_labels(model, padded, batch_size=1)[:, :h, :w]  # (N, H', W') -> (N, H, W)
+    return palette.render(labels)
+
+
+def image_grid(rgb: torch.Tensor, quantised: torch.Tensor, predicted: torch.Tensor,
+               title: str = "") -> Any:
+    """Figure: rows grey input / quantised truth / prediction, one column per image."""
+    n = rgb.shape[0]
+    fig, axes = new_figure(3, n, size=(1.1 * n + 0.8, 3.6))
+    axes = axes.reshape(3, n) if n > 1 else axes.reshape(3, 1)
+    grey = to_grey(rgb).expand_as(rgb)
+    for row, (images, label) in enumerate([(grey, "grey"), (quantised, "truth"), (predicted, "model")]):
+        for j in range(n):
+            ax = axes[row, j]
+            ax.imshow(images[j].permute(1, 2, 0).clamp(0, 1).numpy())  # (3, H, W) -> (H, W, 3)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig

@@ -1,0 +1,869 @@
+"""The network accountant: per-layer neurons, parameters, MACs, connections and receptive fields.
+
+:func:`summary` traces any ``nn.Module`` on a shape-only input and returns a :class:`Summary`
+with one :class:`LayerRow` per layer. It never runs the real computation and never touches
+the user's model: the inputs are tensors on PyTorch's ``meta`` device (shapes, no data),
+and every torch function the model calls is intercepted by a ``TorchFunctionMode``. Layers
+with a known cost (convolution, transposed convolution, linear, matmul, attention,
+pooling, upsampling, embedding) are answered by formula; shape-preserving ones (activations,
+batch norm, dropout, residual adds) by broadcasting; views by running them on meta
+tensors. In-place updates of the model's own tensors (batch norm's running statistics and
+batch counter) are skipped, so parameters and buffers are left exactly as they were. The
+cost of a trace therefore depends on the number of layers, not on the input size or the
+number of parameters.
+
+Conventions (CLAIMS.md §3):
+
+* **neurons**: a layer's output activations (C×H×W for the whole batch). Activations,
+  batch norm, dropout, adds and concatenations add none: they belong to the layer before.
+* **parameters**: weights plus biases (batch norm's scale and shift included), counted once
+  even when shared; ``ignore={"bias"}`` leaves out biases, ``ignore={"batchnorm"}`` batch
+  norm's scale and shift, as the course does.
+* **MACs**: multiply-accumulates with weights or between activations, biases excluded:
+  convolution k^d·(C_in/groups)·C_out·(output positions); transposed convolution
+  k^d·C_in·(C_out/groups)·(input positions) (each input scatters into k^d outputs; the
+  usual anchors count this 4× too high at stride 2 by using output positions); linear
+  n_in·n_out per row of the input; matmul (…, n, k)@(…, k, m): n·k·m per batch entry.
+* **connections**: input→output links: the MACs of the layers above plus pooling windows
+  (k^d·C·output positions), adaptive pooling (the exact window sizes), upsampling (one link
+  per output for nearest, 2^d for (bi/tri)linear, 16 for bicubic), and global pooling by
+  ``mean``/``sum``/``amax`` over spatial dimensions (one link per input).
+
+Anything else that is not a view or an elementwise function is listed in
+:attr:`Summary.not_counted` ("not counted: …"); ``strict=True`` raises
+:class:`NotCountedError` instead.
+
+>>> from torch import nn
+>>> s = summary(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)), (3, 32, 32))
+>>> [(r.name, r.neurons, r.params, r.connections) for r in s.rows]
+[('0', 8192, 224, 221184), ('1', 0, 0, 0), ('2', 2048, 0, 8192)]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
+
+from trainlab.convnets.receptive_field import (
+    APPROXIMATE,
+    ReceptiveField,
+    input_field,
+    merge_fields,
+    through_upsampling,
+    through_window,
+)
+from trainlab.convnets.shapes import (
+    adaptive_pool_windows,
+    conv_output_size,
+    conv_transpose_output_size,
+    pool_output_size,
+    upsample_output_size,
+)
+from trainlab.errors import ArgumentError, ShapeError, TrainlabError
+
+__all__ = [
+    "IGNORABLE",
+    "LayerRow",
+    "NotCountedError",
+    "Summary",
+    "parse_size",
+    "summary",
+]
+
+#: What ``ignore`` accepts.
+IGNORABLE = ("bias", "batchnorm")
+
+CONVENTIONS = (
+    "neurons = output activations of a layer; parameters = weights + biases; "
+    "connections = multiply-accumulates without biases, plus pooling windows and upsampling links; "
+    "activations, batch norm and adds belong to the layer before (no neurons or connections)")
+
+
+class NotCountedError(TrainlabError):
+    """``strict=True`` and the model calls an operation whose cost trainlab cannot count."""
+
+
+@dataclass
+class LayerRow:
+    """One layer (a leaf module call, or a functional operation in a container's forward)."""
+
+    name: str
+    type: str
+    output_shape: tuple[int, ...] | None
+    neurons: int = 0
+    params: int = 0
+    trainable_params: int = 0
+    macs: int = 0
+    connections: int = 0
+    receptive_field: ReceptiveField | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        rf = self.receptive_field
+        size, jump, start = rf.describe() if rf is not None else ("", "", "")
+        return {"name": self.name, "type": self.type,
+                "output_shape": list(self.output_shape) if self.output_shape is not None else None,
+                "neurons": self.neurons, "params": self.params,
+                "trainable_params": self.trainable_params, "macs": self.macs,
+                "connections": self.connections, "rf_size": size, "rf_jump": jump, "rf_start": start,
+                "note": self.note}
+
+
+_COLUMNS = ("name", "type", "output_shape", "neurons", "params", "trainable_params", "macs",
+            "connections", "rf_size", "rf_jump", "rf_start", "note")
+
+
+@dataclass
+class Summary:
+    """The accountant's answer: rows, totals, and what could not be counted."""
+
+    rows: list[LayerRow]
+    input_shapes: list[tuple[int, ...]]
+    ignore: frozenset[str] = frozenset()
+    not_counted: list[str] = field(default_factory=list)
+
+    @property
+    def total_neurons(self) -> int:
+        return sum(r.neurons for r in self.rows)
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(r.trainable_params for r in self.rows)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.rows)
+
+    @property
+    def total_connections(self) -> int:
+        return sum(r.connections for r in self.rows)
+
+    def totals(self) -> dict[str, int]:
+        return {"neurons": self.total_neurons, "params": self.total_params,
+                "trainable_params": self.trainable_params, "macs": self.total_macs,
+                "connections": self.total_connections}
+
+    def layers(self) -> list[LayerRow]:
+        """Rows that are layers in the course's sense: they have neurons or parameters."""
+        return [r for r in self.rows if r.neurons or r.params]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input_shapes": [list(s) for s in self.input_shapes], "ignore": sorted(self.ignore),
+                "conventions": CONVENTIONS, "rows": [r.as_dict() for r in self.rows],
+                "totals": self.totals(), "not_counted": list(self.not_counted)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in self.rows:
+            d = r.as_dict()
+            d["output_shape"] = "x".join(map(str, r.output_shape)) if r.output_shape else ""
+            writer.writerow(d)
+        t = self.totals()
+        writer.writerow({"name": "total", "neurons": t["neurons"], "params": t["params"],
+                         "trainable_params": t["trainable_params"], "macs": t["macs"],
+                         "connections": t["connections"]})
+        return buf.getvalue()
+
+    def text_rows(self) -> tuple[list[str], list[list[str]]]:
+        """Header and formatted cells (thousands separators) for text, markdown and rich tables."""
+        header = ["layer", "type", "output", "neurons", "params", "MACs", "connections", "RF", "jump",
+                  "start"]
+        body = []
+        for r in self.rows:
+            rf = r.receptive_field.describe() if r.receptive_field is not None else ("—", "—", "—")
+            shape = "×".join(map(str, r.output_shape)) if r.output_shape else "—"
+            params = f"{r.params:,}" + ("" if r.trainable_params == r.params else
+                                        f" ({r.trainable_params:,} trainable)")
+            body.append([r.name + (f" [{r.note}]" if r.note else ""), r.type, shape, f"{r.neurons:,}",
+                         params, f"{r.macs:,}", f"{r.connections:,}", *rf])
+        t = self.totals()
+        body.append(["total", "", "", f"{t['neurons']:,}", f"{t['params']:,}", f"{t['macs']:,}",
+                     f"{t['connections']:,}", "", "", ""])
+        return header, body
+
+    def footer(self) -> list[str]:
+        lines = [f"conventions: {CONVENTIONS}"]
+        if self.ignore:
+            lines.append("ignored in parameter counts: " + ", ".join(sorted(self.ignore)))
+        if self.not_counted:
+            lines.append("not counted: " + "; ".join(self.not_counted))
+        return lines
+
+    def to_markdown(self) -> str:
+        header, body = self.text_rows()
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+        return "\n".join(lines + [""] + self.footer()) + "\n"
+
+    def to_text(self) -> str:
+        header, body = self.text_rows()
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        right = set(range(3, len(header)))
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+        return "\n".join([line(header), *(line(r) for r in body), *self.footer()]) + "\n"
+
+    def plot(self, ax: Any = None) -> Any:
+        """Bar chart of neurons, parameters and connections per layer (log scale)."""
+        from trainlab.plotting import subplots_or
+
+        fig, ax = subplots_or(ax)
+        layers = self.layers()
+        xs = range(len(layers))
+        width = 0.27
+        for offset, (label, values) in zip((-width, 0, width), [
+                ("neurons", [r.neurons for r in layers]), ("parameters", [r.params for r in layers]),
+                ("connections", [r.connections for r in layers])], strict=True):
+            ax.bar([x + offset for x in xs], [max(v, 0.5) for v in values], width, label=label)
+        ax.set_yscale("log")
+        ax.set_xticks(list(xs), [r.name for r in layers], rotation=60, fontsize=7)
+        ax.set_ylabel("count")
+        ax.legend(fontsize=8)
+        return fig
+
+
+def parse_size(text: str, argument: str = "--input") -> tuple[int, ...]:
+    """Parse an input size given channels first, like ``3x112x112`` (no batch dimension)."""
+    parts = re.split(r"[x×,]", text.strip())
+    if not parts or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ArgumentError(argument, text, "positive sizes, channels first, joined by 'x' (e.g. 3x112x112)")
+    return tuple(int(p) for p in parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# The tracing mode.
+
+def _bind(args: tuple, kwargs: dict, names: tuple[str, ...], defaults: dict[str, Any]) -> dict[str, Any]:
+    bound = dict(defaults)
+    bound.update(zip(names, args, strict=False))
+    bound.update(kwargs)
+    return bound
+
+
+def _tuple(value: Any, n: int) -> tuple:
+    if isinstance(value, list | tuple):
+        return tuple(value) * n if len(value) == 1 else tuple(value)
+    return (value,) * n
+
+
+def _broadcast(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for i in range(ndim):
+        dims = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0} - {1}
+        if len(dims) > 1:
+            raise RuntimeError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def _meta(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.empty(tuple(shape), dtype=dtype, device="meta")
+
+
+def _as_meta(x: Any) -> Any:
+    if isinstance(x, torch.Tensor) and not x.is_meta:
+        return x.to("meta")
+    return x
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "×".join(map(str, t.shape))
+
+
+_ELEMENTWISE = frozenset("""
+relu relu_ relu6 gelu silu silu_ sigmoid sigmoid_ tanh tanh_ hardtanh hardtanh_ leaky_relu leaky_relu_
+elu elu_ selu selu_ celu celu_ mish hardswish hardsigmoid softplus softsign threshold threshold_ prelu
+rrelu logsigmoid tanhshrink softshrink hardshrink
+add add_ __add__ __radd__ __iadd__ sub sub_ __sub__ __rsub__ __isub__ mul mul_ __mul__ __rmul__ __imul__
+div div_ __truediv__ __rtruediv__ __itruediv__ true_divide __floordiv__ floor_divide neg __neg__ exp exp_
+log log_ sqrt sqrt_ rsqrt pow pow_ __pow__ __rpow__ abs abs_ __abs__ clamp clamp_ clip clip_ clamp_min
+clamp_max square reciprocal sin cos erf maximum minimum where masked_fill masked_fill_ lerp addcmul addcdiv
+""".split())
+# Shape-preserving functions of their first argument (the others are parameters or statistics).
+_SAME_SHAPE = frozenset("""
+dropout dropout_ dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout
+softmax log_softmax softmin batch_norm instance_norm layer_norm group_norm local_response_norm normalize rms_norm
+""".split())
+_COMPARISONS = frozenset("eq ne lt le gt ge __eq__ __ne__ __lt__ __le__ __gt__ __ge__ isnan isinf "
+                         "logical_and logical_or logical_not __and__ __or__ __invert__".split())
+# Functions that create or reshape tensors, query them, or cost nothing under the conventions.
+_FREE = frozenset("""
+__get__ __set__ dim size numel __len__ stride is_floating_point is_contiguous is_complex get_device
+element_size data_ptr __format__ __repr__ __hash__ __iter__ __reduce_ex__ __contains__ __setstate__
+view view_as reshape reshape_as flatten unflatten permute transpose t contiguous unsqueeze squeeze
+expand expand_as repeat repeat_interleave tile __getitem__ __setitem__ narrow select chunk split unbind
+split_with_sizes tensor_split movedim moveaxis swapaxes swapdims flip roll pad
+to type type_as float double half bfloat16 long int bool clone detach detach_ requires_grad_ cpu cuda
+zero_ fill_ copy_ zeros ones empty full arange linspace eye rand randn randint tensor as_tensor
+zeros_like ones_like empty_like full_like rand_like randn_like new_zeros new_ones new_empty new_full
+new_tensor triu tril cat concat concatenate stack gather index_select one_hot
+""".split())
+_READ_ONLY = frozenset("""
+__get__ dim size numel __len__ stride is_floating_point is_contiguous is_complex get_device element_size
+__format__ __repr__ __hash__
+""".split())
+_FACTORIES = frozenset("zeros ones empty full arange linspace eye rand randn randint".split())
+_INPLACE_SUFFIX = re.compile(r"^(__i\w+__|\w+_)$")
+
+
+@dataclass
+class _Frame:
+    module: nn.Module
+    name: str
+    leaf: bool
+    neurons: int = 0
+    macs: int = 0
+    connections: int = 0
+    ops: list[str] = field(default_factory=list)
+
+
+class _Tracer(TorchFunctionMode):
+    """Intercepts every torch function the model calls and books its cost."""
+
+    def __init__(self, model: nn.Module, ignore: frozenset[str]) -> None:
+        super().__init__()
+        self.ignore = ignore
+        self.names: dict[int, str] = {id(m): n for n, m in model.named_modules()}
+        self.modules: dict[int, nn.Module] = {id(m): m for m in model.modules()}
+        # id(param) -> (numel, requires_grad, its name inside its module, the module owning it);
+        # read here, before tracing, where attribute reads are not intercepted.
+        self.param_info: dict[int, tuple[int, bool, str, nn.Module]] = {}
+        for m in model.modules():
+            for pname, p in m._parameters.items():
+                if p is not None and id(p) not in self.param_info:
+                    self.param_info[id(p)] = (p.numel(), p.requires_grad, pname, m)
+        self.counted: set[int] = set()
+        self.stack: list[_Frame] = []
+        self.rows: list[LayerRow] = []
+        self.fields: dict[int, tuple[torch.Tensor, ReceptiveField]] = {}
+        self.not_counted: dict[str, None] = {}
+        self.row_names: dict[str, int] = {}
+        self.calls: dict[int, int] = {}
+
+    # -- receptive-field bookkeeping --------------------------------------------------------
+    def field_of(self, t: Any) -> ReceptiveField | None:
+        entry = self.fields.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return entry[1] if entry is not None and entry[0] is t else None
+
+    def set_field(self, t: Any, rf: ReceptiveField | None) -> None:
+        if rf is not None and isinstance(t, torch.Tensor) and t.dim() == rf.ndim + 2:
+            self.fields[id(t)] = (t, rf)
+
+    def merged_field(self, tensors: Iterable[Any]) -> ReceptiveField | None:
+        found = [f for f in (self.field_of(t) for t in tensors) if f is not None]
+        return merge_fields(found) if found else None
+
+    # -- parameters ----------------------------------------------------------------------------
+    def _keep(self, pname: str, owner: nn.Module) -> bool:
+        if "bias" in self.ignore and pname.endswith("bias"):
+            return False
+        return not ("batchnorm" in self.ignore and isinstance(owner, nn.modules.batchnorm._BatchNorm))
+
+    def take_params(self, params: Iterable[torch.Tensor]) -> tuple[int, int]:
+        """(total, trainable) of ``params`` not booked yet; books them."""
+        total = trainable = 0
+        for p in params:
+            info = self.param_info.get(id(p))
+            if info is None or id(p) in self.counted:
+                continue
+            self.counted.add(id(p))
+            numel, requires_grad, pname, owner = info
+            if self._keep(pname, owner):
+                total += numel
+                trainable += numel if requires_grad else 0
+        return total, trainable
+
+    # -- module frames (global forward hooks) --------------------------------------------------
+    def pre_hook(self, module: nn.Module, args: Any) -> None:
+        name = self.names.get(id(module))
+        if name is not None and self.modules.get(id(module)) is module:
+            self.stack.append(_Frame(module, name, leaf=not module._modules))
+
+    def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        if not self.stack or self.stack[-1].module is not module:
+            return
+        frame = self.stack.pop()
+        if not frame.leaf:
+            return
+        n = self.calls[id(module)] = self.calls.get(id(module), 0) + 1
+        total, trainable = self.take_params(module.parameters(recurse=False))
+        out = output if isinstance(output, torch.Tensor) else next(
+            (o for o in pytree.tree_leaves(output) if isinstance(o, torch.Tensor)), None)
+        note = "" if n == 1 else f"call {n}, parameters booked at call 1"
+        self.rows.append(LayerRow(
+            frame.name if n == 1 else f"{frame.name} ({n})", type(module).__name__,
+            tuple(out.shape) if out is not None else None, frame.neurons, total, trainable,
+            frame.macs, frame.connections, self.field_of(out), note))
+
+    # -- booking an operation ------------------------------------------------------------------
+    def where(self, op: str) -> str:
+        if self.stack:
+            top = self.stack[-1]
+            kind = type(top.module).__name__
+            return f"'{top.name or 'model'}' ({kind})" if top.leaf else f"'{top.name or 'model'}' ({op})"
+        return f"({op})"
+
+    def book(self, op: str, out: torch.Tensor, *, neurons: int = 0, macs: int = 0, connections: int = 0,
+             params: Iterable[Any] = (), row: bool = True) -> None:
+        top = self.stack[-1] if self.stack else None
+        if top is not None and top.leaf:
+            top.neurons += neurons
+            top.macs += macs
+            top.connections += connections
+            top.ops.append(op)
+            return
+        if not row:
+            return
+        prefix = top.name if top is not None and top.name else ""
+        base = f"{prefix}.{op}" if prefix else op
+        k = self.row_names[base] = self.row_names.get(base, 0) + 1
+        total, trainable = self.take_params(p for p in params if isinstance(p, torch.Tensor))
+        self.rows.append(LayerRow(base if k == 1 else f"{base}_{k}", op, tuple(out.shape), neurons, total,
+                                  trainable, macs, connections, self.field_of(out)))
+
+    # -- the interception ----------------------------------------------------------------------
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in _READ_ONLY:  # attribute and size queries: safe on the model's own tensors
+            return func(*args, **kwargs)
+        handler = _HANDLERS.get(name)
+        if handler is not None:
+            return handler(self, name, args, kwargs)
+        if name in _ELEMENTWISE or name in _COMPARISONS:
+            return self.elementwise(name, args, kwargs)
+        if name in _SAME_SHAPE:
+            x = args[0] if args else kwargs["input"]
+            out = _meta(tuple(x.shape), x.dtype)
+            self.set_field(out, self.field_of(x))
+            self.book(name, out, row=False)
+            return out
+        if name in _FACTORIES:
+            kwargs = {**kwargs, "device": "meta"}
+        return self.fallback(func, name, args, kwargs)
+
+    def elementwise(self, name: str, args: tuple, kwargs: dict) -> Any:
+        tensors = [a for a in pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        if not tensors:
+            return self.fallback(None, name, args, kwargs)
+        try:
+            shape = _broadcast([tuple(t.shape) for t in tensors])
+        except RuntimeError as e:
+            raise ShapeError(f"layer {self.where(name)}: {name} of {' and '.join(_shape(t) for t in tensors)}: "
+                             f"{e}") from None
+        first = args[0] if args and isinstance(args[0], torch.Tensor) else tensors[0]
+        rf = self.merged_field(tensors)
+        if _INPLACE_SUFFIX.match(name) or kwargs.get("inplace"):
+            if not first.is_meta:  # e.g. batch norm's num_batches_tracked.add_(1): leave it alone
+                return first
+            if tuple(first.shape) == shape:
+                self.set_field(first, rf)
+                return first
+        dtype = torch.bool if name in _COMPARISONS else first.dtype
+        out = _meta(shape, dtype)
+        self.set_field(out, rf)
+        merging = len([t for t in tensors if self.field_of(t) is not None or t.dim() >= 2]) >= 2
+        self.book(name.strip("_"), out, row=merging and name.strip("_") in ("add", "iadd", "mul", "imul"))
+        return out
+
+    def fallback(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
+        meta_args, meta_kwargs = pytree.tree_map(_as_meta, (args, kwargs))
+        try:
+            out = func(*meta_args, **meta_kwargs)
+        except NotImplementedError as e:
+            raise ArgumentError("model", f"{name} in {self.where(name)}",
+                                f"operations that run on the meta device ({_first_line(e)})") from None
+        except RuntimeError as e:
+            msg = _first_line(e)
+            if "meta" in msg and ("item" in msg or "data-dependent" in msg or "cannot be called" in msg):
+                raise ArgumentError("model", f"{name} in {self.where(name)}",
+                                    "a forward pass that does not depend on tensor values "
+                                    f"(tracing uses shapes only: {msg})") from None
+            shapes = ", ".join(_shape(t) for t in pytree.tree_leaves(args) if isinstance(t, torch.Tensor))
+            raise ShapeError(f"layer {self.where(name)}: {name} fails on input shapes {shapes}: {msg}") from None
+        if name not in _FREE and name not in _ELEMENTWISE and name not in _COMPARISONS \
+                and name not in _SAME_SHAPE:
+            self.not_counted[f"{name} in {self.where(name)}"] = None
+        src = next((a for a in pytree.tree_leaves(args) if isinstance(a, torch.Tensor)), None)
+        rf = self.field_of(src)
+        if rf is not None:
+            for o in pytree.tree_leaves(out):
+                if isinstance(o, torch.Tensor) and o.dim() == src.dim() and o.shape[2:] == src.shape[2:]:
+                    self.set_field(o, rf)
+        if name in ("cat", "concat", "concatenate"):
+            self._cat_field(args, kwargs, out)
+        return out
+
+    def _cat_field(self, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
+        tensors = list(args[0]) if args else list(kwargs.get("tensors", ()))
+        dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+        dim = dim % out.dim() if out.dim() else 0
+        self.fields.pop(id(out), None)
+        if dim == 1:  # joining channels: the units see the union of the branches' fields
+            self.set_field(out, self.merged_field(tensors))
+        self.book("cat", out, row=len(tensors) > 1)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+# ----------------------------------------------------------------------------------------------
+# Handlers: formulas for the layers whose cost is known.
+
+def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    b = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+              {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1})
+    x, w, groups = b["input"], b["weight"], b["groups"]
+    nd = w.dim() - 2
+    unbatched = x.dim() == nd + 1
+    xb_shape = (1, *x.shape) if unbatched else tuple(x.shape)  # (N, C_in, *spatial)
+    where = tr.where(name)
+    if len(xb_shape) != nd + 2:
+        raise ShapeError(f"layer {where}: a {nd}-D convolution needs a (N, C, {nd} sizes) input, "
+                         f"got shape {_shape(x)}")
+    if xb_shape[1] != w.shape[1] * groups:
+        raise ShapeError(f"layer {where} expects {w.shape[1] * groups} input channels (weight "
+                         f"{_shape(w)}, groups {groups}) but gets {xb_shape[1]} (input {_shape(x)})")
+    k, s, d = w.shape[2:], _tuple(b["stride"], nd), _tuple(b["dilation"], nd)
+    if isinstance(b["padding"], str):
+        if b["padding"] == "valid":
+            p = (0,) * nd
+        else:  # 'same': total d(k−1), the extra pixel on the right (torch's convention)
+            p = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=True))
+        totals = [di * (ki - 1) if b["padding"] == "same" else 0 for ki, di in zip(k, d, strict=True)]
+        spatial = tuple(h + t - di * (ki - 1) for h, t, ki, di in zip(xb_shape[2:], totals, k, d, strict=True))
+    else:
+        p = _tuple(b["padding"], nd)
+        spatial = tuple(conv_output_size(h, ki, si, pi, di, layer=f"layer {where}")
+                        for h, ki, si, pi, di in zip(xb_shape[2:], k, s, p, d, strict=True))
+    out_shape = (xb_shape[0], w.shape[0], *spatial)
+    out = _meta(out_shape[1:] if unbatched else out_shape, x.dtype)
+    numel = math.prod(out_shape)
+    macs = numel * w.shape[1] * math.prod(k)  # k^d · (C_in/groups) per output
+    rf = tr.field_of(x)
+    if rf is not None and rf.ndim == nd:
+        tr.set_field(out, through_window(rf, tuple(k), s, p, d))
+    tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, b["bias"]))
+    return out
+
+
+def _conv_transpose(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    b = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "output_padding", "groups",
+                             "dilation"),
+              {"bias": None, "stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "dilation": 1})
+    x, w, groups = b["input"], b["weight"], b["groups"]
+    nd = w.dim() - 2
+    unbatched = x.dim() == nd + 1
+    xb_shape = (1, *x.shape) if unbatched else tuple(x.shape)
+    where = tr.where(name)
+    if xb_shape[1] != w.shape[0]:
+        raise ShapeError(f"layer {where} expects {w.shape[0]} input channels (weight {_shape(w)}) but "
+                         f"gets {xb_shape[1]} (input {_shape(x)})")
+    k = tuple(w.shape[2:])
+    s, p, op, d = (_tuple(b[key], nd) for key in ("stride", "padding", "output_padding", "dilation"))
+    spatial = tuple(conv_transpose_output_size(h, ki, si, pi, di, oi, layer=f"layer {where}")
+                    for h, ki, si, pi, di, oi in zip(xb_shape[2:], k, s, p, d, op, strict=True))
+    out_shape = (xb_shape[0], w.shape[1] * groups, *spatial)
+    out = _meta(out_shape[1:] if unbatched else out_shape, x.dtype)
+    # Each input value is multiplied by k^d·(C_out/groups) weights: C_in·C_out·k^d·H_in·W_in/groups.
+    macs = math.prod(xb_shape) * w.shape[1] * math.prod(k)
+    rf = tr.field_of(x)
+    if rf is not None and rf.ndim == nd:
+        reach = [-(-(di * (ki - 1) + 1) // si) - 1 for ki, si, di in zip(k, s, d, strict=True)]
+        tr.set_field(out, through_upsampling(rf, [o / i for o, i in zip(spatial, xb_shape[2:], strict=True)],
+                                             reach))
+    tr.book(name, out, neurons=math.prod(out_shape), macs=macs, connections=macs, params=(w, b["bias"]))
+    return out
+
+
+def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    b = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
+    x, w = b["input"], b["weight"]
+    if x.shape[-1] != w.shape[-1]:
+        raise ShapeError(f"layer {tr.where(name)} expects {w.shape[-1]} input features (weight {_shape(w)}) "
+                         f"but gets {x.shape[-1]} (input {_shape(x)})")
+    out = _meta((*x.shape[:-1], w.shape[0]) if w.dim() == 2 else tuple(x.shape[:-1]), x.dtype)
+    numel = out.numel()
+    macs = numel * w.shape[-1]  # n_in·n_out for every row of the input (all leading dimensions)
+    tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, b["bias"]))
+    return out
+
+
+def _matmul(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    if name in ("addmm", "baddbmm", "addbmm"):
+        a, m = args[1], args[2]
+    elif name == "__rmatmul__":
+        m, a = args[0], args[1]
+    else:
+        a, m = args[0], args[1]
+    out = tr.fallback(getattr(torch, name.strip("_").replace("rmatmul", "matmul")), "matmul",
+                      (a, m), {}) if a.dim() < 2 or m.dim() < 2 else None
+    if out is None:
+        if a.shape[-1] != m.shape[-2]:
+            raise ShapeError(f"layer {tr.where(name)}: {name} of {_shape(a)} and {_shape(m)}: inner sizes "
+                             f"{a.shape[-1]} and {m.shape[-2]} differ")
+        batch = _broadcast([tuple(a.shape[:-2]), tuple(m.shape[:-2])]) if a.dim() > 2 or m.dim() > 2 else ()
+        out = _meta((*batch, a.shape[-2], m.shape[-1]), a.dtype)
+    inner = a.shape[-1]
+    macs = out.numel() * inner
+    tr.book("matmul", out, neurons=out.numel(), macs=macs, connections=macs, params=(a, m))
+    return out
+
+
+def _sdpa(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    q, k, v = (args + (None, None, None))[:3]
+    q, k, v = q if q is not None else kwargs["query"], k if k is not None else kwargs["key"], \
+        v if v is not None else kwargs["value"]
+    batch = _broadcast([tuple(q.shape[:-2]), tuple(k.shape[:-2]), tuple(v.shape[:-2])])
+    n_q, n_k, e, e_v = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
+    out = _meta((*batch, n_q, e_v), q.dtype)
+    macs = math.prod(batch) * n_q * n_k * (e + e_v)  # scores QKᵀ, then weights·V
+    tr.book("attention", out, neurons=out.numel(), macs=macs, connections=macs)
+    return out
+
+
+def _mha(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    names = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias",
+             "bias_k", "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias",
+             "training", "key_padding_mask", "need_weights", "attn_mask", "use_separate_proj_weight",
+             "q_proj_weight", "k_proj_weight", "v_proj_weight", "static_k", "static_v",
+             "average_attn_weights", "is_causal")
+    b = _bind(args, kwargs, names, {"need_weights": True, "average_attn_weights": True,
+                                    "use_separate_proj_weight": False})
+    q, k, v = b["query"], b["key"], b["value"]  # (L, N, E) or (L, E)
+    batched = q.dim() == 3
+    n_q, n_k = q.shape[0], k.shape[0]
+    batch = q.shape[1] if batched else 1
+    e, kdim, vdim, heads = q.shape[-1], k.shape[-1], v.shape[-1], b["num_heads"]
+    # projections q, k, v, attention scores and weighted sum over all heads, output projection
+    macs = batch * (n_q * e * e + n_k * kdim * e + n_k * vdim * e + 2 * n_q * n_k * e + n_q * e * e)
+    out = _meta(tuple(q.shape), q.dtype)
+    tr.book("attention", out, neurons=out.numel(), macs=macs, connections=macs,
+            params=[b[key] for key in ("in_proj_weight", "in_proj_bias", "bias_k", "bias_v", "out_proj_weight",
+                                       "out_proj_bias", "q_proj_weight", "k_proj_weight", "v_proj_weight")])
+    weights = None
+    if b["need_weights"]:
+        shape = (n_q, n_k) if b["average_attn_weights"] else (heads, n_q, n_k)
+        weights = _meta((batch, *shape) if batched else shape, q.dtype)
+    return out, weights
+
+
+def _pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    is_max = "max" in name
+    if is_max:
+        b = _bind(args, kwargs, ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                                 "return_indices"),
+                  {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False})
+    else:
+        b = _bind(args, kwargs, ("input", "kernel_size", "stride", "padding", "ceil_mode"),
+                  {"stride": None, "padding": 0, "ceil_mode": False})
+    x = b["input"]
+    nd = int(re.search(r"(\d)d", name).group(1))
+    k = _tuple(b["kernel_size"], nd)
+    s = _tuple(b["stride"], nd) if b["stride"] not in (None, [], ()) else k
+    p, d = _tuple(b["padding"], nd), _tuple(b.get("dilation", 1), nd)
+    where = tr.where(name)
+    spatial = tuple(pool_output_size(h, ki, si, pi, di, bool(b["ceil_mode"]), layer=f"layer {where}")
+                    for h, ki, si, pi, di in zip(x.shape[-nd:], k, s, p, d, strict=True))
+    out = _meta((*x.shape[:-nd], *spatial), x.dtype)
+    rf = tr.field_of(x)
+    if rf is not None and rf.ndim == nd:
+        tr.set_field(out, through_window(rf, k, s, p, d))
+    numel = out.numel()
+    tr.book(name.lstrip("_").replace("_with_indices", ""), out, neurons=numel, connections=numel * math.prod(k))
+    if is_max and b["return_indices"]:
+        return out, _meta(tuple(out.shape), torch.int64)
+    return out
+
+
+def _adaptive_pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    b = _bind(args, kwargs, ("input", "output_size", "return_indices"), {"return_indices": False})
+    x = b["input"]
+    nd = int(re.search(r"(\d)d", name).group(1))
+    wanted = _tuple(b["output_size"], nd)
+    spatial = tuple(h if o is None else int(o) for h, o in zip(x.shape[-nd:], wanted, strict=True))
+    out = _meta((*x.shape[:-nd], *spatial), x.dtype)
+    windows = [adaptive_pool_windows(h, o) for h, o in zip(x.shape[-nd:], spatial, strict=True)]
+    links_per_channel = math.prod(sum(e - s for s, e in w) for w in windows)
+    connections = math.prod(x.shape[:-nd]) * links_per_channel
+    rf = tr.field_of(x)
+    if rf is not None and rf.ndim == nd:
+        if all(h % o == 0 for h, o in zip(x.shape[-nd:], spatial, strict=True)):
+            ks = tuple(h // o for h, o in zip(x.shape[-nd:], spatial, strict=True))
+            tr.set_field(out, through_window(rf, ks, ks, 0, 1))
+        else:
+            widest = [max(e - s for s, e in w) for w in windows]
+            field_ = through_window(rf, widest, [h / o for h, o in zip(x.shape[-nd:], spatial, strict=True)])
+            tr.set_field(out, ReceptiveField(field_.size, field_.jump, field_.start, APPROXIMATE))
+    tr.book(name.replace("_with_indices", ""), out, neurons=out.numel(), connections=connections)
+    if "max" in name and b["return_indices"]:
+        return out, _meta(tuple(out.shape), torch.int64)
+    return out
+
+
+_INTERP_LINKS = {"nearest": 1, "nearest-exact": 1, "linear": 2, "bilinear": 4, "trilinear": 8, "bicubic": 16}
+
+
+def _interpolate(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    b = _bind(args, kwargs, ("input", "size", "scale_factor", "mode", "align_corners"),
+              {"size": None, "scale_factor": None, "mode": "nearest"})
+    x, mode = b["input"], b["mode"]
+    nd = x.dim() - 2
+    where = f"layer {tr.where(name)}"
+    if b["size"] is not None:
+        spatial = tuple(upsample_output_size(h, output_size=int(o), layer=where)
+                        for h, o in zip(x.shape[2:], _tuple(b["size"], nd), strict=True))
+    else:
+        spatial = tuple(upsample_output_size(h, float(f), layer=where)
+                        for h, f in zip(x.shape[2:], _tuple(b["scale_factor"], nd), strict=True))
+    out = _meta((*x.shape[:2], *spatial), x.dtype)
+    if mode == "area":
+        windows = [adaptive_pool_windows(h, o) for h, o in zip(x.shape[2:], spatial, strict=True)]
+        connections = math.prod(x.shape[:2]) * math.prod(sum(e - s for s, e in w) for w in windows)
+    elif mode in _INTERP_LINKS:
+        connections = out.numel() * _INTERP_LINKS[mode]
+    else:
+        connections = 0
+        tr.not_counted[f"interpolate mode {mode!r} in {tr.where(name)}"] = None
+    rf = tr.field_of(x)
+    if rf is not None and rf.ndim == nd:
+        reach = {"nearest": 0, "nearest-exact": 0, "bicubic": 3}.get(mode, 1)
+        tr.set_field(out, through_upsampling(rf, [o / i for o, i in zip(spatial, x.shape[2:], strict=True)],
+                                             [reach] * nd))
+    tr.book("interpolate", out, neurons=out.numel(), connections=connections)
+    return out
+
+
+def _embedding(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    b = _bind(args, kwargs, ("input", "weight"), {})
+    out = _meta((*b["input"].shape, b["weight"].shape[-1]), b["weight"].dtype)
+    tr.book("embedding", out, neurons=out.numel(), params=(b["weight"],))  # a lookup: no MACs
+    return out
+
+
+def _reduction(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    """``mean``/``sum``/``amax``/``amin``: global pooling when taken over an image's spatial
+    dimensions (one link per input), otherwise statistics of a normalisation (free)."""
+    out = tr.fallback(getattr(torch.Tensor, name), name, args, kwargs)
+    tr.not_counted.pop(f"{name} in {tr.where(name)}", None)
+    x = args[0]
+    dims = args[1] if len(args) > 1 else kwargs.get("dim")
+    rf = tr.field_of(x)
+    if not isinstance(out, torch.Tensor) or dims is None or rf is None:
+        return out
+    dims = {dd % x.dim() for dd in _tuple(dims, 1)}
+    if dims and min(dims) >= 2:
+        if out.dim() == x.dim():  # keepdim: still an image, of size 1 along the pooled dimensions
+            ks = [h if (2 + i) in dims else 1 for i, h in enumerate(x.shape[2:])]
+            tr.set_field(out, through_window(rf, ks, ks))
+        tr.book(f"global {name}", out, neurons=out.numel(), connections=x.numel())
+    return out
+
+
+_HANDLERS: dict[str, Callable[[_Tracer, str, tuple, dict], Any]] = {
+    **dict.fromkeys(("conv1d", "conv2d", "conv3d"), _conv),
+    **dict.fromkeys(("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"), _conv_transpose),
+    "linear": _linear,
+    **dict.fromkeys(("matmul", "__matmul__", "__rmatmul__", "mm", "bmm", "addmm", "baddbmm"), _matmul),
+    "scaled_dot_product_attention": _sdpa,
+    "multi_head_attention_forward": _mha,
+    **dict.fromkeys(("max_pool1d", "max_pool2d", "max_pool3d", "_max_pool1d", "_max_pool2d", "_max_pool3d",
+                     "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices",
+                     "avg_pool1d", "avg_pool2d", "avg_pool3d"), _pool),
+    **dict.fromkeys(("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+                     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+                     "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
+                     "adaptive_max_pool3d_with_indices"), _adaptive_pool),
+    "interpolate": _interpolate,
+    "embedding": _embedding,
+    **dict.fromkeys(("mean", "sum", "amax", "amin"), _reduction),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+
+def _meta_inputs(input_size: Any, example_inputs: Any, batch_size: int, dtype: torch.dtype) -> list[Any]:
+    if (input_size is None) == (example_inputs is None):
+        raise ArgumentError("input_size/example_inputs", (input_size, example_inputs), "exactly one of the two")
+    if example_inputs is not None:
+        items = list(example_inputs) if isinstance(example_inputs, list | tuple) else [example_inputs]
+        return [torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor) else t for t in items]
+    sizes = [input_size] if all(isinstance(v, int) for v in input_size) else list(input_size)
+    for size in sizes:
+        if not size or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+            raise ArgumentError("input_size", input_size,
+                                "positive integer sizes without the batch dimension, e.g. (3, 112, 112)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ArgumentError("batch_size", batch_size, "an integer ≥ 1")
+    return [_meta((batch_size, *size), dtype) for size in sizes]
+
+
+def summary(model: nn.Module, input_size: Sequence[int] | Sequence[Sequence[int]] | None = None, *,
+            example_inputs: Any = None, batch_size: int = 1, dtype: torch.dtype = torch.float32,
+            ignore: Iterable[str] = (), strict: bool = False) -> Summary:
+    """Count neurons, parameters, MACs and connections of every layer of ``model``, and its receptive fields.
+
+    Give either ``input_size`` (channels first, no batch dimension: ``(3, 112, 112)``, or a list
+    of sizes for several inputs; a batch of ``batch_size`` is added) or ``example_inputs``
+    (tensors, of which only shapes and dtypes are used). Counts are for the whole batch.
+    ``ignore`` may hold ``"bias"`` and ``"batchnorm"``. The model is called once on meta
+    tensors and is left unchanged (no moving, no parameter or buffer updates).
+    """
+    if not isinstance(model, nn.Module):
+        raise ArgumentError("model", type(model).__name__, "a torch.nn.Module")
+    ignore = frozenset(ignore)
+    if not ignore <= set(IGNORABLE):
+        raise ArgumentError("ignore", ",".join(sorted(ignore)), "a subset of: " + ", ".join(IGNORABLE))
+    inputs = _meta_inputs(input_size, example_inputs, batch_size, dtype)
+    tracer = _Tracer(model, ignore)
+    for x in inputs:
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and 3 <= x.dim() <= 5:
+            tracer.set_field(x, input_field(x.dim() - 2))
+    pre = nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
+    post = nn.modules.module.register_module_forward_hook(tracer.post_hook, always_call=True)
+    try:
+        with torch.no_grad(), tracer:
+            model(*inputs)
+    finally:
+        pre.remove()
+        post.remove()
+    # Parameters of modules never called, or held directly by containers (cls tokens, ...).
+    for mod_name, module in model.named_modules():
+        own = [p for p in module.parameters(recurse=False) if id(p) not in tracer.counted]
+        total, trainable = tracer.take_params(own)
+        if own:
+            tracer.rows.append(LayerRow(mod_name or "(model)", type(module).__name__, None, params=total,
+                                        trainable_params=trainable,
+                                        note="not called" if not module._modules else "own parameters"))
+    not_counted = list(tracer.not_counted)
+    if strict and not_counted:
+        raise NotCountedError("strict: the model calls operations trainlab cannot count: "
+                              + "; ".join(not_counted))
+    return Summary(tracer.rows, [tuple(x.shape) for x in inputs if isinstance(x, torch.Tensor)], ignore,
+                   not_counted)
