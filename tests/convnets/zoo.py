@@ -35,9 +35,15 @@ class VGG(nn.Module):
                 c = v
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(nn.Linear(512 * 49, width), nn.ReLU(True), nn.Dropout(),
-                                        nn.Linear(width, width), nn.ReLU(True), nn.Dropout(),
-                                        nn.Linear(width, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * 49, width),
+            nn.ReLU(True),
+            nn.Dropout(),
+            nn.Linear(width, width),
+            nn.ReLU(True),
+            nn.Dropout(),
+            nn.Linear(width, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool(self.features(x))
@@ -80,8 +86,9 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or c_in != c * 4:
-            self.downsample = nn.Sequential(nn.Conv2d(c_in, c * 4, 1, stride, bias=False),
-                                            nn.BatchNorm2d(c * 4))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(c_in, c * 4, 1, stride, bias=False), nn.BatchNorm2d(c * 4)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -93,8 +100,9 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int],
-                 num_classes: int = 1000) -> None:
+    def __init__(
+        self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], num_classes: int = 1000
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -134,8 +142,14 @@ class DepthwiseSeparable(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6()]
         c = 32
         for c_out, s in [(64, 1), (128, 2), (128, 1), (256, 2)]:
-            layers += [nn.Conv2d(c, c, 3, s, 1, groups=c, bias=False), nn.BatchNorm2d(c), nn.ReLU6(),
-                       nn.Conv2d(c, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU6()]
+            layers += [
+                nn.Conv2d(c, c, 3, s, 1, groups=c, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU6(),
+                nn.Conv2d(c, c_out, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU6(),
+            ]
             c = c_out
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c, 10)
@@ -174,10 +188,18 @@ class DCGANDecoder(nn.Module):
     def __init__(self, nz: int = 100, ngf: int = 64) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 2, 3, 4, 2, 1, bias=False), nn.Tanh())
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ngf * 8),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 4),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, 3, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -190,11 +212,20 @@ class ConvTransposeNet(nn.Module):
         super().__init__()
         p = k // 2
         self.net = nn.Sequential(
-            nn.Conv2d(nic, nf, k, 2, p), nn.BatchNorm2d(nf), nn.ReLU(),
-            nn.Conv2d(nf, 2 * nf, k, 2, p), nn.BatchNorm2d(2 * nf), nn.ReLU(),
-            nn.ConvTranspose2d(2 * nf, nf, k, 2, p, output_padding=1), nn.BatchNorm2d(nf), nn.ReLU(),
-            nn.ConvTranspose2d(nf, nc, k, 2, p, output_padding=1), nn.BatchNorm2d(nc), nn.ReLU(),
-            nn.Conv2d(nc, nc, k, padding=p))
+            nn.Conv2d(nic, nf, k, 2, p),
+            nn.BatchNorm2d(nf),
+            nn.ReLU(),
+            nn.Conv2d(nf, 2 * nf, k, 2, p),
+            nn.BatchNorm2d(2 * nf),
+            nn.ReLU(),
+            nn.ConvTranspose2d(2 * nf, nf, k, 2, p, output_padding=1),
+            nn.BatchNorm2d(nf),
+            nn.ReLU(),
+            nn.ConvTranspose2d(nf, nc, k, 2, p, output_padding=1),
+            nn.BatchNorm2d(nc),
+            nn.ReLU(),
+            nn.Conv2d(nc, nc, k, padding=p),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -214,7 +245,9 @@ class AttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
-        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))  # (B, nh, T, hs)
+        q, k, v = (
+            z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v)
+        )  # (B, nh, T, hs)
         att = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5  # (B, nh, T, T)
         y = F.softmax(att, dim=-1) @ v  # (B, nh, T, hs)
         x = x + self.proj(y.transpose(1, 2).contiguous().view(b, t, d))
@@ -264,9 +297,15 @@ class SENet(nn.Module):
 class Conv1dNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv1d(2, 16, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
-                                 nn.Conv1d(16, 32, 3, dilation=2), nn.AdaptiveMaxPool1d(4), nn.Flatten(),
-                                 nn.Linear(128, 5))
+        self.net = nn.Sequential(
+            nn.Conv1d(2, 16, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(16, 32, 3, dilation=2),
+            nn.AdaptiveMaxPool1d(4),
+            nn.Flatten(),
+            nn.Linear(128, 5),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -275,8 +314,12 @@ class Conv1dNet(nn.Module):
 class Conv3dNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), nn.AvgPool3d(2), nn.Conv3d(4, 8, 3, stride=2),
-                                 nn.Upsample(scale_factor=2, mode="trilinear"))
+        self.net = nn.Sequential(
+            nn.Conv3d(1, 4, 3, padding=1),
+            nn.AvgPool3d(2),
+            nn.Conv3d(4, 8, 3, stride=2),
+            nn.Upsample(scale_factor=2, mode="trilinear"),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -284,7 +327,7 @@ class Conv3dNet(nn.Module):
 
 #: name -> (factory, input size without batch, "slow": heavy to run for real)
 ZOO: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], bool]] = {
-    "vgg11": (lambda: VGG(11, num_classes=10, width=256), (3, 64, 64), False),
+    "vgg11": (lambda: VGG(11, num_classes=10, width=256), (3, 32, 32), False),
     "vgg16": (lambda: VGG(16), (3, 224, 224), True),
     "resnet18": (resnet18, (3, 64, 64), False),
     "resnet50": (resnet50, (3, 224, 224), True),

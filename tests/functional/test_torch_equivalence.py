@@ -16,7 +16,10 @@ TOL = 1e-12
 
 def least_squares():
     g = torch.Generator().manual_seed(1)
-    X, t = torch.randn(4, 10, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
+    X, t = (
+        torch.randn(4, 10, generator=g, dtype=torch.float64),
+        torch.randn(4, generator=g, dtype=torch.float64),
+    )
     return torch.randn(10, generator=g, dtype=torch.float64) * 0.1, lambda w: 0.5 * ((X @ w - t) ** 2).mean()
 
 
@@ -24,17 +27,26 @@ def logistic_regression():
     g = torch.Generator().manual_seed(2)
     X = torch.randn(30, 5, generator=g, dtype=torch.float64)
     y = (torch.rand(30, generator=g, dtype=torch.float64) < 0.5).double()
-    return (torch.zeros(5, dtype=torch.float64),
-            lambda w: torch.nn.functional.binary_cross_entropy_with_logits(X @ w, y))
+    return (
+        torch.zeros(5, dtype=torch.float64),
+        lambda w: torch.nn.functional.binary_cross_entropy_with_logits(X @ w, y),
+    )
 
 
 def two_layer_net():
     """A tree of parameters (dict holding a tuple) on a non-convex loss."""
     g = torch.Generator().manual_seed(3)
-    X, y = torch.randn(16, 3, generator=g, dtype=torch.float64), torch.randn(16, generator=g, dtype=torch.float64)
-    params = {"hidden": (torch.randn(3, 8, generator=g, dtype=torch.float64) * 0.5,
-                         torch.zeros(8, dtype=torch.float64)),
-              "out": torch.randn(8, generator=g, dtype=torch.float64) * 0.5}
+    X, y = (
+        torch.randn(16, 3, generator=g, dtype=torch.float64),
+        torch.randn(16, generator=g, dtype=torch.float64),
+    )
+    params = {
+        "hidden": (
+            torch.randn(3, 8, generator=g, dtype=torch.float64) * 0.5,
+            torch.zeros(8, dtype=torch.float64),
+        ),
+        "out": torch.randn(8, generator=g, dtype=torch.float64) * 0.5,
+    }
 
     def loss(p):
         W, b = p["hidden"]
@@ -48,20 +60,34 @@ PROBLEMS = {"least-squares": least_squares, "logistic": logistic_regression, "tw
 # name -> (torch.optim constructor, optional torch scheduler, functional optimizer)
 OPTIMIZERS: dict[str, tuple[Callable, Callable | None, Callable]] = {
     "sgd": (lambda p: torch.optim.SGD(p, lr=0.1), None, lambda: F.sgd(lr=0.1)),
-    "sgd-l2": (lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.05), None,
-               lambda: F.sgd(lr=0.1, weight_decay=0.05)),
-    "heavy-ball": (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), None,
-                   lambda: F.sgd(lr=0.05, momentum=0.9)),
-    "heavy-ball-dampened": (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, dampening=0.5,
-                                                      weight_decay=0.01), None,
-                            lambda: F.sgd(lr=0.05, momentum=0.9, dampening=0.5, weight_decay=0.01)),
-    "nesterov": (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True), None,
-                 lambda: F.sgd(lr=0.05, momentum=0.9, nesterov=True)),
+    "sgd-l2": (
+        lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.05),
+        None,
+        lambda: F.sgd(lr=0.1, weight_decay=0.05),
+    ),
+    "heavy-ball": (
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+        None,
+        lambda: F.sgd(lr=0.05, momentum=0.9),
+    ),
+    "heavy-ball-dampened": (
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, dampening=0.5, weight_decay=0.01),
+        None,
+        lambda: F.sgd(lr=0.05, momentum=0.9, dampening=0.5, weight_decay=0.01),
+    ),
+    "nesterov": (
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+        None,
+        lambda: F.sgd(lr=0.05, momentum=0.9, nesterov=True),
+    ),
     "adagrad": (lambda p: torch.optim.Adagrad(p, lr=0.1), None, lambda: F.adagrad(lr=0.1)),
-    "adagrad-options": (lambda p: torch.optim.Adagrad(p, lr=0.1, lr_decay=0.01, weight_decay=0.02,
-                                                      initial_accumulator_value=0.3, eps=1e-6), None,
-                        lambda: F.adagrad(lr=0.1, lr_decay=0.01, weight_decay=0.02,
-                                          initial_accumulator_value=0.3, eps=1e-6)),
+    "adagrad-options": (
+        lambda p: torch.optim.Adagrad(
+            p, lr=0.1, lr_decay=0.01, weight_decay=0.02, initial_accumulator_value=0.3, eps=1e-6
+        ),
+        None,
+        lambda: F.adagrad(lr=0.1, lr_decay=0.01, weight_decay=0.02, initial_accumulator_value=0.3, eps=1e-6),
+    ),
     "rmsprop": (lambda p: torch.optim.RMSprop(p, lr=0.01), None, lambda: F.rmsprop(lr=0.01)),
     # Centred RMSprop near an optimum divides by √(v − m²), a difference of nearly equal numbers:
     # there a last-bit rounding difference grows exponentially (with lr = 0.01 two implementations
@@ -69,17 +95,26 @@ OPTIMIZERS: dict[str, tuple[Callable, Callable | None, Callable]] = {
     # the run out of that regime.
     "rmsprop-momentum-centered": (
         lambda p: torch.optim.RMSprop(p, lr=1e-3, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01),
-        None, lambda: F.rmsprop(lr=1e-3, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01)),
-    "rmsprop-exponential-lr": (lambda p: torch.optim.RMSprop(p, lr=0.01),
-                               lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.99),
-                               lambda: F.rmsprop(lr=F.exponential_decay(0.01, 0.99))),
+        None,
+        lambda: F.rmsprop(lr=1e-3, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01),
+    ),
+    "rmsprop-exponential-lr": (
+        lambda p: torch.optim.RMSprop(p, lr=0.01),
+        lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.99),
+        lambda: F.rmsprop(lr=F.exponential_decay(0.01, 0.99)),
+    ),
     "adam": (lambda p: torch.optim.Adam(p, lr=0.01), None, lambda: F.adam(lr=0.01)),
-    "adam-l2-amsgrad": (lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
-                                                   amsgrad=True), None,
-                        lambda: F.adam(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, amsgrad=True)),
+    "adam-l2-amsgrad": (
+        lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, amsgrad=True),
+        None,
+        lambda: F.adam(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, amsgrad=True),
+    ),
     "adamw": (lambda p: torch.optim.AdamW(p, lr=0.01), None, lambda: F.adamw(lr=0.01)),
-    "adamw-strong-decay": (lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.5), None,
-                           lambda: F.adamw(lr=0.01, weight_decay=0.5)),
+    "adamw-strong-decay": (
+        lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.5),
+        None,
+        lambda: F.adamw(lr=0.01, weight_decay=0.5),
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from trainlab.colourize.data import CIFAR10_CATEGORIES, read_image, to_grey
 from trainlab.colourize.evaluate import Evaluation, colourise, evaluate
 from trainlab.colourize.models import MODELS, count_parameters
 from trainlab.colourize.train import (
+    CONFIG,
     TrainConfig,
     TrainEvent,
     TrainingInterrupted,
@@ -27,7 +28,7 @@ from trainlab.colourize.train import (
 )
 from trainlab.errors import ArgumentError
 from trainlab.plotting import new_figure, save_figure
-from trainlab.runs import atomic_write_bytes, atomic_write_json, make_run_dir
+from trainlab.runs import atomic_write_bytes, atomic_write_json, make_run_dir, read_json
 
 __all__ = ["group"]
 
@@ -95,8 +96,8 @@ def _run_training(config: TrainConfig, out: Path, resume: bool, data: object = N
 def _evaluation_table(title: str, evaluation: Evaluation) -> Table:
     table = Table("predictor", "valid accuracy", "valid loss", title=title)
     b = evaluation.baselines
-    table.add_row("majority colour", f"{100 * b.majority_accuracy:.2f}%", f"{b.majority_loss:.4f}")
-    table.add_row("best colour per grey level", f"{100 * b.grey_level_accuracy:.2f}%",
+    table.add_row("baseline: majority", f"{100 * b.majority_accuracy:.2f}%", f"{b.majority_loss:.4f}")
+    table.add_row("baseline: grey level", f"{100 * b.grey_level_accuracy:.2f}%",
                   f"{b.grey_level_loss:.4f}")
     table.add_row("[bold]model[/]", f"[bold]{100 * evaluation.accuracy:.2f}%[/]", f"{evaluation.loss:.4f}")
     return table
@@ -114,14 +115,28 @@ def group() -> None:
               help="Run folder [default: runs/colourize-<model>-<UTC time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 def train_cmd(model: str, out: Path | None, resume: bool, **kw: object) -> None:
-    """Train a colourization network; writes checkpoints, metrics, figures into a run folder."""
-    config = _config(model, **kw)
-    if resume and out is None:
-        raise ArgumentError("--resume", True, "together with --out RUN (the run to continue)")
-    run = make_run_dir(out, f"colourize-{model}")
-    result = _run_training(config, run, resume)
+    """Train a colourization network; writes checkpoints, metrics, figures into a run folder.
+
+    With --resume, the run in --out continues from its checkpoint under its saved config;
+    options given on the command line must agree with it (except --epochs, which may grow).
+    """
+    if resume:
+        if out is None:
+            raise ArgumentError("--resume", True, "together with --out RUN (the run to continue)")
+        saved = (out / CONFIG)
+        if not saved.is_file():
+            raise ArgumentError("--out", str(out), f"a run folder holding {CONFIG} to resume")
+        ctx = click.get_current_context()
+        given = {k: v for k, v in {"model": model, **kw}.items()
+                 if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE}
+        config = TrainConfig.from_dict({**read_json(saved), **given})
+    else:
+        config = _config(model, **kw)
+    data = load_training_data(config)  # bad data fails before a run folder is made
+    run = make_run_dir(out, f"colourize-{config.model}")
+    result = _run_training(config, run, resume, data)
     Console(highlight=False).print(_evaluation_table(
-        f"{_MODEL_NAMES[model]} ({count_parameters(result.model):,} parameters) on {config.data}",
+        f"{_MODEL_NAMES[config.model]} ({count_parameters(result.model):,} parameters) on {config.data}",
         result.evaluation))
     click.echo(f"run folder: {run}")
 
@@ -168,9 +183,9 @@ def predict_cmd(run: Path, image: Path, output: Path) -> None:
               help="Folder for the three runs [default: runs/colourize-compare-<UTC time>].")
 def compare_cmd(out: Path | None, **kw: object) -> None:
     """Train all three networks on the same data and budget; table and figure."""
-    root = make_run_dir(out, "colourize-compare")
     configs = [_config(m, **kw) for m in MODELS]
     data = load_training_data(configs[0])
+    root = make_run_dir(out, "colourize-compare")
     results = [_run_training(c, root / c.model, False, data) for c in configs]
     table = Table("network", "parameters", "valid accuracy", "valid loss", "PSNR (dB)",
                   title=f"same data ({configs[0].data}), {configs[0].epochs} epochs, seed {configs[0].seed}")
@@ -179,8 +194,9 @@ def compare_cmd(out: Path | None, **kw: object) -> None:
                       f"{100 * r.evaluation.accuracy:.2f}%", f"{r.evaluation.loss:.4f}",
                       f"{r.evaluation.psnr_prediction:.2f}")
     b = results[0].evaluation.baselines
-    table.add_row("majority colour", "0", f"{100 * b.majority_accuracy:.2f}%", f"{b.majority_loss:.4f}", "")
-    table.add_row("best colour per grey level", "0", f"{100 * b.grey_level_accuracy:.2f}%",
+    table.add_row("baseline: majority", "0", f"{100 * b.majority_accuracy:.2f}%",
+                  f"{b.majority_loss:.4f}", "")
+    table.add_row("baseline: grey level", "0", f"{100 * b.grey_level_accuracy:.2f}%",
                   f"{b.grey_level_loss:.4f}", "")
     Console(highlight=False).print(table)
     fig, axes = new_figure(1, 2, size=(10, 3.6))

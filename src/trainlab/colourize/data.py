@@ -57,6 +57,8 @@ CIFAR10_CATEGORIES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "f
 #: Photographs trained on / validated on for ``builtin`` (split by whole photograph).
 BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "motorcycle", "china")
 BUILTIN_VALID = ("chelsea", "flower")
+BUILTIN_SCALES = (1, 2)
+BUILTIN_STRIDE: int | None = None
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Largest image (width × height) that :func:`read_image` decodes.
 MAX_IMAGE_PIXELS = 40_000_000
@@ -97,21 +99,23 @@ def _to_float(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(image[..., :3], dtype=np.uint8)).permute(2, 0, 1).float() / 256.0
 
 
-def patches(image: torch.Tensor, size: int = 32, scales: Sequence[int] = (1, 2)) -> torch.Tensor:
-    """Non-overlapping ``size``×``size`` patches of ``image`` at each downscale factor.
+def patches(image: torch.Tensor, size: int = 32, scales: Sequence[int] = (1, 2),
+            stride: int | None = None) -> torch.Tensor:
+    """``size``×``size`` patches of ``image`` every ``stride`` pixels at each downscale factor.
 
-    A factor s averages s×s blocks first (area downscaling). ``(3, H, W) -> (P, 3, size, size)``.
+    A factor s averages s×s blocks first (area downscaling); ``stride`` defaults to ``size``
+    (non-overlapping). ``(3, H, W) -> (P, 3, size, size)``, row by row, scale by scale.
     """
+    stride = size if stride is None else stride
     out = []
     for s in scales:
         img = F.avg_pool2d(image[None], s)[0] if s > 1 else image  # (3, H, W) -> (3, H/s, W/s)
         c, h, w = img.shape
-        nh, nw = h // size, w // size
-        if nh == 0 or nw == 0:
+        if h < size or w < size:
             continue
-        # (3, nh·size, nw·size) -> (3, nh, size, nw, size) -> (nh, nw, 3, size, size)
-        cut = img[:, : nh * size, : nw * size].reshape(c, nh, size, nw, size).permute(1, 3, 0, 2, 4)
-        out.append(cut.reshape(nh * nw, c, size, size))
+        # (3, H, W) -> (3, nh, nw, size, size) -> (nh·nw, 3, size, size)
+        cut = img.unfold(1, size, stride).unfold(2, size, stride)
+        out.append(cut.permute(1, 2, 0, 3, 4).reshape(-1, c, size, size))
     if not out:
         return torch.empty(0, 3, size, size)
     return torch.cat(out)
@@ -148,10 +152,10 @@ def builtin_photographs(names: Sequence[str] | None = None) -> dict[str, torch.T
     return out
 
 
-def _builtin(size: int, scales: Sequence[int]) -> ColourData:
+def _builtin(size: int, scales: Sequence[int], stride: int | None) -> ColourData:
     photos = builtin_photographs([*BUILTIN_TRAIN, *BUILTIN_VALID])
-    train = torch.cat([patches(photos[n], size, scales) for n in BUILTIN_TRAIN])
-    valid = torch.cat([patches(photos[n], size, scales) for n in BUILTIN_VALID])
+    train = torch.cat([patches(photos[n], size, scales, stride) for n in BUILTIN_TRAIN])
+    valid = torch.cat([patches(photos[n], size, scales, stride) for n in BUILTIN_VALID])
     return ColourData(train, valid, "builtin", BUILTIN_TRAIN, BUILTIN_VALID)
 
 
@@ -332,7 +336,7 @@ def _fit(image: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def load_folder(path: str | os.PathLike[str], *, size: int = 32, scales: Sequence[int] = (1, 2),
-                valid_fraction: float = 0.2, seed: int = 0,
+                stride: int | None = None, valid_fraction: float = 0.2, seed: int = 0,
                 max_pixels: int = MAX_IMAGE_PIXELS) -> ColourData:
     """Every image in a folder, split by image (a seeded shuffle) and cut into patches."""
     folder = Path(path)
@@ -349,20 +353,24 @@ def load_folder(path: str | os.PathLike[str], *, size: int = 32, scales: Sequenc
 
     def cut(paths: list[Path]) -> torch.Tensor:
         return torch.cat([patches(_fit(read_image(p, max_pixels=max_pixels, argument="--data"), size),
-                                  size, scales) for p in paths])
+                                  size, scales, stride) for p in paths])
 
     return ColourData(cut(train_files), cut(valid_files), f"folder:{folder}",
                       tuple(p.name for p in train_files), tuple(p.name for p in valid_files))
 
 
 def load_data(spec: str = "builtin", *, category: int | str = "horse", size: int = 32,
-              seed: int = 0) -> ColourData:
-    """Load the data a spec names: ``builtin``, ``cifar10:PATH`` or ``folder:PATH``."""
+              seed: int = 0, scales: Sequence[int] = BUILTIN_SCALES,
+              stride: int | None = BUILTIN_STRIDE) -> ColourData:
+    """Load the data a spec names: ``builtin``, ``cifar10:PATH`` or ``folder:PATH``.
+
+    ``scales`` and ``stride`` say how photographs (builtin, folder) are cut into patches.
+    """
     kind, _, rest = spec.partition(":")
     if kind == "builtin" and not rest:
-        return _builtin(size, (1, 2))
+        return _builtin(size, scales, stride)
     if kind == "cifar10" and rest:
         return load_cifar10(rest, category)
     if kind == "folder" and rest:
-        return load_folder(rest, size=size, seed=seed)
+        return load_folder(rest, size=size, seed=seed, scales=scales, stride=stride)
     raise ArgumentError("--data", spec, "builtin, cifar10:PATH or folder:PATH")

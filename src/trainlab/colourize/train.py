@@ -43,6 +43,7 @@ from trainlab.plotting import save_figure, subplots_or
 from trainlab.runs import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
+    "CONFIG",
     "EpochMetrics",
     "TrainConfig",
     "TrainEvent",

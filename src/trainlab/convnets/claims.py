@@ -62,28 +62,45 @@ def run_by_hand(ctx: Context) -> Evidence:
     passed = worst_diff <= 1e-12 and flat_abs_max == 0.0 and edge_abs_min > 0 and mismatches == 0
 
     fig, axes = new_figure(1, 3, size=(11, 3.8))
-    for ax, (img, title) in zip(axes, [(padded, "I (5×5 blob, zero-padded to 7×7)"),
-                                       (LAPLACIAN, "J (Laplacian)"),
-                                       (by_hand, "I ⋆ J (5×5): 0 on flat regions")], strict=True):
+    for ax, (img, title) in zip(
+        axes,
+        [
+            (padded, "I (5×5 blob, zero-padded to 7×7)"),
+            (LAPLACIAN, "J (Laplacian)"),
+            (by_hand, "I ⋆ J (5×5): 0 on flat regions"),
+        ],
+        strict=True,
+    ):
         ax.imshow(img.numpy(), cmap="coolwarm" if img is by_hand else "gray")
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         for (i, j), v in _cells(img):
             ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=8)
-    ctx.save_figure(fig, "maps", {"I": padded, "J": LAPLACIAN, "I_star_J": by_hand,
-                                  "edge_mask": edges})
+    ctx.save_figure(fig, "maps", {"I": padded, "J": LAPLACIAN, "I_star_J": by_hand, "edge_mask": edges})
     return Evidence(
-        measured={"map": by_hand, "max_abs_diff_vs_conv2d": worst_diff,
-                  "max_abs_on_flat": flat_abs_max, "min_abs_on_edges": edge_abs_min,
-                  "random_images": trials, "edge_law_mismatches": mismatches},
-        expected={"map": reference, "max_abs_diff_vs_conv2d": 0.0, "max_abs_on_flat": 0.0,
-                  "min_abs_on_edges": "> 0", "edge_law_mismatches": 0},
+        measured={
+            "map": by_hand,
+            "max_abs_diff_vs_conv2d": worst_diff,
+            "max_abs_on_flat": flat_abs_max,
+            "min_abs_on_edges": edge_abs_min,
+            "random_images": trials,
+            "edge_law_mismatches": mismatches,
+        },
+        expected={
+            "map": reference,
+            "max_abs_diff_vs_conv2d": 0.0,
+            "max_abs_on_flat": 0.0,
+            "min_abs_on_edges": "> 0",
+            "edge_law_mismatches": 0,
+        },
         tolerance={"max_abs_diff_vs_conv2d": 1e-12},
         passed=passed,
-        summary=(f"by-hand map = conv2d (max diff {worst_diff:.1e} over {trials + 1} images); "
-                 f"0 on all {int((~edges).sum())} flat cells, ≥{edge_abs_min:g} on "
-                 f"{int(edges.sum())} edge cells"),
+        summary=(
+            f"by-hand map = conv2d (max diff {worst_diff:.1e} over {trials + 1} images); "
+            f"0 on all {int((~edges).sum())} flat cells, ≥{edge_abs_min:g} on "
+            f"{int(edges.sum())} edge cells"
+        ),
     )
 
 
@@ -119,17 +136,33 @@ def run_shape_arithmetic(ctx: Context) -> Evidence:
         for _ in range(n):
             h, k, s, d = r(1, 40), r(1, 7), r(1, 4), r(1, 3)
             p = r(0, 3)
-            rows.append(("conv", _ours(conv_output_size, h, k, s, p, d),
-                         _torch_size(nn.Conv2d(1, 1, k, s, p, d), h)))
+            rows.append(
+                ("conv", _ours(conv_output_size, h, k, s, p, d), _torch_size(nn.Conv2d(1, 1, k, s, p, d), h))
+            )
             op = r(0, max(s, d) - 1)
-            rows.append(("convT", _ours(conv_transpose_output_size, h, k, s, p, d, op),
-                         _torch_size(nn.ConvTranspose2d(1, 1, k, s, p, op, dilation=d), h)))
+            rows.append(
+                (
+                    "convT",
+                    _ours(conv_transpose_output_size, h, k, s, p, d, op),
+                    _torch_size(nn.ConvTranspose2d(1, 1, k, s, p, op, dilation=d), h),
+                )
+            )
             kp = r(1, 5)
             pp, ceil = r(0, kp // 2), bool(r(0, 1))
-            rows.append(("maxpool", _ours(pool_output_size, h, kp, s, pp, d, ceil),
-                         _torch_size(nn.MaxPool2d(kp, s, pp, d, ceil_mode=ceil), h)))
-            rows.append(("avgpool", _ours(pool_output_size, h, kp, s, pp, 1, ceil),
-                         _torch_size(nn.AvgPool2d(kp, s, pp, ceil_mode=ceil), h)))
+            rows.append(
+                (
+                    "maxpool",
+                    _ours(pool_output_size, h, kp, s, pp, d, ceil),
+                    _torch_size(nn.MaxPool2d(kp, s, pp, d, ceil_mode=ceil), h),
+                )
+            )
+            rows.append(
+                (
+                    "avgpool",
+                    _ours(pool_output_size, h, kp, s, pp, 1, ceil),
+                    _torch_size(nn.AvgPool2d(kp, s, pp, ceil_mode=ceil), h),
+                )
+            )
         # The inverse: every solution the solver returns realises the size in torch, and the
         # padding that generated the size is among them.
         solver_checks = solver_failures = 0
@@ -143,7 +176,8 @@ def run_shape_arithmetic(ctx: Context) -> Evidence:
             solver_checks += 1
             ok = (p, op) in sols and all(
                 _torch_size(nn.ConvTranspose2d(1, 1, k, s, sp, sop, dilation=d), h) == target
-                for sp, sop in sols)
+                for sp, sop in sols
+            )
             solver_failures += not ok
     disagreements = sum(a != b for _, a, b in rows)
     refused_agree = sum(a is None and b is None for _, a, b in rows)
@@ -153,8 +187,12 @@ def run_shape_arithmetic(ctx: Context) -> Evidence:
         "convT 16→32 k=4 s=2": [tuple(x) for x in solve_padding(16, 32, 4, 2, transposed=True)],
         "convT 16→32 k=5 s=2": [tuple(x) for x in solve_padding(16, 32, 5, 2, transposed=True)],
     }
-    expected_examples = {"conv 28, k=3, p=0": 26, "conv 28, k=4, s=2, p=1": 14,
-                         "convT 16→32 k=4 s=2": [(1, 0)], "convT 16→32 k=5 s=2": [(2, 1)]}
+    expected_examples = {
+        "conv 28, k=3, p=0": 26,
+        "conv 28, k=4, s=2, p=1": 14,
+        "convT 16→32 k=4 s=2": [(1, 0)],
+        "convT 16→32 k=5 s=2": [(2, 1)],
+    }
     examples_ok = all(examples[key] == expected_examples[key] for key in examples)
 
     fig, ax = new_figure()
@@ -170,33 +208,49 @@ def run_shape_arithmetic(ctx: Context) -> Evidence:
     ctx.save_figure(fig, "formula-vs-torch", {"rows": [list(x) for x in rows]})
     passed = disagreements == 0 and solver_failures == 0 and examples_ok
     return Evidence(
-        measured={"settings": len(rows), "disagreements": disagreements,
-                  "both_refuse": refused_agree, "solver_checks": solver_checks,
-                  "solver_failures": solver_failures, **examples},
+        measured={
+            "settings": len(rows),
+            "disagreements": disagreements,
+            "both_refuse": refused_agree,
+            "solver_checks": solver_checks,
+            "solver_failures": solver_failures,
+            **examples,
+        },
         expected={"disagreements": 0, "solver_failures": 0, **expected_examples},
         passed=passed,
-        summary=(f"{len(rows)} random conv/convT/pool settings: {disagreements} disagreements "
-                 f"with torch; padding solver {solver_checks - solver_failures}/{solver_checks} "
-                 f"right; 28→26 (k3), 28→14 (k4 s2 p1)"),
+        summary=(
+            f"{len(rows)} random conv/convT/pool settings: {disagreements} disagreements "
+            f"with torch; padding solver {solver_checks - solver_failures}/{solver_checks} "
+            f"right; 28→26 (k3), 28→14 (k4 s2 p1)"
+        ),
     )
 
 
-register(Claim(
-    "convnets.by-hand", SECTION,
-    "Cross-correlating the 7×7 zero-padded image I (a 3×3 blob of ones in a 5×5 image, "
-    "padded by (k − 1)/2 = 1) with the Laplacian J = [[0,−1,0],[−1,4,−1],[0,−1,0]] gives a 5×5 "
-    "map that is zero on flat regions and non-zero on edges: J is an edge detector.",
-    run_by_hand))
-register(Claim(
-    "convnets.shape-arithmetic", SECTION,
-    "Conv/pool output size is ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1 (ceil with ceil_mode); transposed "
-    "conv gives (H − 1)s − 2p + d(k − 1) + p_out + 1; the padding and output_padding realising "
-    "given sizes can be solved for (28→26 with k=3; 28→14 with k=4, s=2, p=1).",
-    run_shape_arithmetic))
+register(
+    Claim(
+        "convnets.by-hand",
+        SECTION,
+        "Cross-correlating the 7×7 zero-padded image I (a 3×3 blob of ones in a 5×5 image, "
+        "padded by (k − 1)/2 = 1) with the Laplacian J = [[0,−1,0],[−1,4,−1],[0,−1,0]] gives a 5×5 "
+        "map that is zero on flat regions and non-zero on edges: J is an edge detector.",
+        run_by_hand,
+    )
+)
+register(
+    Claim(
+        "convnets.shape-arithmetic",
+        SECTION,
+        "Conv/pool output size is ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1 (ceil with ceil_mode); transposed "
+        "conv gives (H − 1)s − 2p + d(k − 1) + p_out + 1; the padding and output_padding realising "
+        "given sizes can be solved for (28→26 with k=3; 28→14 with k=4, s=2, p=1).",
+        run_shape_arithmetic,
+    )
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # Accounting claims: size table, receptive fields, counts as polynomials.
+
 
 def _layer_key(row: LayerRow) -> tuple:
     return (row.type, row.output_shape, row.neurons, row.params, row.connections)
@@ -225,39 +279,63 @@ def run_vgg_size_table(ctx: Context) -> Evidence:
     with counter, torch.no_grad():
         meta_vgg(torch.empty(1, *size, device="meta"))
     ref_macs = counter.get_total_flops() // 2
-    measured_totals = {"neurons": from_spec.total_neurons, "params": from_spec.total_params,
-                       "connections": from_spec.total_connections}
+    measured_totals = {
+        "neurons": from_spec.total_neurons,
+        "params": from_spec.total_params,
+        "connections": from_spec.total_connections,
+    }
     expected_totals = {"neurons": 1_957_988, "params": 52_444_644, "connections": 999_407_616}
-    passed = (spec_rows == hand_rows and traced == closed and measured_totals == expected_totals
-              and closed_totals == expected_totals and from_spec.total_params == ref_params
-              and from_spec.total_macs == ref_macs and not from_spec.not_counted)
+    passed = (
+        spec_rows == hand_rows
+        and traced == closed
+        and measured_totals == expected_totals
+        and closed_totals == expected_totals
+        and from_spec.total_params == ref_params
+        and from_spec.total_macs == ref_macs
+        and not from_spec.not_counted
+    )
 
     fig = from_spec.plot()
     ax = fig.axes[0]
     ax.set_title(f"{COURSE_VGG_SPEC} on {'×'.join(map(str, size))}", fontsize=7)
-    ctx.save_figure(fig, "table", {"rows": [r.as_dict() for r in from_spec.rows], "totals": from_spec.totals(),
-                                   "closed_form": by_hand})
+    ctx.save_figure(
+        fig,
+        "table",
+        {"rows": [r.as_dict() for r in from_spec.rows], "totals": from_spec.totals(), "closed_form": by_hand},
+    )
     return Evidence(
-        measured={**measured_totals, "macs": from_spec.total_macs,
-                  "table": [r.as_dict() for r in from_spec.layers()],
-                  "spec_table_equals_module_table": spec_rows == hand_rows,
-                  "rows_equal_closed_form": traced == closed},
-        expected={**expected_totals, "closed_form_totals": closed_totals, "macs_flopcounter": ref_macs,
-                  "params_numel": ref_params, "spec_table_equals_module_table": True,
-                  "rows_equal_closed_form": True},
+        measured={
+            **measured_totals,
+            "macs": from_spec.total_macs,
+            "table": [r.as_dict() for r in from_spec.layers()],
+            "spec_table_equals_module_table": spec_rows == hand_rows,
+            "rows_equal_closed_form": traced == closed,
+        },
+        expected={
+            **expected_totals,
+            "closed_form_totals": closed_totals,
+            "macs_flopcounter": ref_macs,
+            "params_numel": ref_params,
+            "spec_table_equals_module_table": True,
+            "rows_equal_closed_form": True,
+        },
         tolerance={"counts": "exact"},
         passed=passed,
-        summary=(f"neurons {from_spec.total_neurons:,}, params {from_spec.total_params:,}, connections "
-                 f"{from_spec.total_connections:,} (course: 1,957,988 / 52,444,644 / 999,407,616); spec table "
-                 f"{'=' if spec_rows == hand_rows else '≠'} nn.Module table; MACs {from_spec.total_macs:,} "
-                 f"{'=' if from_spec.total_macs == ref_macs else '≠'} FlopCounterMode"),
+        summary=(
+            f"neurons {from_spec.total_neurons:,}, params {from_spec.total_params:,}, connections "
+            f"{from_spec.total_connections:,} (course: 1,957,988 / 52,444,644 / 999,407,616); spec table "
+            f"{'=' if spec_rows == hand_rows else '≠'} nn.Module table; MACs {from_spec.total_macs:,} "
+            f"{'=' if from_spec.total_macs == ref_macs else '≠'} FlopCounterMode"
+        ),
     )
 
 
 _RF_VARIANTS = {
     "VGG table": "conv3-{c}, maxpool, conv3-{c}, maxpool, conv3-{c}, conv3-{c}, maxpool",
     "larger kernel (5×5)": "conv5-{c}, maxpool, conv5-{c}, maxpool, conv5-{c}, conv5-{c}, maxpool",
-    "larger stride (first conv s=2)": "conv3-{c}/2, maxpool, conv3-{c}, maxpool, conv3-{c}, conv3-{c}, maxpool",
+    "larger stride (first conv s=2)": (
+        "conv3-{c}/2, maxpool, conv3-{c}, maxpool, conv3-{c}, conv3-{c}, maxpool"
+    ),
     "one more layer": "conv3-{c}, maxpool, conv3-{c}, maxpool, conv3-{c}, conv3-{c}, maxpool, conv3-{c}",
 }
 
@@ -285,7 +363,9 @@ class _Misaligned(nn.Module):
         return self.conv(x) + self.pool(x)
 
 
-def _clip(interval: list[tuple[float, float]], shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _clip(
+    interval: list[tuple[float, float]], shape: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     lo = tuple(max(0, math.ceil(a)) for a, _ in interval)
     hi = tuple(min(n - 1, math.floor(b)) for (_, b), n in zip(interval, shape, strict=True))
     return lo, hi
@@ -293,7 +373,9 @@ def _clip(interval: list[tuple[float, float]], shape: tuple[int, ...]) -> tuple[
 
 def run_receptive_field(ctx: Context) -> Evidence:
     size = COURSE_VGG_INPUT
-    thin = 1 if ctx.quick else 8  # channels do not change a receptive field; thin nets make the gradient cheap
+    thin = (
+        1 if ctx.quick else 8
+    )  # channels do not change a receptive field; thin nets make the gradient cheap
     series: dict[str, dict[str, list]] = {}
     mismatches: list[str] = []
     checked = 0
@@ -320,14 +402,25 @@ def run_receptive_field(ctx: Context) -> Evidence:
                 mismatches.append(f"{label} {row.name}: gradient support {field.lo}..{field.hi} vs {want}")
         if sizes != [float(v) for v in closed]:
             mismatches.append(f"{label}: tracer sizes {sizes} vs closed form {closed}")
-        series[label] = {"layers": [r.name for r in full.rows], "size": sizes, "jump": jumps, "start": starts,
-                         "closed_form": closed, "empirical": empirical}
+        series[label] = {
+            "layers": [r.name for r in full.rows],
+            "size": sizes,
+            "jump": jumps,
+            "start": starts,
+            "closed_form": closed,
+            "empirical": empirical,
+        }
 
     base = series["VGG table"]
-    pool_doubles = all(base["jump"][i] == 2 * (base["jump"][i - 1] if i else 1)
-                       for i, name in enumerate(base["layers"]) if name.startswith("pool"))
-    grows = {label: all(b >= a for a, b in zip(s["size"], s["size"][1:], strict=False))
-             for label, s in series.items()}
+    pool_doubles = all(
+        base["jump"][i] == 2 * (base["jump"][i - 1] if i else 1)
+        for i, name in enumerate(base["layers"])
+        if name.startswith("pool")
+    )
+    grows = {
+        label: all(b >= a for a, b in zip(s["size"], s["size"][1:], strict=False))
+        for label, s in series.items()
+    }
     finals = {label: s["size"][-1] for label, s in series.items()}
     larger = {label: finals[label] > finals["VGG table"] for label in finals if label != "VGG table"}
 
@@ -335,8 +428,12 @@ def run_receptive_field(ctx: Context) -> Evidence:
     residual = summary(_Residual(), (1, 32, 32)).rows[-1].receptive_field
     residual_emp = empirical_receptive_field(_Residual(), (1, 32, 32), (16, 16))
     misaligned = summary(_Misaligned(), (1, 32, 32)).rows[-1].receptive_field
-    dag_ok = (residual.size == (5.0, 5.0) and residual.status == "exact" and residual_emp.size == (5, 5)
-              and misaligned.status == "misaligned")
+    dag_ok = (
+        residual.size == (5.0, 5.0)
+        and residual.status == "exact"
+        and residual_emp.size == (5, 5)
+        and misaligned.status == "misaligned"
+    )
 
     fig, ax = new_figure(size=(6.4, 4.2))
     for label, s in series.items():
@@ -350,48 +447,76 @@ def run_receptive_field(ctx: Context) -> Evidence:
 
     passed = not mismatches and pool_doubles and all(grows.values()) and all(larger.values()) and dag_ok
     return Evidence(
-        measured={"variants": series, "final_size": finals, "mismatches": mismatches, "units_checked": checked,
-                  "pool_doubles_jump": pool_doubles, "residual_size": residual.size,
-                  "residual_empirical": residual_emp.size, "misaligned_status": misaligned.status},
-        expected={"mismatches": [], "pool_doubles_jump": True, "monotone_growth": True,
-                  "larger_than_base": dict.fromkeys(larger, True), "residual_size": (5, 5),
-                  "misaligned_status": "misaligned"},
+        measured={
+            "variants": series,
+            "final_size": finals,
+            "mismatches": mismatches,
+            "units_checked": checked,
+            "pool_doubles_jump": pool_doubles,
+            "residual_size": residual.size,
+            "residual_empirical": residual_emp.size,
+            "misaligned_status": misaligned.status,
+        },
+        expected={
+            "mismatches": [],
+            "pool_doubles_jump": True,
+            "monotone_growth": True,
+            "larger_than_base": dict.fromkeys(larger, True),
+            "residual_size": (5, 5),
+            "misaligned_status": "misaligned",
+        },
         tolerance={"support": "exact (pixel indices)"},
         passed=passed,
-        summary=(f"VGG table RF {base['size'][-1]:g} (jump {base['jump'][-1]:g}) = closed form = gradient support "
-                 f"at {checked} layers/variants ({len(mismatches)} mismatches); 5×5 kernels "
-                 f"{finals['larger kernel (5×5)']:g}, stride 2 {finals['larger stride (first conv s=2)']:g}, "
-                 f"+1 layer {finals['one more layer']:g}; residual 5, misaligned flagged"),
+        summary=(
+            f"VGG table RF {base['size'][-1]:g} (jump {base['jump'][-1]:g}) = closed form = gradient support "
+            f"at {checked} layers/variants ({len(mismatches)} mismatches); 5×5 kernels "
+            f"{finals['larger kernel (5×5)']:g}, stride 2 {finals['larger stride (first conv s=2)']:g}, "
+            f"+1 layer {finals['one more layer']:g}; residual 5, misaligned flagged"
+        ),
     )
 
 
 def run_counts_scale(ctx: Context) -> Evidence:
-    nic, nf, nc, h, w = sympy.symbols("num_in_channels num_filters num_colours height width",
-                                      integer=True, positive=True)
+    nic, nf, nc, h, w = sympy.symbols(
+        "num_in_channels num_filters num_colours height width", integer=True, positive=True
+    )
     ctx.progress("fitting polynomials")
-    fit = symbolic_counts(PoolUpsampleNet,
-                          {"num_in_channels": 1, "num_filters": 1, "num_colours": 1, "height": 4, "width": 4},
-                          ("num_in_channels", "height", "width"), ignore=("bias", "batchnorm"),
-                          num_checks=3 if ctx.quick else 20, seed=ctx.claim_seed % 2**32)
+    fit = symbolic_counts(
+        PoolUpsampleNet,
+        {"num_in_channels": 1, "num_filters": 1, "num_colours": 1, "height": 4, "width": 4},
+        ("num_in_channels", "height", "width"),
+        ignore=("bias", "batchnorm"),
+        num_checks=3 if ctx.quick else 20,
+        seed=ctx.claim_seed % 2**32,
+    )
     poly = fit.polynomials
     # Theory: the course's weight count, and the per-layer closed forms of neurons and connections
     # (conv k²·C_in·C_out·H'·W', 2×2 pool 4·C·H'·W', nearest upsampling C·H'·W').
     course_params = 9 * nic * nf + 36 * nf**2 + 9 * nf * nc + 9 * nc**2
     a = h * w
     layers = [  # (neurons, connections) of each layer of PoolUpsampleNet
-        (nf * a, 9 * nic * nf * a), (nf * a / 4, 4 * nf * a / 4),
-        (2 * nf * a / 4, 9 * nf * 2 * nf * a / 4), (2 * nf * a / 16, 4 * 2 * nf * a / 16),
-        (nf * a / 16, 9 * 2 * nf * nf * a / 16), (nf * a / 4, nf * a / 4),
-        (nc * a / 4, 9 * nf * nc * a / 4), (nc * a, nc * a),
-        (nc * a, 9 * nc * nc * a)]
+        (nf * a, 9 * nic * nf * a),
+        (nf * a / 4, 4 * nf * a / 4),
+        (2 * nf * a / 4, 9 * nf * 2 * nf * a / 4),
+        (2 * nf * a / 16, 4 * 2 * nf * a / 16),
+        (nf * a / 16, 9 * 2 * nf * nf * a / 16),
+        (nf * a / 4, nf * a / 4),
+        (nc * a / 4, 9 * nf * nc * a / 4),
+        (nc * a, nc * a),
+        (nc * a, 9 * nc * nc * a),
+    ]
     course_neurons = sum(n for n, _ in layers)
     course_connections = sum(c for _, c in layers)
-    exact = {"params": sympy.expand(poly["params"] - course_params) == 0,
-             "neurons": sympy.expand(poly["neurons"] - course_neurons) == 0,
-             "connections": sympy.expand(poly["connections"] - course_connections) == 0}
+    exact = {
+        "params": sympy.expand(poly["params"] - course_params) == 0,
+        "neurons": sympy.expand(poly["neurons"] - course_neurons) == 0,
+        "connections": sympy.expand(poly["connections"] - course_connections) == 0,
+    }
     independent_of_size = not ({h, w} & poly["params"].free_symbols)
-    doubled = {k: sympy.simplify(poly[k].subs({h: 2 * h, w: 2 * w}, simultaneous=True) / poly[k])
-               for k in ("neurons", "connections")}
+    doubled = {
+        k: sympy.simplify(poly[k].subs({h: 2 * h, w: 2 * w}, simultaneous=True) / poly[k])
+        for k in ("neurons", "connections")
+    }
 
     # Measured directly at two input sizes, and against the modules' own weight tensors.
     model = PoolUpsampleNet(num_in_channels=1, num_filters=32, num_colours=24)
@@ -399,8 +524,9 @@ def run_counts_scale(ctx: Context) -> Evidence:
     sizes = [16, 32, 64, 128] if ctx.quick else [16, 32, 64, 128, 256, 512]
     by_size = {s: summary(model, (1, s, s), ignore=("bias", "batchnorm")).totals() for s in sizes}
     ratios = {k: by_size[64][k] / by_size[32][k] for k in ("params", "neurons", "connections")}
-    at_point = fit.evaluate({"num_in_channels": 1, "num_filters": 32, "num_colours": 24, "height": 32,
-                             "width": 32})
+    at_point = fit.evaluate(
+        {"num_in_channels": 1, "num_filters": 32, "num_colours": 24, "height": 32, "width": 32}
+    )
 
     fig, ax = new_figure()
     for key in ("params", "neurons", "connections"):
@@ -411,43 +537,74 @@ def run_counts_scale(ctx: Context) -> Evidence:
     ax.legend(fontsize=8)
     ctx.save_figure(fig, "scaling", {"sizes": sizes, "counts": by_size, "polynomials": fit.as_strings()})
 
-    passed = (all(exact.values()) and independent_of_size and all(v == 4 for v in doubled.values())
-              and ratios == {"params": 1.0, "neurons": 4.0, "connections": 4.0}
-              and at_point["params"] == conv_weights == by_size[32]["params"]
-              and at_point["neurons"] == by_size[32]["neurons"]
-              and at_point["connections"] == by_size[32]["connections"])
+    passed = (
+        all(exact.values())
+        and independent_of_size
+        and all(v == 4 for v in doubled.values())
+        and ratios == {"params": 1.0, "neurons": 4.0, "connections": 4.0}
+        and at_point["params"] == conv_weights == by_size[32]["params"]
+        and at_point["neurons"] == by_size[32]["neurons"]
+        and at_point["connections"] == by_size[32]["connections"]
+    )
     return Evidence(
-        measured={"polynomials": fit.as_strings(), "fitted_on": fit.fitted_at, "checked_at": fit.checked_at,
-                  "ratio_64_over_32": ratios, "polynomial_ratio_2H_2W": {k: str(v) for k, v in doubled.items()},
-                  "params_at_nf32_nc24": at_point["params"], "by_size": by_size},
-        expected={"params": str(course_params), "neurons": str(sympy.expand(course_neurons)),
-                  "connections": str(sympy.expand(course_connections)), "polynomials_equal": dict.fromkeys(exact, True),
-                  "ratio_64_over_32": {"params": 1, "neurons": 4, "connections": 4},
-                  "conv_weight_numel": conv_weights},
+        measured={
+            "polynomials": fit.as_strings(),
+            "fitted_on": fit.fitted_at,
+            "checked_at": fit.checked_at,
+            "ratio_64_over_32": ratios,
+            "polynomial_ratio_2H_2W": {k: str(v) for k, v in doubled.items()},
+            "params_at_nf32_nc24": at_point["params"],
+            "by_size": by_size,
+        },
+        expected={
+            "params": str(course_params),
+            "neurons": str(sympy.expand(course_neurons)),
+            "connections": str(sympy.expand(course_connections)),
+            "polynomials_equal": dict.fromkeys(exact, True),
+            "ratio_64_over_32": {"params": 1, "neurons": 4, "connections": 4},
+            "conv_weight_numel": conv_weights,
+        },
         tolerance={"polynomials": "exact (rational arithmetic)"},
         passed=passed,
-        summary=(f"params = {poly['params']} (course formula: {'equal' if exact['params'] else 'DIFFERENT'}), "
-                 f"no H/W; neurons ×{ratios['neurons']:g}, connections ×{ratios['connections']:g}, params "
-                 f"×{ratios['params']:g} when H, W double; exact at {len(fit.checked_at)} fresh points"),
+        summary=(
+            f"params = {poly['params']} (course formula: {'equal' if exact['params'] else 'DIFFERENT'}), "
+            f"no H/W; neurons ×{ratios['neurons']:g}, connections ×{ratios['connections']:g}, params "
+            f"×{ratios['params']:g} when H, W double; exact at {len(fit.checked_at)} fresh points"
+        ),
     )
 
 
-register(Claim(
-    "convnets.vgg-size-table", SECTION,
-    "For input 3×112×112 and conv3-64, maxpool, conv3-128, maxpool, conv3-256, conv3-256, maxpool, FC-1024, "
-    "FC-100 (3×3 convs with padding 1, 2×2/2 max-pools) the network has 1,957,988 neurons, 52,444,644 "
-    "parameters and 999,407,616 connections; the table from the spec equals the one traced from the "
-    "equivalent nn.Module.",
-    run_vgg_size_table))
-register(Claim(
-    "convnets.receptive-field", SECTION,
-    "Receptive fields grow with kernel size, stride and depth: size ← size + (k − 1)·jump, jump ← jump·s "
-    "(pooling multiplies the jump); the formula matches the gradient support of a unit, and branches that "
-    "disagree are flagged as misaligned.",
-    run_receptive_field))
-register(Claim(
-    "convnets.counts-scale", SECTION,
-    "Parameter counts do not depend on the input size; neurons and connections scale with H·W (4× when H and "
-    "W double); PoolUpsampleNet's counts are polynomials in its channel numbers, its conv weights "
-    "9·NIC·NF + 36·NF² + 9·NF·NC + 9·NC².",
-    run_counts_scale))
+register(
+    Claim(
+        "convnets.vgg-size-table",
+        SECTION,
+        "For input 3×112×112 and conv3-64, maxpool, conv3-128, maxpool, conv3-256, conv3-256, maxpool, "
+        "FC-1024, "
+        "FC-100 (3×3 convs with padding 1, 2×2/2 max-pools) the network has 1,957,988 neurons, 52,444,644 "
+        "parameters and 999,407,616 connections; the table from the spec equals the one traced from the "
+        "equivalent nn.Module.",
+        run_vgg_size_table,
+    )
+)
+register(
+    Claim(
+        "convnets.receptive-field",
+        SECTION,
+        "Receptive fields grow with kernel size, stride and depth: size ← size + (k − 1)·jump, jump ← jump·s "
+        "(pooling multiplies the jump); the formula matches the gradient support of a unit, and branches "
+        "that "
+        "disagree are flagged as misaligned.",
+        run_receptive_field,
+    )
+)
+register(
+    Claim(
+        "convnets.counts-scale",
+        SECTION,
+        "Parameter counts do not depend on the input size; neurons and connections scale with H·W "
+        "(4× when H and "
+        "W double); PoolUpsampleNet's counts are polynomials in its channel numbers, its conv weights "
+        "9·NIC·NF + 36·NF² + 9·NF·NC + 9·NC².",
+        run_counts_scale,
+    )
+)

@@ -31,25 +31,34 @@ def group() -> None:
 
 @group.command()
 @click.argument("size", type=int)
-@click.option("--layer", type=click.Choice(["conv", "convT", "maxpool", "avgpool"]),
-              default="conv", show_default=True)
+@click.option(
+    "--layer", type=click.Choice(["conv", "convT", "maxpool", "avgpool"]), default="conv", show_default=True
+)
 @click.option("-k", "--kernel-size", type=int, default=3, show_default=True)
 @click.option("-s", "--stride", type=int, default=None, help="Default 1 (pooling: the kernel size).")
 @click.option("-p", "--padding", type=int, default=0, show_default=True)
 @click.option("-d", "--dilation", type=int, default=1, show_default=True)
 @click.option("--output-padding", type=int, default=0, show_default=True)
 @click.option("--ceil-mode", is_flag=True)
-def shape(size: int, layer: str, kernel_size: int, stride: int | None, padding: int,
-          dilation: int, output_padding: int, ceil_mode: bool) -> None:
+def shape(
+    size: int,
+    layer: str,
+    kernel_size: int,
+    stride: int | None,
+    padding: int,
+    dilation: int,
+    output_padding: int,
+    ceil_mode: bool,
+) -> None:
     """Output size of one layer along one spatial dimension of size SIZE."""
     if layer == "conv":
         out = conv_output_size(size, kernel_size, stride or 1, padding, dilation)
     elif layer == "convT":
-        out = conv_transpose_output_size(size, kernel_size, stride or 1, padding, dilation,
-                                         output_padding)
+        out = conv_transpose_output_size(size, kernel_size, stride or 1, padding, dilation, output_padding)
     else:
-        out = pool_output_size(size, kernel_size, stride, padding,
-                               dilation if layer == "maxpool" else 1, ceil_mode)
+        out = pool_output_size(
+            size, kernel_size, stride, padding, dilation if layer == "maxpool" else 1, ceil_mode
+        )
     click.echo(out)
 
 
@@ -60,8 +69,9 @@ def shape(size: int, layer: str, kernel_size: int, stride: int | None, padding: 
 @click.option("-s", "--stride", type=int, default=1, show_default=True)
 @click.option("-d", "--dilation", type=int, default=1, show_default=True)
 @click.option("--transposed", is_flag=True, help="A transposed convolution.")
-def solve_padding_cmd(size_in: int, size_out: int, kernel_size: int, stride: int, dilation: int,
-                      transposed: bool) -> None:
+def solve_padding_cmd(
+    size_in: int, size_out: int, kernel_size: int, stride: int, dilation: int, transposed: bool
+) -> None:
     """Every (padding, output_padding) taking SIZE_IN to SIZE_OUT."""
     for sol in solve_padding(size_in, size_out, kernel_size, stride, dilation, transposed=transposed):
         click.echo(f"padding={sol.padding} output_padding={sol.output_padding}")
@@ -87,7 +97,9 @@ def _model_from(target: str, size: tuple[int, ...]) -> nn.Module:
         if is_factory_ref(target):
             return load_model(target)
         if len(size) != 3:
-            raise ArgumentError("--input", "x".join(map(str, size)), "channels×height×width for a spec, e.g. 3x112x112")
+            raise ArgumentError(
+                "--input", "x".join(map(str, size)), "channels×height×width for a spec, e.g. 3x112x112"
+            )
         return build_from_spec(target, size)
 
 
@@ -95,7 +107,9 @@ def _model_from(target: str, size: tuple[int, ...]) -> nn.Module:
 @click.argument("target")
 @click.option("--input", "input_size", required=True, help="Input size, channels first, e.g. 3x112x112.")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
-@click.option("--ignore", default="", help="Leave out of parameter counts: bias, batchnorm (comma-separated).")
+@click.option(
+    "--ignore", default="", help="Leave out of parameter counts: bias, batchnorm (comma-separated)."
+)
 @click.option("--strict", is_flag=True, help="Fail if any operation cannot be counted.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
 def summary_cmd(target: str, input_size: str, fmt: str, ignore: str, strict: bool, batch_size: int) -> None:
@@ -107,15 +121,20 @@ def summary_cmd(target: str, input_size: str, fmt: str, ignore: str, strict: boo
     size = parse_size(input_size)
     model = _model_from(target, size)
     result = summary(model, size, batch_size=batch_size, ignore=_ignore_option(ignore), strict=strict)
-    text = {"table": result.to_text, "json": result.to_json, "csv": result.to_csv, "md": result.to_markdown}[fmt]()
+    text = {"table": result.to_text, "json": result.to_json, "csv": result.to_csv, "md": result.to_markdown}[
+        fmt
+    ]()
     click.echo(text.rstrip("\n"))
 
 
 @group.command("rf")
 @click.argument("target")
 @click.option("--input", "input_size", required=True, help="Input size, channels first, e.g. 3x112x112.")
-@click.option("--check", is_flag=True,
-              help="Also measure the last layer's field as the gradient support of its centre unit.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Also measure the last layer's field as the gradient support of its centre unit.",
+)
 def rf_cmd(target: str, input_size: str, check: bool) -> None:
     """Receptive field size, jump and start (centre of unit 0, in input pixels) of every layer.
 
@@ -126,7 +145,9 @@ def rf_cmd(target: str, input_size: str, check: bool) -> None:
     result = summary(model, size)
     rows = [r for r in result.rows if r.receptive_field is not None]
     if not rows:
-        raise ArgumentError("--input", input_size, "an image-like input (C×L, C×H×W or C×D×H×W) for receptive fields")
+        raise ArgumentError(
+            "--input", input_size, "an image-like input (C×L, C×H×W or C×D×H×W) for receptive fields"
+        )
     width = max(len(r.name) for r in rows)
     click.echo(f"{'layer'.ljust(width)}  {'type':<18} {'size':>10} {'jump':>8} {'start':>8}")
     for r in rows:
@@ -140,10 +161,12 @@ def rf_cmd(target: str, input_size: str, check: bool) -> None:
         last = rows[-1]
         pos = tuple(n // 2 for n in last.output_shape[2:])
         measured = empirical_receptive_field(real, size, pos)
-        click.echo(f"gradient support of unit {pos} of the output: {measured.lo}..{measured.hi} "
-                   f"(size {'×'.join(map(str, measured.size))}); formula interval "
-                   + ", ".join(f"[{a:g}, {b:g}]" for a, b in last.receptive_field.interval(pos))
-                   + " before clipping to the image")
+        click.echo(
+            f"gradient support of unit {pos} of the output: {measured.lo}..{measured.hi} "
+            f"(size {'×'.join(map(str, measured.size))}); formula interval "
+            + ", ".join(f"[{a:g}, {b:g}]" for a, b in last.receptive_field.interval(pos))
+            + " before clipping to the image"
+        )
 
 
 def _symbolic_input(text: str) -> tuple[int | str, ...]:
@@ -164,8 +187,12 @@ def _vars_option(text: str) -> dict[str, int]:
     for item in (t.strip() for t in text.split(",") if t.strip()):
         name, _, step = item.partition(":")
         if not name.isidentifier() or (step and not (step.isdigit() and int(step) > 0)):
-            raise ArgumentError("--vars", text, "comma-separated argument names, each with an optional :step "
-                                "(e.g. num_filters,num_colours,height:4)")
+            raise ArgumentError(
+                "--vars",
+                text,
+                "comma-separated argument names, each with an optional :step "
+                "(e.g. num_filters,num_colours,height:4)",
+            )
         out[name] = int(step) if step else 1
     if not out:
         raise ArgumentError("--vars", text, "at least one argument name")
@@ -174,13 +201,22 @@ def _vars_option(text: str) -> dict[str, int]:
 
 @group.command("symbolic")
 @click.argument("module")
-@click.option("--vars", "variables", required=True,
-              help="Integer arguments (or input sizes) to keep symbolic, name[:step], comma-separated.")
-@click.option("--input", "input_size", required=True,
-              help="Input size; entries may be variables: 1,height,width or num_in_channels,32,32.")
+@click.option(
+    "--vars",
+    "variables",
+    required=True,
+    help="Integer arguments (or input sizes) to keep symbolic, name[:step], comma-separated.",
+)
+@click.option(
+    "--input",
+    "input_size",
+    required=True,
+    help="Input size; entries may be variables: 1,height,width or num_in_channels,32,32.",
+)
 @click.option("--ignore", default="", help="Leave out of parameter counts: bias, batchnorm.")
-@click.option("--degree", type=click.IntRange(1, 4), default=2, show_default=True,
-              help="Largest power of one variable.")
+@click.option(
+    "--degree", type=click.IntRange(1, 4), default=2, show_default=True, help="Largest power of one variable."
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def symbolic_cmd(module: str, variables: str, input_size: str, ignore: str, degree: int, fmt: str) -> None:
     """Exact polynomials for parameters, neurons, MACs and connections of MODULE's factory.
@@ -193,14 +229,26 @@ def symbolic_cmd(module: str, variables: str, input_size: str, ignore: str, degr
         raise ArgumentError("MODULE", module, "keyword arguments only, so that --vars can replace them")
     if not callable(factory) or isinstance(factory, nn.Module):
         raise ArgumentError("MODULE", module, "a factory (class or function) taking the --vars arguments")
-    result = symbolic_counts(factory, _vars_option(variables), _symbolic_input(input_size), fixed=ref.kwargs,
-                             degree=degree, ignore=_ignore_option(ignore))
+    result = symbolic_counts(
+        factory,
+        _vars_option(variables),
+        _symbolic_input(input_size),
+        fixed=ref.kwargs,
+        degree=degree,
+        ignore=_ignore_option(ignore),
+    )
     polys = result.as_strings()
     if fmt == "json":
-        click.echo(json.dumps({"polynomials": polys, "fitted_on": result.fitted_at,
-                               "checked_at": result.checked_at}, indent=2))
+        click.echo(
+            json.dumps(
+                {"polynomials": polys, "fitted_on": result.fitted_at, "checked_at": result.checked_at},
+                indent=2,
+            )
+        )
         return
     for name, poly in polys.items():
         click.echo(f"{name:<12} {poly}")
-    click.echo(f"fitted on {result.fitted_at} traced points; exact at {len(result.checked_at)} fresh points: "
-               + "; ".join(", ".join(f"{k}={v}" for k, v in pt.items()) for pt in result.checked_at))
+    click.echo(
+        f"fitted on {result.fitted_at} traced points; exact at {len(result.checked_at)} fresh points: "
+        + "; ".join(", ".join(f"{k}={v}" for k, v in pt.items()) for pt in result.checked_at)
+    )

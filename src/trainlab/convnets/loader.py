@@ -1,4 +1,4 @@
-"""Load a model from a command-line reference: ``package.module:factory(args)`` or ``path/file.py:factory(args)``.
+"""Load a model named on the command line: ``package.module:factory(args)`` or ``file.py:factory(args)``.
 
 The call's arguments are parsed with :func:`ast.literal_eval` only (numbers, strings,
 tuples, lists, dicts, booleans, None), never evaluated as code. The module itself is
@@ -55,8 +55,11 @@ def parse_factory_ref(text: str, argument: str = "MODULE") -> FactoryRef:
         args = tuple(ast.literal_eval(a) for a in node.args)
         kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg is not None}
     except (ValueError, SyntaxError):
-        raise ArgumentError(argument, text, "arguments that are Python literals (numbers, strings, tuples, "
-                                            "lists, dicts, True/False/None)") from None
+        raise ArgumentError(
+            argument,
+            text,
+            "arguments that are Python literals (numbers, strings, tuples, lists, dicts, True/False/None)",
+        ) from None
     if len(kwargs) != len(node.keywords):
         raise ArgumentError(argument, text, "named arguments (no **kwargs)")
     return FactoryRef(head.strip(), node.func.id, args, kwargs)
@@ -77,7 +80,9 @@ def _import(module: str, argument: str, text: str) -> Any:
             spec.loader.exec_module(mod)
         except Exception as e:
             sys.modules.pop(name, None)
-            raise ArgumentError(argument, text, f"a file that imports cleanly ({type(e).__name__}: {e})") from None
+            raise ArgumentError(
+                argument, text, f"a file that imports cleanly ({type(e).__name__}: {e})"
+            ) from None
         return mod
     try:
         return importlib.import_module(module)

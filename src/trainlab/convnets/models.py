@@ -25,13 +25,18 @@ class CourseVGG(nn.Module):
     def __init__(self, num_classes: int = 100) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(3, 64, 3, padding=1),
+            nn.ReLU(),
             nn.MaxPool2d(2, 2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(64, 128, 3, padding=1),
+            nn.ReLU(),
             nn.MaxPool2d(2, 2),
-            nn.Conv2d(128, 256, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(2, 2))
+            nn.Conv2d(128, 256, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2, 2),
+        )
         self.fc1 = nn.Linear(256 * 14 * 14, 1024)
         self.fc2 = nn.Linear(1024, num_classes)
 
@@ -41,21 +46,30 @@ class CourseVGG(nn.Module):
 
 
 class PoolUpsampleNet(nn.Module):
-    def __init__(self, num_in_channels: int = 1, num_filters: int = 32, num_colours: int = 24,
-                 kernel: int = 3) -> None:
+    def __init__(
+        self, num_in_channels: int = 1, num_filters: int = 32, num_colours: int = 24, kernel: int = 3
+    ) -> None:
         super().__init__()
         p = kernel // 2
         nf, nc = num_filters, num_colours
 
         def down(a: int, b: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(a, b, kernel, padding=p), nn.MaxPool2d(2), nn.BatchNorm2d(b), nn.ReLU())
+            return nn.Sequential(
+                nn.Conv2d(a, b, kernel, padding=p), nn.MaxPool2d(2), nn.BatchNorm2d(b), nn.ReLU()
+            )
 
         def up(a: int, b: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(a, b, kernel, padding=p), nn.Upsample(scale_factor=2),
-                                 nn.BatchNorm2d(b), nn.ReLU())
+            return nn.Sequential(
+                nn.Conv2d(a, b, kernel, padding=p), nn.Upsample(scale_factor=2), nn.BatchNorm2d(b), nn.ReLU()
+            )
 
-        self.layers = nn.Sequential(down(num_in_channels, nf), down(nf, 2 * nf), up(2 * nf, nf), up(nf, nc),
-                                    nn.Conv2d(nc, nc, kernel, padding=p))
+        self.layers = nn.Sequential(
+            down(num_in_channels, nf),
+            down(nf, 2 * nf),
+            up(2 * nf, nf),
+            up(nf, nc),
+            nn.Conv2d(nc, nc, kernel, padding=p),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)

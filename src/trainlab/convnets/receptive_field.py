@@ -103,8 +103,13 @@ def _per_dim(value: int | Sequence[int], ndim: int) -> tuple[int, ...]:
     return value * ndim if len(value) == 1 else value
 
 
-def through_window(rf: ReceptiveField, kernel_size: int | Sequence[int], stride: int | Sequence[int] = 1,
-                   padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1) -> ReceptiveField:
+def through_window(
+    rf: ReceptiveField,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+) -> ReceptiveField:
     """The field after a convolution or pooling window (Araujo et al. 2019, eqs. for r, j, start)."""
     n = rf.ndim
     ks, ss, ps, ds = (_per_dim(v, n) for v in (kernel_size, stride, padding, dilation))
@@ -193,13 +198,24 @@ class _MaxToAvgPool(TorchFunctionMode):
         names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
         bound = dict(zip(names, args, strict=False)) | kwargs
         if any(d != 1 for d in _per_dim(bound.get("dilation", 1), 1)):
-            raise ArgumentError("model", "max pooling with dilation > 1",
-                                "max pooling without dilation for the empirical receptive field")
+            raise ArgumentError(
+                "model",
+                "max pooling with dilation > 1",
+                "max pooling without dilation for the empirical receptive field",
+            )
         if bound.get("return_indices"):
-            raise ArgumentError("model", "max pooling with return_indices",
-                                "max pooling without indices for the empirical receptive field")
-        return avg(bound["input"], bound["kernel_size"], bound.get("stride") or bound["kernel_size"],
-                   bound.get("padding", 0), bool(bound.get("ceil_mode", False)))
+            raise ArgumentError(
+                "model",
+                "max pooling with return_indices",
+                "max pooling without indices for the empirical receptive field",
+            )
+        return avg(
+            bound["input"],
+            bound["kernel_size"],
+            bound.get("stride") or bound["kernel_size"],
+            bound.get("padding", 0),
+            bool(bound.get("ceil_mode", False)),
+        )
 
 
 def _first_tensor(out: Any) -> torch.Tensor:
@@ -214,8 +230,9 @@ def _first_tensor(out: Any) -> torch.Tensor:
     raise ArgumentError("model", type(out).__name__, "a model whose output is (or starts with) a tensor")
 
 
-def empirical_receptive_field(model: nn.Module, input_size: Sequence[int],
-                              position: Sequence[int] | None = None) -> EmpiricalField:
+def empirical_receptive_field(
+    model: nn.Module, input_size: Sequence[int], position: Sequence[int] | None = None
+) -> EmpiricalField:
     """Measure the receptive field of one output unit as the support of its input gradient.
 
     A copy of ``model`` (the model itself is untouched) gets every parameter set to a positive

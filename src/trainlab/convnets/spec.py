@@ -42,8 +42,10 @@ from trainlab.errors import ArgumentError, ShapeError, SpecError
 
 __all__ = ["ACCEPTED", "SpecLayer", "build_from_spec", "hand_counts", "parse_spec"]
 
-ACCEPTED = ("conv<k>-<C>[/<s>], convT<k>-<C>[/<s>], maxpool[<k>[/<s>]], avgpool[<k>[/<s>]], fc-<n>, "
-            "relu, bn, upsample[<f>]")
+ACCEPTED = (
+    "conv<k>-<C>[/<s>], convT<k>-<C>[/<s>], maxpool[<k>[/<s>]], avgpool[<k>[/<s>]], fc-<n>, "
+    "relu, bn, upsample[<f>]"
+)
 
 _PATTERNS = [
     ("convT", re.compile(r"convt(?P<k>\d+)-(?P<c>\d+)(?:/(?P<s>\d+))?")),
@@ -73,8 +75,10 @@ class SpecLayer:
 def parse_spec(spec: str) -> list[SpecLayer]:
     """Parse a spec string into layers; a bad token raises :class:`SpecError` naming it and its position."""
     if not isinstance(spec, str) or not spec.strip():
-        raise SpecError(f"spec={spec!r} is empty: expected comma-separated layers such as "
-                        f"'conv3-64, maxpool, fc-10' ({ACCEPTED})")
+        raise SpecError(
+            f"spec={spec!r} is empty: expected comma-separated layers such as "
+            f"'conv3-64, maxpool, fc-10' ({ACCEPTED})"
+        )
     layers: list[SpecLayer] = []
     offset = 0
     for i, raw in enumerate(spec.split(","), start=1):
@@ -87,20 +91,35 @@ def parse_spec(spec: str) -> list[SpecLayer]:
             if m is None:
                 continue
             g = {key: int(v) for key, v in m.groupdict().items() if v is not None}
-            for key, label in (("k", "kernel size"), ("c", "channel/unit count"), ("s", "stride"),
-                               ("f", "upsampling factor")):
+            for key, label in (
+                ("k", "kernel size"),
+                ("c", "channel/unit count"),
+                ("s", "stride"),
+                ("f", "upsampling factor"),
+            ):
                 if key in g and g[key] < 1:
-                    raise SpecError(f"spec token {i} {token!r} (at character {column}): the {label} must be "
-                                    "at least 1")
+                    raise SpecError(
+                        f"spec token {i} {token!r} (at character {column}): the {label} must be at least 1"
+                    )
             k = g.get("k", 2 if kind.endswith("pool") else 0)
             default_stride = k if kind.endswith("pool") else (2 if kind == "convT" else 1)
-            layers.append(SpecLayer(kind, token, i, kernel=k, channels=g.get("c", 0),
-                                    stride=g.get("s", default_stride), factor=g.get("f", 2)))
+            layers.append(
+                SpecLayer(
+                    kind,
+                    token,
+                    i,
+                    kernel=k,
+                    channels=g.get("c", 0),
+                    stride=g.get("s", default_stride),
+                    factor=g.get("f", 2),
+                )
+            )
             break
         else:
             shown = repr(token) if token else "(empty)"
-            raise SpecError(f"spec token {i} {shown} (at character {column}) is not a layer: expected one of "
-                            f"{ACCEPTED}")
+            raise SpecError(
+                f"spec token {i} {shown} (at character {column}) is not a layer: expected one of {ACCEPTED}"
+            )
     return layers
 
 
@@ -132,8 +151,10 @@ def build_from_spec(spec: str | Sequence[SpecLayer], input_size: Sequence[int]) 
     for layer in layers:
         where = f"spec token {layer.position} {layer.token!r}"
         if flat is not None and layer.kind not in ("fc", "relu", "bn"):
-            raise SpecError(f"{where}: a {layer.kind} layer cannot follow a fully connected layer "
-                            "(the activations are flat); expected fc-<n>, relu or bn")
+            raise SpecError(
+                f"{where}: a {layer.kind} layer cannot follow a fully connected layer "
+                "(the activations are flat); expected fc-<n>, relu or bn"
+            )
         if layer.kind == "conv":
             p = (layer.kernel - 1) // 2
             h, w = (conv_output_size(v, layer.kernel, layer.stride, p, layer=where) for v in (h, w))
@@ -141,14 +162,21 @@ def build_from_spec(spec: str | Sequence[SpecLayer], input_size: Sequence[int]) 
             c = layer.channels
         elif layer.kind == "convT":
             try:
-                sols = [solve_padding(v, v * layer.stride, layer.kernel, layer.stride, transposed=True)[0]
-                        for v in (h, w)]
+                sols = [
+                    solve_padding(v, v * layer.stride, layer.kernel, layer.stride, transposed=True)[0]
+                    for v in (h, w)
+                ]
             except ShapeError as e:
                 raise ShapeError(f"{where}: {e}") from None
             if sols[0] != sols[1]:
-                raise ShapeError(f"{where}: height {h} and width {w} need different paddings; use a square input")
+                raise ShapeError(
+                    f"{where}: height {h} and width {w} need different paddings; use a square input"
+                )
             p, op = sols[0]
-            h, w = (conv_transpose_output_size(v, layer.kernel, layer.stride, p, 1, op, layer=where) for v in (h, w))
+            h, w = (
+                conv_transpose_output_size(v, layer.kernel, layer.stride, p, 1, op, layer=where)
+                for v in (h, w)
+            )
             modules[name("convT")] = nn.ConvTranspose2d(c, layer.channels, layer.kernel, layer.stride, p, op)
             c = layer.channels
         elif layer.kind in ("maxpool", "avgpool"):
@@ -189,11 +217,18 @@ def hand_counts(spec: str | Sequence[SpecLayer], input_size: Sequence[int]) -> l
         k = layer.kernel
         if layer.kind == "conv":
             h2, w2 = ((v + 2 * ((k - 1) // 2) - k) // layer.stride + 1 for v in (h, w))
-            row = (layer.channels * h2 * w2, (k * k * c + 1) * layer.channels, k * k * c * layer.channels * h2 * w2)
+            row = (
+                layer.channels * h2 * w2,
+                (k * k * c + 1) * layer.channels,
+                k * k * c * layer.channels * h2 * w2,
+            )
             c, h, w = layer.channels, h2, w2
         elif layer.kind == "convT":
-            row = (layer.channels * h * w * layer.stride ** 2, (k * k * c + 1) * layer.channels,
-                   k * k * c * layer.channels * h * w)
+            row = (
+                layer.channels * h * w * layer.stride**2,
+                (k * k * c + 1) * layer.channels,
+                k * k * c * layer.channels * h * w,
+            )
             c, h, w = layer.channels, h * layer.stride, w * layer.stride
         elif layer.kind in ("maxpool", "avgpool"):
             h, w = ((v - k) // layer.stride + 1 for v in (h, w))
@@ -210,7 +245,14 @@ def hand_counts(spec: str | Sequence[SpecLayer], input_size: Sequence[int]) -> l
         else:
             row = (0, 0, 0)
         shape = (flat,) if flat is not None else (c, h, w)
-        rows.append({"token": layer.token, "kind": layer.kind, "output": shape, "neurons": row[0],
-                     "params": row[1], "connections": row[2]})
+        rows.append(
+            {
+                "token": layer.token,
+                "kind": layer.kind,
+                "output": shape,
+                "neurons": row[0],
+                "params": row[1],
+                "connections": row[2],
+            }
+        )
     return rows
-

@@ -45,7 +45,7 @@ COUNTS = ("params", "neurons", "macs", "connections")
 
 @dataclass
 class SymbolicCounts:
-    """Polynomials for each count, the points they were fitted on and the fresh points they were checked on."""
+    """Polynomials for each count, how many points they were fitted on, the fresh points checked."""
 
     symbols: dict[str, sympy.Symbol]
     polynomials: dict[str, sympy.Expr]
@@ -63,7 +63,10 @@ class SymbolicCounts:
 def _inverse_vandermonde(xs: Sequence[int]) -> list[list[Fraction]]:
     """V⁻¹ for V[i][j] = xs[i]**j, by Gauss–Jordan elimination over the rationals."""
     n = len(xs)
-    a = [[Fraction(x) ** j for j in range(n)] + [Fraction(int(i == r)) for i in range(n)] for r, x in enumerate(xs)]
+    a = [
+        [Fraction(x) ** j for j in range(n)] + [Fraction(int(i == r)) for i in range(n)]
+        for r, x in enumerate(xs)
+    ]
     for col in range(n):
         pivot = next(r for r in range(col, n) if a[r][col] != 0)
         a[col], a[pivot] = a[pivot], a[col]
@@ -89,8 +92,14 @@ def _accepts(factory: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def _counts_at(factory: Callable[..., nn.Module], input_size: Sequence[int | str], fixed: Mapping[str, Any],
-               values: Mapping[str, int], input_names: set[str], ignore: frozenset[str]) -> dict[str, int]:
+def _counts_at(
+    factory: Callable[..., nn.Module],
+    input_size: Sequence[int | str],
+    fixed: Mapping[str, Any],
+    values: Mapping[str, int],
+    input_names: set[str],
+    ignore: frozenset[str],
+) -> dict[str, int]:
     kwargs = {**fixed, **{k: v for k, v in values.items() if k not in input_names or _accepts(factory, k)}}
     try:
         with torch.device("meta"):  # no weights allocated, no random initialisation drawn
@@ -102,10 +111,17 @@ def _counts_at(factory: Callable[..., nn.Module], input_size: Sequence[int | str
     return {name: totals[name] for name in COUNTS}
 
 
-def symbolic_counts(factory: Callable[..., nn.Module], variables: Mapping[str, int] | Sequence[str],
-                    input_size: Sequence[int | str], *, fixed: Mapping[str, Any] | None = None,
-                    degree: int = 2, ignore: Sequence[str] = (), num_checks: int = 3,
-                    seed: int = 0) -> SymbolicCounts:
+def symbolic_counts(
+    factory: Callable[..., nn.Module],
+    variables: Mapping[str, int] | Sequence[str],
+    input_size: Sequence[int | str],
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    degree: int = 2,
+    ignore: Sequence[str] = (),
+    num_checks: int = 3,
+    seed: int = 0,
+) -> SymbolicCounts:
     """Exact polynomials for parameters, neurons, MACs and connections of ``factory(**args)``.
 
     ``variables`` names the integer arguments (and/or entries of ``input_size`` given as
@@ -125,10 +141,13 @@ def symbolic_counts(factory: Callable[..., nn.Module], variables: Mapping[str, i
     input_names = {v for v in input_size if isinstance(v, str)}
     missing = input_names - set(steps)
     if missing:
-        raise ArgumentError("--input", "x".join(map(str, input_size)),
-                            f"sizes that are integers or among the variables (missing: {', '.join(sorted(missing))})")
+        raise ArgumentError(
+            "--input",
+            "x".join(map(str, input_size)),
+            f"sizes that are integers or among the variables (missing: {', '.join(sorted(missing))})",
+        )
     names = list(steps)
-    grids = [[steps[n] * (i + 1) for i in range(degree + 1)] for n in names]
+    grids = [[steps[n] * (i + 2) for i in range(degree + 1)] for n in names]  # 2·step, 3·step, …
     inverses = [_inverse_vandermonde(g) for g in grids]
     ignore = frozenset(ignore)
 
@@ -144,7 +163,9 @@ def symbolic_counts(factory: Callable[..., nn.Module], variables: Mapping[str, i
     polynomials: dict[str, sympy.Expr] = {}
     for c in COUNTS:
         coeffs = tables[c]
-        for axis, inv in enumerate(inverses):  # values on the grid -> monomial coefficients, one axis at a time
+        for axis, inv in enumerate(
+            inverses
+        ):  # values on the grid -> monomial coefficients, one axis at a time
             inv_arr = np.array(inv, dtype=object)
             coeffs = np.moveaxis(np.tensordot(inv_arr, np.moveaxis(coeffs, axis, 0), axes=1), 0, axis)
         poly = sympy.Integer(0)
@@ -152,21 +173,23 @@ def symbolic_counts(factory: Callable[..., nn.Module], variables: Mapping[str, i
             q = coeffs[powers]
             if q != 0:
                 poly += sympy.Rational(q.numerator, q.denominator) * math.prod(
-                    (symbols[n] ** e for n, e in zip(names, powers, strict=True)), start=sympy.Integer(1))
+                    (symbols[n] ** e for n, e in zip(names, powers, strict=True)), start=sympy.Integer(1)
+                )
         polynomials[c] = sympy.expand(poly)
 
     result = SymbolicCounts(symbols, polynomials, fitted_at=int(np.prod(shape)))
     rng = np.random.default_rng(seed)
     for _ in range(num_checks):
-        values = {n: steps[n] * int(rng.integers(degree + 2, degree + 12)) for n in names}
+        values = {n: steps[n] * int(rng.integers(degree + 3, degree + 13)) for n in names}  # off the grid
         measured = _counts_at(factory, input_size, fixed, values, input_names, ignore)
         predicted = result.evaluate(values)
         for c in COUNTS:
             if measured[c] != predicted[c]:
                 raise ShapeError(
                     f"{c} is not a polynomial of degree ≤ {degree} per variable in {', '.join(names)}: at "
-                    f"{values} the fit predicts {predicted[c]} but tracing gives {measured[c]}; sample spatial "
-                    "sizes on multiples of the total stride (e.g. --vars height:8) or raise the degree")
+                    f"{values} the fit predicts {predicted[c]} but tracing gives {measured[c]}; "
+                    "sample spatial "
+                    "sizes on multiples of the total stride (e.g. --vars height:8) or raise the degree"
+                )
         result.checked_at.append(values)
     return result
-

@@ -87,7 +87,8 @@ IGNORABLE = ("bias", "batchnorm")
 CONVENTIONS = (
     "neurons = output activations of a layer; parameters = weights + biases; "
     "connections = multiply-accumulates without biases, plus pooling windows and upsampling links; "
-    "activations, batch norm and adds belong to the layer before (no neurons or connections)")
+    "activations, batch norm and adds belong to the layer before (no neurons or connections)"
+)
 
 
 class NotCountedError(TrainlabError):
@@ -112,16 +113,36 @@ class LayerRow:
     def as_dict(self) -> dict[str, Any]:
         rf = self.receptive_field
         size, jump, start = rf.describe() if rf is not None else ("", "", "")
-        return {"name": self.name, "type": self.type,
-                "output_shape": list(self.output_shape) if self.output_shape is not None else None,
-                "neurons": self.neurons, "params": self.params,
-                "trainable_params": self.trainable_params, "macs": self.macs,
-                "connections": self.connections, "rf_size": size, "rf_jump": jump, "rf_start": start,
-                "note": self.note}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "output_shape": list(self.output_shape) if self.output_shape is not None else None,
+            "neurons": self.neurons,
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "macs": self.macs,
+            "connections": self.connections,
+            "rf_size": size,
+            "rf_jump": jump,
+            "rf_start": start,
+            "note": self.note,
+        }
 
 
-_COLUMNS = ("name", "type", "output_shape", "neurons", "params", "trainable_params", "macs",
-            "connections", "rf_size", "rf_jump", "rf_start", "note")
+_COLUMNS = (
+    "name",
+    "type",
+    "output_shape",
+    "neurons",
+    "params",
+    "trainable_params",
+    "macs",
+    "connections",
+    "rf_size",
+    "rf_jump",
+    "rf_start",
+    "note",
+)
 
 
 @dataclass
@@ -154,18 +175,27 @@ class Summary:
         return sum(r.connections for r in self.rows)
 
     def totals(self) -> dict[str, int]:
-        return {"neurons": self.total_neurons, "params": self.total_params,
-                "trainable_params": self.trainable_params, "macs": self.total_macs,
-                "connections": self.total_connections}
+        return {
+            "neurons": self.total_neurons,
+            "params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "macs": self.total_macs,
+            "connections": self.total_connections,
+        }
 
     def layers(self) -> list[LayerRow]:
         """Rows that are layers in the course's sense: they have neurons or parameters."""
         return [r for r in self.rows if r.neurons or r.params]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"input_shapes": [list(s) for s in self.input_shapes], "ignore": sorted(self.ignore),
-                "conventions": CONVENTIONS, "rows": [r.as_dict() for r in self.rows],
-                "totals": self.totals(), "not_counted": list(self.not_counted)}
+        return {
+            "input_shapes": [list(s) for s in self.input_shapes],
+            "ignore": sorted(self.ignore),
+            "conventions": CONVENTIONS,
+            "rows": [r.as_dict() for r in self.rows],
+            "totals": self.totals(),
+            "not_counted": list(self.not_counted),
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
@@ -179,26 +209,66 @@ class Summary:
             d["output_shape"] = "x".join(map(str, r.output_shape)) if r.output_shape else ""
             writer.writerow(d)
         t = self.totals()
-        writer.writerow({"name": "total", "neurons": t["neurons"], "params": t["params"],
-                         "trainable_params": t["trainable_params"], "macs": t["macs"],
-                         "connections": t["connections"]})
+        writer.writerow(
+            {
+                "name": "total",
+                "neurons": t["neurons"],
+                "params": t["params"],
+                "trainable_params": t["trainable_params"],
+                "macs": t["macs"],
+                "connections": t["connections"],
+            }
+        )
         return buf.getvalue()
 
     def text_rows(self) -> tuple[list[str], list[list[str]]]:
         """Header and formatted cells (thousands separators) for text, markdown and rich tables."""
-        header = ["layer", "type", "output", "neurons", "params", "MACs", "connections", "RF", "jump",
-                  "start"]
+        header = [
+            "layer",
+            "type",
+            "output",
+            "neurons",
+            "params",
+            "MACs",
+            "connections",
+            "RF",
+            "jump",
+            "start",
+        ]
         body = []
         for r in self.rows:
             rf = r.receptive_field.describe() if r.receptive_field is not None else ("—", "—", "—")
             shape = "×".join(map(str, r.output_shape)) if r.output_shape else "—"
-            params = f"{r.params:,}" + ("" if r.trainable_params == r.params else
-                                        f" ({r.trainable_params:,} trainable)")
-            body.append([r.name + (f" [{r.note}]" if r.note else ""), r.type, shape, f"{r.neurons:,}",
-                         params, f"{r.macs:,}", f"{r.connections:,}", *rf])
+            params = f"{r.params:,}" + (
+                "" if r.trainable_params == r.params else f" ({r.trainable_params:,} trainable)"
+            )
+            body.append(
+                [
+                    r.name + (f" [{r.note}]" if r.note else ""),
+                    r.type,
+                    shape,
+                    f"{r.neurons:,}",
+                    params,
+                    f"{r.macs:,}",
+                    f"{r.connections:,}",
+                    *rf,
+                ]
+            )
         t = self.totals()
-        body.append(["total", "", "", f"{t['neurons']:,}", f"{t['params']:,}", f"{t['macs']:,}",
-                     f"{t['connections']:,}", "", "", ""])
+        body.append(
+            [
+                "total",
+                "",
+                "",
+                f"{t['neurons']:,}",
+                f"{t['params']:,}",
+                f"{t['macs']:,}",
+                f"{t['connections']:,}",
+                "",
+                "",
+                "",
+            ]
+        )
         return header, body
 
     def footer(self) -> list[str]:
@@ -221,8 +291,10 @@ class Summary:
         right = set(range(3, len(header)))
 
         def line(cells: list[str]) -> str:
-            return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+            return "  ".join(
+                c.rjust(w) if i in right else c.ljust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            ).rstrip()
 
         return "\n".join([line(header), *(line(r) for r in body), *self.footer()]) + "\n"
 
@@ -234,9 +306,15 @@ class Summary:
         layers = self.layers()
         xs = range(len(layers))
         width = 0.27
-        for offset, (label, values) in zip((-width, 0, width), [
-                ("neurons", [r.neurons for r in layers]), ("parameters", [r.params for r in layers]),
-                ("connections", [r.connections for r in layers])], strict=True):
+        for offset, (label, values) in zip(
+            (-width, 0, width),
+            [
+                ("neurons", [r.neurons for r in layers]),
+                ("parameters", [r.params for r in layers]),
+                ("connections", [r.connections for r in layers]),
+            ],
+            strict=True,
+        ):
             ax.bar([x + offset for x in xs], [max(v, 0.5) for v in values], width, label=label)
         ax.set_yscale("log")
         ax.set_xticks(list(xs), [r.name for r in layers], rotation=60, fontsize=7)
@@ -255,6 +333,7 @@ def parse_size(text: str, argument: str = "--input") -> tuple[int, ...]:
 
 # ----------------------------------------------------------------------------------------------
 # The tracing mode.
+
 
 def _bind(args: tuple, kwargs: dict, names: tuple[str, ...], defaults: dict[str, Any]) -> dict[str, Any]:
     bound = dict(defaults)
@@ -294,7 +373,8 @@ def _shape(t: torch.Tensor) -> str:
     return "×".join(map(str, t.shape))
 
 
-_ELEMENTWISE = frozenset("""
+_ELEMENTWISE = frozenset(
+    """
 relu relu_ relu6 gelu silu silu_ sigmoid sigmoid_ tanh tanh_ hardtanh hardtanh_ leaky_relu leaky_relu_
 elu elu_ selu selu_ celu celu_ mish hardswish hardsigmoid softplus softsign threshold threshold_ prelu
 rrelu logsigmoid tanhshrink softshrink hardshrink
@@ -302,16 +382,23 @@ add add_ __add__ __radd__ __iadd__ sub sub_ __sub__ __rsub__ __isub__ mul mul_ _
 div div_ __truediv__ __rtruediv__ __itruediv__ true_divide __floordiv__ floor_divide neg __neg__ exp exp_
 log log_ sqrt sqrt_ rsqrt pow pow_ __pow__ __rpow__ abs abs_ __abs__ clamp clamp_ clip clip_ clamp_min
 clamp_max square reciprocal sin cos erf maximum minimum where masked_fill masked_fill_ lerp addcmul addcdiv
-""".split())
+""".split()
+)
 # Shape-preserving functions of their first argument (the others are parameters or statistics).
-_SAME_SHAPE = frozenset("""
+_SAME_SHAPE = frozenset(
+    """
 dropout dropout_ dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout
-softmax log_softmax softmin batch_norm instance_norm layer_norm group_norm local_response_norm normalize rms_norm
-""".split())
-_COMPARISONS = frozenset("eq ne lt le gt ge __eq__ __ne__ __lt__ __le__ __gt__ __ge__ isnan isinf "
-                         "logical_and logical_or logical_not __and__ __or__ __invert__".split())
+softmax log_softmax softmin batch_norm instance_norm layer_norm group_norm local_response_norm normalize
+rms_norm
+""".split()
+)
+_COMPARISONS = frozenset(
+    "eq ne lt le gt ge __eq__ __ne__ __lt__ __le__ __gt__ __ge__ isnan isinf "
+    "logical_and logical_or logical_not __and__ __or__ __invert__".split()
+)
 # Functions that create or reshape tensors, query them, or cost nothing under the conventions.
-_FREE = frozenset("""
+_FREE = frozenset(
+    """
 __get__ __set__ dim size numel __len__ stride is_floating_point is_contiguous is_complex get_device
 element_size data_ptr __format__ __repr__ __hash__ __iter__ __reduce_ex__ __contains__ __setstate__
 view view_as reshape reshape_as flatten unflatten permute transpose t contiguous unsqueeze squeeze
@@ -321,11 +408,14 @@ to type type_as float double half bfloat16 long int bool clone detach detach_ re
 zero_ fill_ copy_ zeros ones empty full arange linspace eye rand randn randint tensor as_tensor
 zeros_like ones_like empty_like full_like rand_like randn_like new_zeros new_ones new_empty new_full
 new_tensor triu tril cat concat concatenate stack gather index_select one_hot
-""".split())
-_READ_ONLY = frozenset("""
+""".split()
+)
+_READ_ONLY = frozenset(
+    """
 __get__ dim size numel __len__ stride is_floating_point is_contiguous is_complex get_device element_size
 __format__ __repr__ __hash__
-""".split())
+""".split()
+)
 _FACTORIES = frozenset("zeros ones empty full arange linspace eye rand randn randint".split())
 _INPLACE_SUFFIX = re.compile(r"^(__i\w+__|\w+_)$")
 
@@ -401,7 +491,10 @@ class _Tracer(TorchFunctionMode):
     def pre_hook(self, module: nn.Module, args: Any) -> None:
         name = self.names.get(id(module))
         if name is not None and self.modules.get(id(module)) is module:
-            self.stack.append(_Frame(module, name, leaf=not module._modules))
+            # A module without children is one layer (its ops add up in one row), except a model of
+            # its own class written with functional ops only: it gets a row per op.
+            builtin = type(module).__module__.startswith("torch.nn")
+            self.stack.append(_Frame(module, name, leaf=not module._modules and (name != "" or builtin)))
 
     def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         if not self.stack or self.stack[-1].module is not module:
@@ -411,13 +504,27 @@ class _Tracer(TorchFunctionMode):
             return
         n = self.calls[id(module)] = self.calls.get(id(module), 0) + 1
         total, trainable = self.take_params(module.parameters(recurse=False))
-        out = output if isinstance(output, torch.Tensor) else next(
-            (o for o in pytree.tree_leaves(output) if isinstance(o, torch.Tensor)), None)
+        out = (
+            output
+            if isinstance(output, torch.Tensor)
+            else next((o for o in pytree.tree_leaves(output) if isinstance(o, torch.Tensor)), None)
+        )
         note = "" if n == 1 else f"call {n}, parameters booked at call 1"
-        self.rows.append(LayerRow(
-            frame.name if n == 1 else f"{frame.name} ({n})", type(module).__name__,
-            tuple(out.shape) if out is not None else None, frame.neurons, total, trainable,
-            frame.macs, frame.connections, self.field_of(out), note))
+        label = frame.name or "(model)"
+        self.rows.append(
+            LayerRow(
+                label if n == 1 else f"{label} ({n})",
+                type(module).__name__,
+                tuple(out.shape) if out is not None else None,
+                frame.neurons,
+                total,
+                trainable,
+                frame.macs,
+                frame.connections,
+                self.field_of(out),
+                note,
+            )
+        )
 
     # -- booking an operation ------------------------------------------------------------------
     def where(self, op: str) -> str:
@@ -427,8 +534,17 @@ class _Tracer(TorchFunctionMode):
             return f"'{top.name or 'model'}' ({kind})" if top.leaf else f"'{top.name or 'model'}' ({op})"
         return f"({op})"
 
-    def book(self, op: str, out: torch.Tensor, *, neurons: int = 0, macs: int = 0, connections: int = 0,
-             params: Iterable[Any] = (), row: bool = True) -> None:
+    def book(
+        self,
+        op: str,
+        out: torch.Tensor,
+        *,
+        neurons: int = 0,
+        macs: int = 0,
+        connections: int = 0,
+        params: Iterable[Any] = (),
+        row: bool = True,
+    ) -> None:
         top = self.stack[-1] if self.stack else None
         if top is not None and top.leaf:
             top.neurons += neurons
@@ -442,8 +558,19 @@ class _Tracer(TorchFunctionMode):
         base = f"{prefix}.{op}" if prefix else op
         k = self.row_names[base] = self.row_names.get(base, 0) + 1
         total, trainable = self.take_params(p for p in params if isinstance(p, torch.Tensor))
-        self.rows.append(LayerRow(base if k == 1 else f"{base}_{k}", op, tuple(out.shape), neurons, total,
-                                  trainable, macs, connections, self.field_of(out)))
+        self.rows.append(
+            LayerRow(
+                base if k == 1 else f"{base}_{k}",
+                op,
+                tuple(out.shape),
+                neurons,
+                total,
+                trainable,
+                macs,
+                connections,
+                self.field_of(out),
+            )
+        )
 
     # -- the interception ----------------------------------------------------------------------
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
@@ -473,8 +600,9 @@ class _Tracer(TorchFunctionMode):
         try:
             shape = _broadcast([tuple(t.shape) for t in tensors])
         except RuntimeError as e:
-            raise ShapeError(f"layer {self.where(name)}: {name} of {' and '.join(_shape(t) for t in tensors)}: "
-                             f"{e}") from None
+            raise ShapeError(
+                f"layer {self.where(name)}: {name} of {' and '.join(_shape(t) for t in tensors)}: {e}"
+            ) from None
         first = args[0] if args and isinstance(args[0], torch.Tensor) else tensors[0]
         rf = self.merged_field(tensors)
         if _INPLACE_SUFFIX.match(name) or kwargs.get("inplace"):
@@ -484,6 +612,8 @@ class _Tracer(TorchFunctionMode):
                 self.set_field(first, rf)
                 return first
         dtype = torch.bool if name in _COMPARISONS else first.dtype
+        if name == "where" and len(args) > 1 and isinstance(args[1], torch.Tensor):
+            dtype = args[1].dtype  # where(condition, x, y) has the values' dtype
         out = _meta(shape, dtype)
         self.set_field(out, rf)
         merging = len([t for t in tensors if self.field_of(t) is not None or t.dim() >= 2]) >= 2
@@ -495,18 +625,29 @@ class _Tracer(TorchFunctionMode):
         try:
             out = func(*meta_args, **meta_kwargs)
         except NotImplementedError as e:
-            raise ArgumentError("model", f"{name} in {self.where(name)}",
-                                f"operations that run on the meta device ({_first_line(e)})") from None
+            raise ArgumentError(
+                "model",
+                f"{name} in {self.where(name)}",
+                f"operations that run on the meta device ({_first_line(e)})",
+            ) from None
         except RuntimeError as e:
             msg = _first_line(e)
             if "meta" in msg and ("item" in msg or "data-dependent" in msg or "cannot be called" in msg):
-                raise ArgumentError("model", f"{name} in {self.where(name)}",
-                                    "a forward pass that does not depend on tensor values "
-                                    f"(tracing uses shapes only: {msg})") from None
+                raise ArgumentError(
+                    "model",
+                    f"{name} in {self.where(name)}",
+                    f"a forward pass that does not depend on tensor values (tracing uses shapes only: {msg})",
+                ) from None
             shapes = ", ".join(_shape(t) for t in pytree.tree_leaves(args) if isinstance(t, torch.Tensor))
-            raise ShapeError(f"layer {self.where(name)}: {name} fails on input shapes {shapes}: {msg}") from None
-        if name not in _FREE and name not in _ELEMENTWISE and name not in _COMPARISONS \
-                and name not in _SAME_SHAPE:
+            raise ShapeError(
+                f"layer {self.where(name)}: {name} fails on input shapes {shapes}: {msg}"
+            ) from None
+        if (
+            name not in _FREE
+            and name not in _ELEMENTWISE
+            and name not in _COMPARISONS
+            and name not in _SAME_SHAPE
+        ):
             self.not_counted[f"{name} in {self.where(name)}"] = None
         src = next((a for a in pytree.tree_leaves(args) if isinstance(a, torch.Tensor)), None)
         rf = self.field_of(src)
@@ -536,20 +677,28 @@ def _first_line(e: BaseException) -> str:
 # ----------------------------------------------------------------------------------------------
 # Handlers: formulas for the layers whose cost is known.
 
+
 def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-    b = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
-              {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1})
+    b = _bind(
+        args,
+        kwargs,
+        ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+        {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1},
+    )
     x, w, groups = b["input"], b["weight"], b["groups"]
     nd = w.dim() - 2
     unbatched = x.dim() == nd + 1
     xb_shape = (1, *x.shape) if unbatched else tuple(x.shape)  # (N, C_in, *spatial)
     where = tr.where(name)
     if len(xb_shape) != nd + 2:
-        raise ShapeError(f"layer {where}: a {nd}-D convolution needs a (N, C, {nd} sizes) input, "
-                         f"got shape {_shape(x)}")
+        raise ShapeError(
+            f"layer {where}: a {nd}-D convolution needs a (N, C, {nd} sizes) input, got shape {_shape(x)}"
+        )
     if xb_shape[1] != w.shape[1] * groups:
-        raise ShapeError(f"layer {where} expects {w.shape[1] * groups} input channels (weight "
-                         f"{_shape(w)}, groups {groups}) but gets {xb_shape[1]} (input {_shape(x)})")
+        raise ShapeError(
+            f"layer {where} expects {w.shape[1] * groups} input channels (weight "
+            f"{_shape(w)}, groups {groups}) but gets {xb_shape[1]} (input {_shape(x)})"
+        )
     k, s, d = w.shape[2:], _tuple(b["stride"], nd), _tuple(b["dilation"], nd)
     if isinstance(b["padding"], str):
         if b["padding"] == "valid":
@@ -557,11 +706,15 @@ def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
         else:  # 'same': total d(k−1), the extra pixel on the right (torch's convention)
             p = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=True))
         totals = [di * (ki - 1) if b["padding"] == "same" else 0 for ki, di in zip(k, d, strict=True)]
-        spatial = tuple(h + t - di * (ki - 1) for h, t, ki, di in zip(xb_shape[2:], totals, k, d, strict=True))
+        spatial = tuple(
+            h + t - di * (ki - 1) for h, t, ki, di in zip(xb_shape[2:], totals, k, d, strict=True)
+        )
     else:
         p = _tuple(b["padding"], nd)
-        spatial = tuple(conv_output_size(h, ki, si, pi, di, layer=f"layer {where}")
-                        for h, ki, si, pi, di in zip(xb_shape[2:], k, s, p, d, strict=True))
+        spatial = tuple(
+            conv_output_size(h, ki, si, pi, di, layer=f"layer {where}")
+            for h, ki, si, pi, di in zip(xb_shape[2:], k, s, p, d, strict=True)
+        )
     out_shape = (xb_shape[0], w.shape[0], *spatial)
     out = _meta(out_shape[1:] if unbatched else out_shape, x.dtype)
     numel = math.prod(out_shape)
@@ -574,21 +727,28 @@ def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
 
 
 def _conv_transpose(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-    b = _bind(args, kwargs, ("input", "weight", "bias", "stride", "padding", "output_padding", "groups",
-                             "dilation"),
-              {"bias": None, "stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "dilation": 1})
+    b = _bind(
+        args,
+        kwargs,
+        ("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"),
+        {"bias": None, "stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "dilation": 1},
+    )
     x, w, groups = b["input"], b["weight"], b["groups"]
     nd = w.dim() - 2
     unbatched = x.dim() == nd + 1
     xb_shape = (1, *x.shape) if unbatched else tuple(x.shape)
     where = tr.where(name)
     if xb_shape[1] != w.shape[0]:
-        raise ShapeError(f"layer {where} expects {w.shape[0]} input channels (weight {_shape(w)}) but "
-                         f"gets {xb_shape[1]} (input {_shape(x)})")
+        raise ShapeError(
+            f"layer {where} expects {w.shape[0]} input channels (weight {_shape(w)}) but "
+            f"gets {xb_shape[1]} (input {_shape(x)})"
+        )
     k = tuple(w.shape[2:])
     s, p, op, d = (_tuple(b[key], nd) for key in ("stride", "padding", "output_padding", "dilation"))
-    spatial = tuple(conv_transpose_output_size(h, ki, si, pi, di, oi, layer=f"layer {where}")
-                    for h, ki, si, pi, di, oi in zip(xb_shape[2:], k, s, p, d, op, strict=True))
+    spatial = tuple(
+        conv_transpose_output_size(h, ki, si, pi, di, oi, layer=f"layer {where}")
+        for h, ki, si, pi, di, oi in zip(xb_shape[2:], k, s, p, d, op, strict=True)
+    )
     out_shape = (xb_shape[0], w.shape[1] * groups, *spatial)
     out = _meta(out_shape[1:] if unbatched else out_shape, x.dtype)
     # Each input value is multiplied by k^d·(C_out/groups) weights: C_in·C_out·k^d·H_in·W_in/groups.
@@ -596,8 +756,9 @@ def _conv_transpose(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.
     rf = tr.field_of(x)
     if rf is not None and rf.ndim == nd:
         reach = [-(-(di * (ki - 1) + 1) // si) - 1 for ki, si, di in zip(k, s, d, strict=True)]
-        tr.set_field(out, through_upsampling(rf, [o / i for o, i in zip(spatial, xb_shape[2:], strict=True)],
-                                             reach))
+        tr.set_field(
+            out, through_upsampling(rf, [o / i for o, i in zip(spatial, xb_shape[2:], strict=True)], reach)
+        )
     tr.book(name, out, neurons=math.prod(out_shape), macs=macs, connections=macs, params=(w, b["bias"]))
     return out
 
@@ -606,8 +767,10 @@ def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     b = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
     x, w = b["input"], b["weight"]
     if x.shape[-1] != w.shape[-1]:
-        raise ShapeError(f"layer {tr.where(name)} expects {w.shape[-1]} input features (weight {_shape(w)}) "
-                         f"but gets {x.shape[-1]} (input {_shape(x)})")
+        raise ShapeError(
+            f"layer {tr.where(name)} expects {w.shape[-1]} input features (weight {_shape(w)}) "
+            f"but gets {x.shape[-1]} (input {_shape(x)})"
+        )
     out = _meta((*x.shape[:-1], w.shape[0]) if w.dim() == 2 else tuple(x.shape[:-1]), x.dtype)
     numel = out.numel()
     macs = numel * w.shape[-1]  # n_in·n_out for every row of the input (all leading dimensions)
@@ -616,30 +779,30 @@ def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
 
 
 def _matmul(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-    if name in ("addmm", "baddbmm", "addbmm"):
-        a, m = args[1], args[2]
+    if name in ("addmm", "baddbmm"):
+        a, m = args[1], args[2]  # bias + a @ m
     elif name == "__rmatmul__":
-        m, a = args[0], args[1]
+        m, a = args[0], args[1]  # other @ self
     else:
         a, m = args[0], args[1]
-    out = tr.fallback(getattr(torch, name.strip("_").replace("rmatmul", "matmul")), "matmul",
-                      (a, m), {}) if a.dim() < 2 or m.dim() < 2 else None
-    if out is None:
-        if a.shape[-1] != m.shape[-2]:
-            raise ShapeError(f"layer {tr.where(name)}: {name} of {_shape(a)} and {_shape(m)}: inner sizes "
-                             f"{a.shape[-1]} and {m.shape[-2]} differ")
-        batch = _broadcast([tuple(a.shape[:-2]), tuple(m.shape[:-2])]) if a.dim() > 2 or m.dim() > 2 else ()
+    if a.shape[-1] != m.shape[-2 if m.dim() > 1 else 0]:
+        raise ShapeError(
+            f"layer {tr.where(name)}: {name} of {_shape(a)} and {_shape(m)}: the inner sizes "
+            f"{a.shape[-1]} and {m.shape[-2 if m.dim() > 1 else 0]} differ"
+        )
+    if a.dim() >= 2 and m.dim() >= 2:
+        batch = _broadcast([tuple(a.shape[:-2]), tuple(m.shape[:-2])])
         out = _meta((*batch, a.shape[-2], m.shape[-1]), a.dtype)
-    inner = a.shape[-1]
-    macs = out.numel() * inner
+    else:  # vector cases: torch's own shape rules, on meta tensors
+        out = torch.matmul(_as_meta(a), _as_meta(m))
+    macs = out.numel() * a.shape[-1]  # one multiply-accumulate per output and inner index
     tr.book("matmul", out, neurons=out.numel(), macs=macs, connections=macs, params=(a, m))
     return out
 
 
 def _sdpa(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-    q, k, v = (args + (None, None, None))[:3]
-    q, k, v = q if q is not None else kwargs["query"], k if k is not None else kwargs["key"], \
-        v if v is not None else kwargs["value"]
+    b = _bind(args, kwargs, ("query", "key", "value"), {})
+    q, k, v = b["query"], b["key"], b["value"]  # (..., L, E), (..., S, E), (..., S, Ev)
     batch = _broadcast([tuple(q.shape[:-2]), tuple(k.shape[:-2]), tuple(v.shape[:-2])])
     n_q, n_k, e, e_v = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
     out = _meta((*batch, n_q, e_v), q.dtype)
@@ -649,13 +812,39 @@ def _sdpa(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
 
 
 def _mha(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
-    names = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias",
-             "bias_k", "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias",
-             "training", "key_padding_mask", "need_weights", "attn_mask", "use_separate_proj_weight",
-             "q_proj_weight", "k_proj_weight", "v_proj_weight", "static_k", "static_v",
-             "average_attn_weights", "is_causal")
-    b = _bind(args, kwargs, names, {"need_weights": True, "average_attn_weights": True,
-                                    "use_separate_proj_weight": False})
+    names = (
+        "query",
+        "key",
+        "value",
+        "embed_dim_to_check",
+        "num_heads",
+        "in_proj_weight",
+        "in_proj_bias",
+        "bias_k",
+        "bias_v",
+        "add_zero_attn",
+        "dropout_p",
+        "out_proj_weight",
+        "out_proj_bias",
+        "training",
+        "key_padding_mask",
+        "need_weights",
+        "attn_mask",
+        "use_separate_proj_weight",
+        "q_proj_weight",
+        "k_proj_weight",
+        "v_proj_weight",
+        "static_k",
+        "static_v",
+        "average_attn_weights",
+        "is_causal",
+    )
+    b = _bind(
+        args,
+        kwargs,
+        names,
+        {"need_weights": True, "average_attn_weights": True, "use_separate_proj_weight": False},
+    )
     q, k, v = b["query"], b["key"], b["value"]  # (L, N, E) or (L, E)
     batched = q.dim() == 3
     n_q, n_k = q.shape[0], k.shape[0]
@@ -664,9 +853,27 @@ def _mha(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     # projections q, k, v, attention scores and weighted sum over all heads, output projection
     macs = batch * (n_q * e * e + n_k * kdim * e + n_k * vdim * e + 2 * n_q * n_k * e + n_q * e * e)
     out = _meta(tuple(q.shape), q.dtype)
-    tr.book("attention", out, neurons=out.numel(), macs=macs, connections=macs,
-            params=[b[key] for key in ("in_proj_weight", "in_proj_bias", "bias_k", "bias_v", "out_proj_weight",
-                                       "out_proj_bias", "q_proj_weight", "k_proj_weight", "v_proj_weight")])
+    tr.book(
+        "attention",
+        out,
+        neurons=out.numel(),
+        macs=macs,
+        connections=macs,
+        params=[
+            b[key]
+            for key in (
+                "in_proj_weight",
+                "in_proj_bias",
+                "bias_k",
+                "bias_v",
+                "out_proj_weight",
+                "out_proj_bias",
+                "q_proj_weight",
+                "k_proj_weight",
+                "v_proj_weight",
+            )
+        ],
+    )
     weights = None
     if b["need_weights"]:
         shape = (n_q, n_k) if b["average_attn_weights"] else (heads, n_q, n_k)
@@ -677,26 +884,37 @@ def _mha(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
 def _pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     is_max = "max" in name
     if is_max:
-        b = _bind(args, kwargs, ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
-                                 "return_indices"),
-                  {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False})
+        b = _bind(
+            args,
+            kwargs,
+            ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+            {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False},
+        )
     else:
-        b = _bind(args, kwargs, ("input", "kernel_size", "stride", "padding", "ceil_mode"),
-                  {"stride": None, "padding": 0, "ceil_mode": False})
+        b = _bind(
+            args,
+            kwargs,
+            ("input", "kernel_size", "stride", "padding", "ceil_mode"),
+            {"stride": None, "padding": 0, "ceil_mode": False},
+        )
     x = b["input"]
     nd = int(re.search(r"(\d)d", name).group(1))
     k = _tuple(b["kernel_size"], nd)
     s = _tuple(b["stride"], nd) if b["stride"] not in (None, [], ()) else k
     p, d = _tuple(b["padding"], nd), _tuple(b.get("dilation", 1), nd)
     where = tr.where(name)
-    spatial = tuple(pool_output_size(h, ki, si, pi, di, bool(b["ceil_mode"]), layer=f"layer {where}")
-                    for h, ki, si, pi, di in zip(x.shape[-nd:], k, s, p, d, strict=True))
+    spatial = tuple(
+        pool_output_size(h, ki, si, pi, di, bool(b["ceil_mode"]), layer=f"layer {where}")
+        for h, ki, si, pi, di in zip(x.shape[-nd:], k, s, p, d, strict=True)
+    )
     out = _meta((*x.shape[:-nd], *spatial), x.dtype)
     rf = tr.field_of(x)
     if rf is not None and rf.ndim == nd:
         tr.set_field(out, through_window(rf, k, s, p, d))
     numel = out.numel()
-    tr.book(name.lstrip("_").replace("_with_indices", ""), out, neurons=numel, connections=numel * math.prod(k))
+    tr.book(
+        name.lstrip("_").replace("_with_indices", ""), out, neurons=numel, connections=numel * math.prod(k)
+    )
     if is_max and b["return_indices"]:
         return out, _meta(tuple(out.shape), torch.int64)
     return out
@@ -731,17 +949,25 @@ _INTERP_LINKS = {"nearest": 1, "nearest-exact": 1, "linear": 2, "bilinear": 4, "
 
 
 def _interpolate(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-    b = _bind(args, kwargs, ("input", "size", "scale_factor", "mode", "align_corners"),
-              {"size": None, "scale_factor": None, "mode": "nearest"})
+    b = _bind(
+        args,
+        kwargs,
+        ("input", "size", "scale_factor", "mode", "align_corners"),
+        {"size": None, "scale_factor": None, "mode": "nearest"},
+    )
     x, mode = b["input"], b["mode"]
     nd = x.dim() - 2
     where = f"layer {tr.where(name)}"
     if b["size"] is not None:
-        spatial = tuple(upsample_output_size(h, output_size=int(o), layer=where)
-                        for h, o in zip(x.shape[2:], _tuple(b["size"], nd), strict=True))
+        spatial = tuple(
+            upsample_output_size(h, output_size=int(o), layer=where)
+            for h, o in zip(x.shape[2:], _tuple(b["size"], nd), strict=True)
+        )
     else:
-        spatial = tuple(upsample_output_size(h, float(f), layer=where)
-                        for h, f in zip(x.shape[2:], _tuple(b["scale_factor"], nd), strict=True))
+        spatial = tuple(
+            upsample_output_size(h, float(f), layer=where)
+            for h, f in zip(x.shape[2:], _tuple(b["scale_factor"], nd), strict=True)
+        )
     out = _meta((*x.shape[:2], *spatial), x.dtype)
     if mode == "area":
         windows = [adaptive_pool_windows(h, o) for h, o in zip(x.shape[2:], spatial, strict=True)]
@@ -754,8 +980,10 @@ def _interpolate(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Ten
     rf = tr.field_of(x)
     if rf is not None and rf.ndim == nd:
         reach = {"nearest": 0, "nearest-exact": 0, "bicubic": 3}.get(mode, 1)
-        tr.set_field(out, through_upsampling(rf, [o / i for o, i in zip(spatial, x.shape[2:], strict=True)],
-                                             [reach] * nd))
+        tr.set_field(
+            out,
+            through_upsampling(rf, [o / i for o, i in zip(spatial, x.shape[2:], strict=True)], [reach] * nd),
+        )
     tr.book("interpolate", out, neurons=out.numel(), connections=connections)
     return out
 
@@ -764,6 +992,52 @@ def _embedding(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tenso
     b = _bind(args, kwargs, ("input", "weight"), {})
     out = _meta((*b["input"].shape, b["weight"].shape[-1]), b["weight"].dtype)
     tr.book("embedding", out, neurons=out.numel(), params=(b["weight"],))  # a lookup: no MACs
+    return out
+
+
+def _recurrent(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN``: every weight matrix (input-to-hidden, hidden-to-hidden,
+    projection) multiplies one vector per time step and sequence: MACs = T·B·Σ numel(W)."""
+    x, weights = args[0], args[2] if len(args) > 2 else None
+    if not isinstance(weights, list | tuple) or not isinstance(args[1], torch.Tensor | list | tuple):
+        return tr.fallback(getattr(torch._VF, name), name, args, kwargs)  # packed sequences: not counted
+    out = getattr(torch._VF, name)(*pytree.tree_map(_as_meta, args), **kwargs)
+    steps = x.numel() // x.shape[-1]  # T·B
+    macs = steps * sum(w.numel() for w in weights if isinstance(w, torch.Tensor) and w.dim() == 2)
+    tr.book(name, out[0], neurons=out[0].numel(), macs=macs, connections=macs, params=weights)
+    return out
+
+
+def _to(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    """``.to(…)``, ``.cpu()``, ``.cuda()``, ``.type_as(…)``: tracing stays on the meta device, only
+    the dtype follows (a model moving a mask to ``self.weight.device`` must not leave meta)."""
+    x = args[0]
+    dtype = kwargs.get("dtype")
+    for a in args[1:]:
+        if isinstance(a, torch.dtype):
+            dtype = a
+        elif isinstance(a, torch.Tensor) and a.is_floating_point() == x.is_floating_point():
+            dtype = a.dtype
+    out = _as_meta(x)
+    if dtype is not None and dtype != out.dtype:
+        out = out.to(dtype)
+    tr.set_field(out, tr.field_of(x))
+    return out
+
+
+def _pad(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    """Explicit padding (``F.pad``; convolutions with ``padding_mode`` other than zeros): free, and
+    the field of output unit 0 starts ``left``·jump earlier."""
+    b = _bind(args, kwargs, ("input", "pad", "mode", "value"), {"mode": "constant", "value": None})
+    x, pads = b["input"], tuple(b["pad"])
+    out = torch.nn.functional.pad(_as_meta(x), pads, b["mode"], b["value"])
+    rf = tr.field_of(x)
+    if rf is not None and len(pads) // 2 <= rf.ndim:
+        left = [0] * rf.ndim
+        for i in range(len(pads) // 2):  # pads come last dimension first: (left_W, right_W, left_H, ...)
+            left[rf.ndim - 1 - i] = pads[2 * i]
+        start = tuple(st - lp * j for st, lp, j in zip(rf.start, left, rf.jump, strict=True))
+        tr.set_field(out, ReceptiveField(rf.size, rf.jump, start, rf.status))
     return out
 
 
@@ -793,14 +1067,41 @@ _HANDLERS: dict[str, Callable[[_Tracer, str, tuple, dict], Any]] = {
     **dict.fromkeys(("matmul", "__matmul__", "__rmatmul__", "mm", "bmm", "addmm", "baddbmm"), _matmul),
     "scaled_dot_product_attention": _sdpa,
     "multi_head_attention_forward": _mha,
-    **dict.fromkeys(("max_pool1d", "max_pool2d", "max_pool3d", "_max_pool1d", "_max_pool2d", "_max_pool3d",
-                     "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices",
-                     "avg_pool1d", "avg_pool2d", "avg_pool3d"), _pool),
-    **dict.fromkeys(("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
-                     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
-                     "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
-                     "adaptive_max_pool3d_with_indices"), _adaptive_pool),
+    **dict.fromkeys(
+        (
+            "max_pool1d",
+            "max_pool2d",
+            "max_pool3d",
+            "_max_pool1d",
+            "_max_pool2d",
+            "_max_pool3d",
+            "max_pool1d_with_indices",
+            "max_pool2d_with_indices",
+            "max_pool3d_with_indices",
+            "avg_pool1d",
+            "avg_pool2d",
+            "avg_pool3d",
+        ),
+        _pool,
+    ),
+    **dict.fromkeys(
+        (
+            "adaptive_avg_pool1d",
+            "adaptive_avg_pool2d",
+            "adaptive_avg_pool3d",
+            "adaptive_max_pool1d",
+            "adaptive_max_pool2d",
+            "adaptive_max_pool3d",
+            "adaptive_max_pool1d_with_indices",
+            "adaptive_max_pool2d_with_indices",
+            "adaptive_max_pool3d_with_indices",
+        ),
+        _adaptive_pool,
+    ),
     "interpolate": _interpolate,
+    "pad": _pad,
+    **dict.fromkeys(("to", "cpu", "cuda", "type_as"), _to),
+    **dict.fromkeys(("lstm", "gru", "rnn_tanh", "rnn_relu"), _recurrent),
     "embedding": _embedding,
     **dict.fromkeys(("mean", "sum", "amax", "amin"), _reduction),
 }
@@ -808,25 +1109,38 @@ _HANDLERS: dict[str, Callable[[_Tracer, str, tuple, dict], Any]] = {
 
 # ----------------------------------------------------------------------------------------------
 
+
 def _meta_inputs(input_size: Any, example_inputs: Any, batch_size: int, dtype: torch.dtype) -> list[Any]:
     if (input_size is None) == (example_inputs is None):
-        raise ArgumentError("input_size/example_inputs", (input_size, example_inputs), "exactly one of the two")
+        raise ArgumentError(
+            "input_size/example_inputs", (input_size, example_inputs), "exactly one of the two"
+        )
     if example_inputs is not None:
         items = list(example_inputs) if isinstance(example_inputs, list | tuple) else [example_inputs]
         return [torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor) else t for t in items]
     sizes = [input_size] if all(isinstance(v, int) for v in input_size) else list(input_size)
     for size in sizes:
         if not size or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
-            raise ArgumentError("input_size", input_size,
-                                "positive integer sizes without the batch dimension, e.g. (3, 112, 112)")
+            raise ArgumentError(
+                "input_size",
+                input_size,
+                "positive integer sizes without the batch dimension, e.g. (3, 112, 112)",
+            )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ArgumentError("batch_size", batch_size, "an integer ≥ 1")
     return [_meta((batch_size, *size), dtype) for size in sizes]
 
 
-def summary(model: nn.Module, input_size: Sequence[int] | Sequence[Sequence[int]] | None = None, *,
-            example_inputs: Any = None, batch_size: int = 1, dtype: torch.dtype = torch.float32,
-            ignore: Iterable[str] = (), strict: bool = False) -> Summary:
+def summary(
+    model: nn.Module,
+    input_size: Sequence[int] | Sequence[Sequence[int]] | None = None,
+    *,
+    example_inputs: Any = None,
+    batch_size: int = 1,
+    dtype: torch.dtype = torch.float32,
+    ignore: Iterable[str] = (),
+    strict: bool = False,
+) -> Summary:
     """Count neurons, parameters, MACs and connections of every layer of ``model``, and its receptive fields.
 
     Give either ``input_size`` (channels first, no batch dimension: ``(3, 112, 112)``, or a list
@@ -840,6 +1154,10 @@ def summary(model: nn.Module, input_size: Sequence[int] | Sequence[Sequence[int]
     ignore = frozenset(ignore)
     if not ignore <= set(IGNORABLE):
         raise ArgumentError("ignore", ",".join(sorted(ignore)), "a subset of: " + ", ".join(IGNORABLE))
+    lazy = [n for n, p in model.named_parameters() if isinstance(p, nn.parameter.UninitializedParameter)]
+    if lazy:
+        raise ArgumentError("model", f"lazy parameters ({', '.join(lazy[:3])})",
+                            "a model whose lazy modules are initialised (run one forward pass first)")
     inputs = _meta_inputs(input_size, example_inputs, batch_size, dtype)
     tracer = _Tracer(model, ignore)
     for x in inputs:
@@ -858,12 +1176,21 @@ def summary(model: nn.Module, input_size: Sequence[int] | Sequence[Sequence[int]
         own = [p for p in module.parameters(recurse=False) if id(p) not in tracer.counted]
         total, trainable = tracer.take_params(own)
         if own:
-            tracer.rows.append(LayerRow(mod_name or "(model)", type(module).__name__, None, params=total,
-                                        trainable_params=trainable,
-                                        note="not called" if not module._modules else "own parameters"))
+            tracer.rows.append(
+                LayerRow(
+                    mod_name or "(model)",
+                    type(module).__name__,
+                    None,
+                    params=total,
+                    trainable_params=trainable,
+                    note="not called" if not module._modules else "own parameters",
+                )
+            )
     not_counted = list(tracer.not_counted)
     if strict and not_counted:
-        raise NotCountedError("strict: the model calls operations trainlab cannot count: "
-                              + "; ".join(not_counted))
-    return Summary(tracer.rows, [tuple(x.shape) for x in inputs if isinstance(x, torch.Tensor)], ignore,
-                   not_counted)
+        raise NotCountedError(
+            "strict: the model calls operations trainlab cannot count: " + "; ".join(not_counted)
+        )
+    return Summary(
+        tracer.rows, [tuple(x.shape) for x in inputs if isinstance(x, torch.Tensor)], ignore, not_counted
+    )

@@ -46,8 +46,13 @@ def _nonzero(value: Hyperparameter) -> bool:
     return not (isinstance(value, int | float) and value == 0)
 
 
-def sgd(lr: LearningRate = 1e-3, momentum: Hyperparameter = 0.0, dampening: Hyperparameter = 0.0,
-        weight_decay: Hyperparameter = 0.0, nesterov: bool = False) -> GradientTransformation:
+def sgd(
+    lr: LearningRate = 1e-3,
+    momentum: Hyperparameter = 0.0,
+    dampening: Hyperparameter = 0.0,
+    weight_decay: Hyperparameter = 0.0,
+    nesterov: bool = False,
+) -> GradientTransformation:
     """``torch.optim.SGD``: d = g + λw; b = d (first step) then μb + (1 − τ)d; w ← w − η(b or d + μb).
 
     ``weight_decay`` is L2 in the gradient, so it passes through the momentum buffer.
@@ -60,8 +65,13 @@ def sgd(lr: LearningRate = 1e-3, momentum: Hyperparameter = 0.0, dampening: Hype
     return chain(*parts, scale_by_learning_rate(lr))
 
 
-def preconditioned_sgd(lr: LearningRate, preconditioner: Tree, momentum: Hyperparameter = 0.0,
-                       weight_decay: Hyperparameter = 0.0, decoupled: bool = False) -> GradientTransformation:
+def preconditioned_sgd(
+    lr: LearningRate,
+    preconditioner: Tree,
+    momentum: Hyperparameter = 0.0,
+    weight_decay: Hyperparameter = 0.0,
+    decoupled: bool = False,
+) -> GradientTransformation:
     """w ← w − η M ∇J(w) with a fixed positive diagonal M (optionally heavy-ball momentum).
 
     ``weight_decay`` λ is L2 in the gradient (then preconditioned: w ← w − η M(∇J + λw)),
@@ -76,19 +86,31 @@ def preconditioned_sgd(lr: LearningRate, preconditioner: Tree, momentum: Hyperpa
     return chain(*parts, scale_by_learning_rate(lr))
 
 
-def adagrad(lr: LearningRate = 1e-2, lr_decay: float = 0.0, weight_decay: Hyperparameter = 0.0,
-            initial_accumulator_value: Hyperparameter = 0.0, eps: Hyperparameter = 1e-10) -> GradientTransformation:
+def adagrad(
+    lr: LearningRate = 1e-2,
+    lr_decay: float = 0.0,
+    weight_decay: Hyperparameter = 0.0,
+    initial_accumulator_value: Hyperparameter = 0.0,
+    eps: Hyperparameter = 1e-10,
+) -> GradientTransformation:
     """``torch.optim.Adagrad``: G ← G + g², w ← w − η_k g/(√G + ε), η_k = η/(1 + k·lr_decay)."""
     if lr_decay:
         if callable(lr):
             raise ArgumentError("lr", lr, "a number or tensor when lr_decay is set")
         lr = inverse_time_decay(lr, lr_decay)
-    return chain(*_l2(weight_decay), scale_by_adagrad(initial_accumulator_value, eps), scale_by_learning_rate(lr))
+    return chain(
+        *_l2(weight_decay), scale_by_adagrad(initial_accumulator_value, eps), scale_by_learning_rate(lr)
+    )
 
 
-def rmsprop(lr: LearningRate = 1e-2, alpha: Hyperparameter = 0.99, eps: Hyperparameter = 1e-8,
-            weight_decay: Hyperparameter = 0.0, momentum: Hyperparameter = 0.0,
-            centered: bool = False) -> GradientTransformation:
+def rmsprop(
+    lr: LearningRate = 1e-2,
+    alpha: Hyperparameter = 0.99,
+    eps: Hyperparameter = 1e-8,
+    weight_decay: Hyperparameter = 0.0,
+    momentum: Hyperparameter = 0.0,
+    centered: bool = False,
+) -> GradientTransformation:
     """``torch.optim.RMSprop``: v ← αv + (1 − α)g², w ← w − η g/(√v + ε) (momentum on g/(√v + ε))."""
     parts = [*_l2(weight_decay), scale_by_rms(alpha, eps, centered)]
     if _nonzero(momentum):
@@ -96,8 +118,9 @@ def rmsprop(lr: LearningRate = 1e-2, alpha: Hyperparameter = 0.99, eps: Hyperpar
     return chain(*parts, scale_by_learning_rate(lr))
 
 
-def course_rmsprop(lr: LearningRate = 0.1, beta: Hyperparameter = 0.9, eps: Hyperparameter = 1e-8,
-                   eps_in_sqrt: bool = False) -> GradientTransformation:
+def course_rmsprop(
+    lr: LearningRate = 0.1, beta: Hyperparameter = 0.9, eps: Hyperparameter = 1e-8, eps_in_sqrt: bool = False
+) -> GradientTransformation:
     """The course's RMSProp: v ← βv + (1 − β)g², w ← w − η g/(√v + ε), from v₀ = 0.
 
     The update has the same form as ``torch.optim.RMSprop`` (ε outside the root, v from 0,
@@ -110,16 +133,26 @@ def course_rmsprop(lr: LearningRate = 0.1, beta: Hyperparameter = 0.9, eps: Hype
     return chain(scale_by_rms(beta, eps, eps_in_sqrt=eps_in_sqrt), scale_by_learning_rate(lr))
 
 
-def adam(lr: LearningRate = 1e-3, betas: tuple[Hyperparameter, Hyperparameter] = (0.9, 0.999),
-         eps: Hyperparameter = 1e-8, weight_decay: Hyperparameter = 0.0,
-         amsgrad: bool = False) -> GradientTransformation:
+def adam(
+    lr: LearningRate = 1e-3,
+    betas: tuple[Hyperparameter, Hyperparameter] = (0.9, 0.999),
+    eps: Hyperparameter = 1e-8,
+    weight_decay: Hyperparameter = 0.0,
+    amsgrad: bool = False,
+) -> GradientTransformation:
     """``torch.optim.Adam``: L2 ``weight_decay`` is added to g *before* the moments (coupled)."""
-    return chain(*_l2(weight_decay), scale_by_adam(betas[0], betas[1], eps, amsgrad), scale_by_learning_rate(lr))
+    return chain(
+        *_l2(weight_decay), scale_by_adam(betas[0], betas[1], eps, amsgrad), scale_by_learning_rate(lr)
+    )
 
 
-def adamw(lr: LearningRate = 1e-3, betas: tuple[Hyperparameter, Hyperparameter] = (0.9, 0.999),
-          eps: Hyperparameter = 1e-8, weight_decay: Hyperparameter = 1e-2,
-          amsgrad: bool = False) -> GradientTransformation:
+def adamw(
+    lr: LearningRate = 1e-3,
+    betas: tuple[Hyperparameter, Hyperparameter] = (0.9, 0.999),
+    eps: Hyperparameter = 1e-8,
+    weight_decay: Hyperparameter = 1e-2,
+    amsgrad: bool = False,
+) -> GradientTransformation:
     """``torch.optim.AdamW``: w ← w − η(m̂/(√v̂ + ε) + λw); the decay skips the adaptive rescaling."""
     parts = [scale_by_adam(betas[0], betas[1], eps, amsgrad)]
     if _nonzero(weight_decay):

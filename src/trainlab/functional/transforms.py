@@ -170,8 +170,9 @@ class TraceState(NamedTuple):
     momentum_buffer: Tree
 
 
-def trace(momentum: Hyperparameter, dampening: Hyperparameter = 0.0,
-          nesterov: bool = False) -> GradientTransformation:
+def trace(
+    momentum: Hyperparameter, dampening: Hyperparameter = 0.0, nesterov: bool = False
+) -> GradientTransformation:
     """Heavy-ball or Nesterov momentum, torch's form (Polyak 1964; Sutskever et al. 2013).
 
     b₁ = g₁ (the first step copies the gradient, no dampening), then
@@ -199,8 +200,9 @@ class AdagradState(NamedTuple):
     sum_of_squares: Tree
 
 
-def scale_by_adagrad(initial_accumulator_value: Hyperparameter = 0.0,
-                     eps: Hyperparameter = 1e-10) -> GradientTransformation:
+def scale_by_adagrad(
+    initial_accumulator_value: Hyperparameter = 0.0, eps: Hyperparameter = 1e-10
+) -> GradientTransformation:
     """AdaGrad's rescaling (Duchi, Hazan & Singer 2011), torch's form.
 
     G_k = G₀ + Σ_{j≤k} g_j² (G₀ = ``initial_accumulator_value``), u = g_k / (√G_k + ε).
@@ -210,9 +212,16 @@ def scale_by_adagrad(initial_accumulator_value: Hyperparameter = 0.0,
     _check_nonnegative("eps", eps)
 
     def init(params: Tree) -> AdagradState:
-        return AdagradState(tree_map(lambda p: torch.full_like(p, float(initial_accumulator_value))
-                                     if not isinstance(initial_accumulator_value, Tensor)
-                                     else torch.zeros_like(p) + initial_accumulator_value, params))
+        return AdagradState(
+            tree_map(
+                lambda p: (
+                    torch.full_like(p, float(initial_accumulator_value))
+                    if not isinstance(initial_accumulator_value, Tensor)
+                    else torch.zeros_like(p) + initial_accumulator_value
+                ),
+                params,
+            )
+        )
 
     def update(grads: Tree, state: AdagradState, params: Tree = None) -> tuple[Tree, AdagradState]:
         acc = tree_map(lambda s, g: s + g * g, state.sum_of_squares, grads)
@@ -226,8 +235,12 @@ class RmsState(NamedTuple):
     grad_avg: Tree
 
 
-def scale_by_rms(alpha: Hyperparameter = 0.99, eps: Hyperparameter = 1e-8, centered: bool = False,
-                 eps_in_sqrt: bool = False) -> GradientTransformation:
+def scale_by_rms(
+    alpha: Hyperparameter = 0.99,
+    eps: Hyperparameter = 1e-8,
+    centered: bool = False,
+    eps_in_sqrt: bool = False,
+) -> GradientTransformation:
     """RMSProp's rescaling (Tieleman & Hinton 2012, lecture 6e), torch's form.
 
     v_k = α v_{k−1} + (1 − α) g_k² (v₀ = 0), u = g_k / (√v_k + ε); ``centered`` subtracts the
@@ -264,8 +277,9 @@ class AdamState(NamedTuple):
     max_exp_avg_sq: Tree
 
 
-def scale_by_adam(b1: Hyperparameter = 0.9, b2: Hyperparameter = 0.999, eps: Hyperparameter = 1e-8,
-                  amsgrad: bool = False) -> GradientTransformation:
+def scale_by_adam(
+    b1: Hyperparameter = 0.9, b2: Hyperparameter = 0.999, eps: Hyperparameter = 1e-8, amsgrad: bool = False
+) -> GradientTransformation:
     """Adam's rescaling (Kingma & Ba 2015), torch's form.
 
     m_k = β₁ m + (1 − β₁) g, v_k = β₂ v + (1 − β₂) g² (both from 0),
@@ -281,14 +295,20 @@ def scale_by_adam(b1: Hyperparameter = 0.9, b2: Hyperparameter = 0.999, eps: Hyp
 
     def update(grads: Tree, state: AdamState, params: Tree = None) -> tuple[Tree, AdamState]:
         k = state.count + 1
-        m = tree_map(lambda m, g: torch.lerp(m, g, 1 - b1) if not isinstance(b1, Tensor)
-                     else b1 * m + (1 - b1) * g, state.exp_avg, grads)
+        m = tree_map(
+            lambda m, g: torch.lerp(m, g, 1 - b1) if not isinstance(b1, Tensor) else b1 * m + (1 - b1) * g,
+            state.exp_avg,
+            grads,
+        )
         v = tree_map(lambda v, g: _ema_of_squares(v, g, b2), state.exp_avg_sq, grads)
         vmax = tree_map(torch.maximum, state.max_exp_avg_sq, v) if amsgrad else None
         bias_correction1 = 1 - b1**k
         bias_correction2_sqrt = (1 - b2**k) ** 0.5
-        out = tree_map(lambda m, v: (m / bias_correction1) / (torch.sqrt(v) / bias_correction2_sqrt + eps),
-                       m, vmax if amsgrad else v)
+        out = tree_map(
+            lambda m, v: (m / bias_correction1) / (torch.sqrt(v) / bias_correction2_sqrt + eps),
+            m,
+            vmax if amsgrad else v,
+        )
         return out, AdamState(k, m, v, vmax)
 
     return GradientTransformation(init, update)
@@ -300,10 +320,13 @@ def scale_by_diagonal(preconditioner: Tree) -> GradientTransformation:
     Preconditioned GD w ← w − η M ∇J(w) from 0 stays in M·row(X) and ends at the
     M⁻¹-norm-minimal interpolant M Xᵀ(X M Xᵀ)⁻¹ t.
     """
-    for leaf in ([preconditioner] if isinstance(preconditioner, Tensor) else []):
+    for leaf in [preconditioner] if isinstance(preconditioner, Tensor) else []:
         if not bool((leaf > 0).all()):
-            raise ArgumentError("preconditioner", leaf.tolist() if leaf.numel() <= 8 else "…",
-                                "positive entries (a positive diagonal M)")
+            raise ArgumentError(
+                "preconditioner",
+                leaf.tolist() if leaf.numel() <= 8 else "…",
+                "positive entries (a positive diagonal M)",
+            )
 
     def init(params: Tree) -> CountState:
         return CountState(0)

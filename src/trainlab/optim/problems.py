@@ -46,8 +46,10 @@ class LeastSquares:
 
     def __post_init__(self) -> None:
         if self.X.ndim != 3 or self.t.shape != self.X.shape[:2] or len(self.names) != self.X.shape[0]:
-            raise ValueError(f"X {tuple(self.X.shape)}, t {tuple(self.t.shape)} and {len(self.names)} "
-                             "names do not describe (R, n, d), (R, n) and R problems")
+            raise ValueError(
+                f"X {tuple(self.X.shape)}, t {tuple(self.t.shape)} and {len(self.names)} "
+                "names do not describe (R, n, d), (R, n) and R problems"
+            )
 
     @property
     def num_runs(self) -> int:
@@ -63,13 +65,17 @@ class LeastSquares:
 
     def repeat(self, times: int) -> LeastSquares:
         """Each problem ``times`` times in a row (problem-major), e.g. for several seeds of a sampler."""
-        return LeastSquares(self.X.repeat_interleave(times, 0), self.t.repeat_interleave(times, 0),
-                            tuple(name for name in self.names for _ in range(times)))
+        return LeastSquares(
+            self.X.repeat_interleave(times, 0),
+            self.t.repeat_interleave(times, 0),
+            tuple(name for name in self.names for _ in range(times)),
+        )
 
     def concat(self, other: LeastSquares) -> LeastSquares:
         """The problems of ``self`` then those of ``other`` (same n and d)."""
-        return LeastSquares(torch.cat([self.X, other.X]), torch.cat([self.t, other.t]),
-                            self.names + other.names)
+        return LeastSquares(
+            torch.cat([self.X, other.X]), torch.cat([self.t, other.t]), self.names + other.names
+        )
 
     def select(self, index: Sequence[int]) -> LeastSquares:
         idx = torch.as_tensor(list(index), dtype=torch.long)
@@ -77,7 +83,7 @@ class LeastSquares:
 
     def residual(self, w: Tensor) -> Tensor:
         """Xw − t for w of shape (R, d): (R, n)."""
-        return torch.einsum("rnd,rd->rn", self.X, w) - self.t
+        return torch.matmul(self.X, w.unsqueeze(-1)).squeeze(-1) - self.t  # (R, n, d) @ (R, d, 1)
 
     def loss(self, w: Tensor) -> Tensor:
         """J(w) = (1/2n)‖Xw − t‖² per problem: (R,)."""
@@ -92,9 +98,15 @@ class LeastSquares:
         return self.residual(w).norm(dim=-1) / self.t.norm(dim=-1)
 
 
-def random_problems(n: int, d: int, seeds: Sequence[int], *, condition_number: float | None = None,
-                    row_scale: tuple[float, float] | None = None,
-                    dtype: torch.dtype = torch.float64) -> LeastSquares:
+def random_problems(
+    n: int,
+    d: int,
+    seeds: Sequence[int],
+    *,
+    condition_number: float | None = None,
+    row_scale: tuple[float, float] | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> LeastSquares:
     """One random problem per seed: X, t with standard normal entries (X first, then t).
 
     ``condition_number`` κ replaces the singular values of X by values log-spaced from
@@ -116,8 +128,9 @@ def random_problems(n: int, d: int, seeds: Sequence[int], *, condition_number: f
         t = torch.randn(n, generator=g, dtype=dtype)
         if condition_number is not None:
             U, S, Vh = torch.linalg.svd(X, full_matrices=False)  # (n, k), (k,), (k, d)
-            S = S[0] * torch.logspace(0, -torch.log10(torch.tensor(condition_number)).item(), len(S),
-                                      dtype=dtype)
+            S = S[0] * torch.logspace(
+                0, -torch.log10(torch.tensor(condition_number)).item(), len(S), dtype=dtype
+            )
             X = U @ torch.diag(S) @ Vh
         if row_scale is not None:
             a, b = row_scale

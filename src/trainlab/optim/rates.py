@@ -91,8 +91,12 @@ class ErrorMoments:
             raise ValueError("plot one problem at a time: index the batch first")
         ax.semilogy(self.steps.numpy(), values.numpy(), label=f"exact E[{which.replace('_', ' ')}]")
         if rate is not None:
-            ax.semilogy(self.steps.numpy(), (values[0] * (1 - rate) ** self.steps.double()).numpy(),
-                        "k--", label="bound (1 − ρ)^k")
+            ax.semilogy(
+                self.steps.numpy(),
+                (values[0] * (1 - rate) ** self.steps.double()).numpy(),
+                "k--",
+                label="bound (1 − ρ)^k",
+            )
         ax.set_xlabel("step k")
         ax.legend(fontsize=8)
         return ax

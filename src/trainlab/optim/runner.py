@@ -93,15 +93,21 @@ class Trajectories:
         values = self.relative_residual if reference is None else self.relative_distance(reference)
         steps = self.steps.numpy()
         for r in range(values.shape[1]):
-            ax.semilogy(steps, values[:, r].clamp_min(1e-17).numpy(),
-                        label=self.label if r == 0 else None, **style)
+            ax.semilogy(
+                steps, values[:, r].clamp_min(1e-17).numpy(), label=self.label if r == 0 else None, **style
+            )
         ax.set_xlabel("step")
         ax.set_ylabel("‖w − w*‖/‖w*‖" if reference is not None else "‖Xw − t‖/‖t‖")
         return ax
 
 
-def batch_gradient(problem: LeastSquares, w: Tensor, indices: Tensor | None,
-                   example_weights: Tensor | None = None, residual: Tensor | None = None) -> Tensor:
+def batch_gradient(
+    problem: LeastSquares,
+    w: Tensor,
+    indices: Tensor | None,
+    example_weights: Tensor | None = None,
+    residual: Tensor | None = None,
+) -> Tensor:
     """Gradient of the sampled loss (1/2b) Σ_{i∈B} c_i (x_iᵀw − t_i)² for every run: (R, d).
 
     ``indices`` (R, b) picks each run's examples (None: all n); ``example_weights`` c (R, n)
@@ -111,21 +117,31 @@ def batch_gradient(problem: LeastSquares, w: Tensor, indices: Tensor | None,
         r = problem.residual(w) if residual is None else residual  # (R, n)
         if example_weights is not None:
             r = r * example_weights
-        return torch.einsum("rnd,rn->rd", problem.X, r) / problem.n
+        return torch.matmul(r.unsqueeze(-2), problem.X).squeeze(-2) / problem.n  # (R, 1, n) @ (R, n, d)
     b = indices.shape[1]
     Xb = problem.X.gather(1, indices.unsqueeze(-1).expand(-1, -1, problem.d))  # (R, b, d)
-    rb = torch.einsum("rbd,rd->rb", Xb, w) - problem.t.gather(1, indices)  # (R, b)
+    rb = torch.matmul(Xb, w.unsqueeze(-1)).squeeze(-1) - problem.t.gather(1, indices)  # (R, b)
     if example_weights is not None:
         rb = rb * example_weights.gather(1, indices)
-    return torch.einsum("rbd,rb->rd", Xb, rb) / b
+    return torch.matmul(rb.unsqueeze(-2), Xb).squeeze(-2) / b  # (R, 1, b) @ (R, b, d) -> (R, d)
 
 
-def run_batch(problem: LeastSquares, optimizer: GradientTransformation, steps: int, *,
-              sampler: Sampler | None = None, generator: torch.Generator | None = None,
-              w0: Tensor | None = None, tol: float = 1e-10, record_every: int | None = None,
-              record_params: bool = False, example_weights: Tensor | None = None,
-              divergence_factor: float = 1e8, label: str = "",
-              observe: Callable[[Tensor], Tensor] | None = None) -> Trajectories:
+def run_batch(
+    problem: LeastSquares,
+    optimizer: GradientTransformation,
+    steps: int,
+    *,
+    sampler: Sampler | None = None,
+    generator: torch.Generator | None = None,
+    w0: Tensor | None = None,
+    tol: float = 1e-10,
+    record_every: int | None = None,
+    record_params: bool = False,
+    example_weights: Tensor | None = None,
+    divergence_factor: float = 1e8,
+    label: str = "",
+    observe: Callable[[Tensor], Tensor] | None = None,
+) -> Trajectories:
     """Train the R problems of ``problem`` together for at most ``steps`` steps.
 
     ``w0`` (R, d) defaults to 0. ``record_every`` k records every k-th step (default: about
@@ -155,18 +171,23 @@ def run_batch(problem: LeastSquares, optimizer: GradientTransformation, steps: i
     rec_resid: list[Tensor] = []
     rec_params: list[Tensor] = []
     rec_observed: list[Tensor] = []
-    limit: Tensor | None = None
+    residual = problem.residual(w)  # (R, n)
+    rel = residual.norm(dim=-1) / t_norm
+    limit = divergence_factor * rel.clamp_min(1.0)
+    active = torch.ones(R, dtype=torch.bool)
+    all_active = True
     k = 0
     while True:
-        residual = problem.residual(w)  # (R, n)
-        rel = residual.norm(dim=-1) / t_norm
-        if limit is None:
-            limit = divergence_factor * rel.clamp_min(1.0)
-        running = (converged_at < 0) & (diverged_at < 0)
-        converged_at = torch.where(running & (rel <= tol), k, converged_at)
-        diverged_at = torch.where(running & ~(rel <= limit) & (converged_at < 0), k, diverged_at)
-        active = (converged_at < 0) & (diverged_at < 0)
-        last = k == steps or not bool(active.any())
+        stop = ~(rel > tol) | ~(rel <= limit)  # converged, blown up, or NaN
+        if not all_active:
+            stop &= active
+        if bool(stop.any()):  # rare: bookkeeping only when some run stops
+            converged = stop & (rel <= tol)
+            converged_at[converged] = k
+            diverged_at[stop & ~converged] = k
+            active = active & ~stop
+            all_active = False
+        last = k == steps or (not all_active and not bool(active.any()))
         if k % every == 0 or last:
             rec_steps.append(k)
             rec_resid.append(rel)
@@ -179,22 +200,37 @@ def run_batch(problem: LeastSquares, optimizer: GradientTransformation, steps: i
         indices = next(stream)
         g = batch_gradient(problem, w, indices, example_weights, residual if full_batch else None)
         updates, state = optimizer.update(g, state, w)
-        w = torch.where(active.unsqueeze(-1), w + updates, w)
+        w = w + updates if all_active else torch.where(active.unsqueeze(-1), w + updates, w)
         k += 1
+        residual = problem.residual(w)
+        rel = residual.norm(dim=-1) / t_norm
     return Trajectories(
-        label=label, names=problem.names, steps=torch.tensor(rec_steps),
-        relative_residual=torch.stack(rec_resid), final_params=w, converged_at=converged_at,
-        diverged_at=diverged_at, steps_run=k,
+        label=label,
+        names=problem.names,
+        steps=torch.tensor(rec_steps),
+        relative_residual=torch.stack(rec_resid),
+        final_params=w,
+        converged_at=converged_at,
+        diverged_at=diverged_at,
+        steps_run=k,
         params=torch.stack(rec_params) if record_params else None,
-        extra={"observed": torch.stack(rec_observed)} if observe is not None else {})
+        extra={"observed": torch.stack(rec_observed)} if observe is not None else {},
+    )
 
 
-def torch_optim_reference(problem: LeastSquares, make_optimizer: Callable[[list[Tensor]], torch.optim.Optimizer],
-                          steps: int, *, sampler: Sampler | None = None,
-                          generator: torch.Generator | None = None, runs: list[int] | None = None,
-                          w0: Tensor | None = None, tol: float = 1e-10,
-                          make_scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
-                          example_weights: Tensor | None = None) -> Tensor:
+def torch_optim_reference(
+    problem: LeastSquares,
+    make_optimizer: Callable[[list[Tensor]], torch.optim.Optimizer],
+    steps: int,
+    *,
+    sampler: Sampler | None = None,
+    generator: torch.Generator | None = None,
+    runs: list[int] | None = None,
+    w0: Tensor | None = None,
+    tol: float = 1e-10,
+    make_scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
+    example_weights: Tensor | None = None,
+) -> Tensor:
     """The same experiment as :func:`run_batch`, one run at a time, with ``torch.optim`` and autograd.
 
     The sampler draws the same index sequence from an equally seeded ``generator``, so the
@@ -206,7 +242,7 @@ def torch_optim_reference(problem: LeastSquares, make_optimizer: Callable[[list[
     stream = sampler.stream(R, problem.n, generator)
     indices = [next(stream) for _ in range(steps)]
     finals = []
-    for r in (range(R) if runs is None else runs):
+    for r in range(R) if runs is None else runs:
         X, t = problem.X[r], problem.t[r]
         c = example_weights[r] if example_weights is not None else torch.ones_like(t)
         w = (torch.zeros(problem.d, dtype=X.dtype) if w0 is None else w0[r].clone()).requires_grad_(True)

@@ -1,0 +1,139 @@
+"""The trainer: exact resume, Ctrl-C, NaN detection, reproducibility, the run folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainlab.colourize.data import load_data, to_grey
+from trainlab.colourize.models import build_model
+from trainlab.colourize.palette import fit_palette
+from trainlab.colourize.train import (
+    TrainConfig,
+    TrainingDiverged,
+    TrainingInterrupted,
+    _epoch_order,
+    load_run,
+    train,
+)
+from trainlab.errors import ArgumentError
+
+CONFIG = TrainConfig(model="unet", num_filters=4, num_colours=6, epochs=2, batch_size=16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def small():
+    data = load_data("builtin").subset(40, 12, seed=0)
+    return data, fit_palette(data.train, 6, seed=0)
+
+
+def _same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _numbers(history):
+    return [(m.epoch, m.train_loss, m.valid_loss, m.valid_accuracy) for m in history]
+
+
+def test_trainer_equals_a_plain_adam_loop(small):
+    data, palette = small
+    config = replace(CONFIG, epochs=1, model="transpose")
+    result = train(config, data, palette=palette)
+    model = build_model("transpose", num_filters=4, num_colours=6, seed=3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    grey, labels = to_grey(data.train), palette.labels(data.train)
+    order = _epoch_order(len(grey), 3, 1)
+    for i in range(0, len(grey), 16):
+        idx = order[i: i + 16]
+        opt.zero_grad()
+        F.cross_entropy(model(grey[idx]), labels[idx]).backward()
+        opt.step()
+    for (k, a), b in zip(result.model.state_dict().items(), model.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), k
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(small):
+    data, palette = small
+    a, b = train(CONFIG, data, palette=palette), train(CONFIG, data, palette=palette)
+    c = train(replace(CONFIG, seed=4), data, palette=palette)
+    assert _numbers(a.history) == _numbers(b.history) and _same_weights(a.model, b.model)
+    assert _numbers(a.history) != _numbers(c.history)
+
+
+def test_resume_after_one_epoch_equals_an_uninterrupted_run(small, tmp_path):
+    data, palette = small
+    full = train(CONFIG, data, tmp_path / "full", palette=palette, figures=False)
+    train(replace(CONFIG, epochs=1), data, tmp_path / "split", palette=palette, figures=False)
+    resumed = train(CONFIG, data, tmp_path / "split", resume=True, figures=False)
+    assert _same_weights(full.model, resumed.model)
+    assert _numbers(full.history) == _numbers(resumed.history)
+
+
+def test_ctrl_c_mid_epoch_saves_and_resume_is_exact(small, tmp_path):
+    data, palette = small
+    full = train(CONFIG, data, palette=palette)
+
+    def interrupt(event):
+        if (event.epoch, event.step) == (2, 2):
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted) as info:
+        train(CONFIG, data, tmp_path, palette=palette, progress=interrupt, figures=False)
+    assert (info.value.epoch, info.value.step) == (2, 2) and info.value.checkpoint.is_file()
+    resumed = train(CONFIG, data, tmp_path, resume=True, figures=False)
+    assert _same_weights(full.model, resumed.model)
+    assert _numbers(full.history) == _numbers(resumed.history)
+
+
+def test_nan_loss_stops_naming_epoch_and_step(small):
+    data, palette = small
+    bad = data.train.clone()
+    bad[0, :, 0, 0] = float("nan")
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1 of 1"):
+        train(replace(CONFIG, batch_size=1000), replace(data, train=bad), palette=palette)
+
+
+def test_run_folder_holds_checkpoint_metrics_and_figures(small, tmp_path):
+    data, palette = small
+    result = train(CONFIG, data, tmp_path, palette=palette)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["step"] == 0
+    for name in ("config.json", "palette.npy", "curves.png", "curves.json", "eval.json",
+                 "samples/epoch-001.png", "samples/epoch-002.png"):
+        assert (tmp_path / name).is_file(), name
+    assert not list(tmp_path.rglob("*.tmp"))
+    config, model, loaded_palette, _ = load_run(tmp_path)
+    assert config == CONFIG and _same_weights(model, result.model)
+    assert torch.equal(loaded_palette.colours, palette.colours)
+    assert json.loads((tmp_path / "eval.json").read_text())["accuracy"] == result.evaluation.accuracy
+
+
+def test_training_lowers_the_loss(small):
+    data, palette = small
+    result = train(replace(CONFIG, epochs=6, batch_size=8, lr=3e-3), data, palette=palette)
+    assert result.history[-1].train_loss < 0.8 * result.history[0].train_loss
+
+
+def test_resume_refuses_a_different_config(small, tmp_path):
+    data, palette = small
+    train(replace(CONFIG, epochs=1), data, tmp_path, palette=palette, figures=False)
+    with pytest.raises(ArgumentError, match="--lr"):
+        train(replace(CONFIG, lr=0.1), data, tmp_path, resume=True)
+    with pytest.raises(ArgumentError, match="--resume"):
+        train(CONFIG, data, tmp_path / "empty", resume=True)
+
+
+@pytest.mark.parametrize(("field", "value", "argument"), [
+    ("model", "resnet", "--model"), ("epochs", 0, "--epochs"), ("lr", -1.0, "--lr"),
+    ("batch_size", 0, "--batch-size"), ("lr", float("nan"), "--lr"),
+])
+def test_bad_config_names_the_option(field, value, argument):
+    with pytest.raises(ArgumentError, match=argument):
+        TrainConfig(**{field: value})

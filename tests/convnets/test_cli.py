@@ -1,0 +1,205 @@
+"""``trainlab convnets …`` in-process through trainlab.cli.main: output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainlab.cli import main
+
+VGG = "conv3-64, maxpool, conv3-128, maxpool, conv3-256, conv3-256, maxpool, fc-1024, fc-100"
+FACTORY_FILE = """
+from torch import nn
+
+def tiny(width=4):
+    return nn.Sequential(nn.Conv2d(1, width, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
+
+def small(num_filters=4, num_colours=3):
+    return nn.Sequential(nn.Conv2d(1, num_filters, 3, padding=1),
+                         nn.Conv2d(num_filters, num_colours, 3, padding=1))
+"""
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_summary_of_the_course_spec_prints_the_handout_totals(capsys):
+    code, out, err = run(capsys, "convnets", "summary", VGG, "--input", "3x112x112")
+    assert code == 0, err
+    total = next(line for line in out.splitlines() if line.startswith("total"))
+    assert "1,957,988" in total and "52,444,644" in total and "999,407,616" in total
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "md"])
+def test_summary_formats(capsys, fmt):
+    code, out, _ = run(capsys, "convnets", "summary", VGG, "--input", "3x112x112", "--format", fmt)
+    assert code == 0
+    if fmt == "json":
+        assert json.loads(out)["totals"]["connections"] == 999_407_616
+    elif fmt == "csv":
+        assert out.splitlines()[-1].startswith("total,,,1957988,52444644,52444644,998002688,999407616")
+    else:
+        assert out.startswith("| layer |") and "999,407,616" in out
+
+
+def test_summary_of_a_module_reference_with_ignore(capsys):
+    code, out, err = run(
+        capsys,
+        "convnets",
+        "summary",
+        "trainlab.convnets.models:PoolUpsampleNet(num_filters=8)",
+        "--input",
+        "1x32x32",
+        "--ignore",
+        "bias,batchnorm",
+        "--format",
+        "json",
+    )
+    assert code == 0, err
+    nic, nf, nc = 1, 8, 24
+    assert json.loads(out)["totals"]["params"] == 9 * nic * nf + 36 * nf**2 + 9 * nf * nc + 9 * nc**2
+
+
+def test_summary_of_a_file_factory(capsys, tmp_path: Path):
+    path = tmp_path / "nets.py"
+    path.write_text(FACTORY_FILE)
+    code, out, err = run(capsys, "convnets", "summary", f"{path}:small(num_filters=2)", "--input", "1x8x8")
+    assert code == 0, err
+    assert "Conv2d" in out
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["convnets", "summary", "conv3-64, maxpol", "--input", "3x32x32"], "spec token 2 'maxpol'"),
+        (["convnets", "summary", "maxpool, maxpool, maxpool", "--input", "3x4x4"], "spec token 3 'maxpool'"),
+        (["convnets", "summary", VGG, "--input", "3x112"], "--input='3x112'"),
+        (["convnets", "summary", VGG, "--input", "3xbig"], "--input='3xbig'"),
+        (["convnets", "summary", VGG, "--input", "3x112x112", "--ignore", "weights"], "--ignore='weights'"),
+        (["convnets", "summary", "no.such.module:f()", "--input", "3x8x8"], "MODULE='no.such.module:f()'"),
+        (
+            [
+                "convnets",
+                "summary",
+                "trainlab.convnets.models:PoolUpsampleNet(__import__('os'))",
+                "--input",
+                "1x8x8",
+            ],
+            "Python literals",
+        ),
+        (
+            [
+                "convnets",
+                "summary",
+                "trainlab.convnets.models:PoolUpsampleNet(num_in_channels=3)",
+                "--input",
+                "1x8x8",
+            ],
+            "expects 3 input channels",
+        ),
+        (
+            ["convnets", "summary", "trainlab.convnets.models:PoolUpsampleNet()", "--input", "1x2x2"],
+            "smaller than the window",
+        ),
+        (
+            [
+                "convnets",
+                "summary",
+                "trainlab.convnets.models:PoolUpsampleNet()",
+                "--input",
+                "1x8x8",
+                "--format",
+                "xml",
+            ],
+            "--format",
+        ),
+        (
+            [
+                "convnets",
+                "symbolic",
+                "trainlab.convnets.models:PoolUpsampleNet()",
+                "--vars",
+                "num filters",
+                "--input",
+                "1x8x8",
+            ],
+            "--vars='num filters'",
+        ),
+        (["convnets", "shape", "5", "-k", "7"], "smaller than the dilated kernel"),
+        (["convnets", "solve-padding", "4", "100", "-k", "3", "-s", "2", "--transposed"], "too large"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(capsys, args, fragment):
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_strict_refuses_uncounted_ops(capsys, tmp_path: Path):
+    path = tmp_path / "ein.py"
+    path.write_text(
+        "import torch\nfrom torch import nn\n\nclass Ein(nn.Module):\n"
+        "    def forward(self, x):\n        return torch.einsum('bchw->bc', x)\n"
+    )
+    code, out, _ = run(capsys, "convnets", "summary", f"{path}:Ein()", "--input", "3x8x8")
+    assert code == 0 and "not counted: einsum" in out
+    code, _, err = run(capsys, "convnets", "summary", f"{path}:Ein()", "--input", "3x8x8", "--strict")
+    assert code == 2 and "einsum" in err and len(err.strip().splitlines()) == 1
+
+
+def test_symbolic_prints_the_course_polynomial(capsys):
+    code, out, err = run(
+        capsys,
+        "convnets",
+        "symbolic",
+        "trainlab.convnets.models:PoolUpsampleNet(kernel=3)",
+        "--vars",
+        "num_in_channels,num_filters,num_colours",
+        "--input",
+        "num_in_channels,8,8",
+        "--ignore",
+        "bias,batchnorm",
+    )
+    assert code == 0, err
+    params = next(line for line in out.splitlines() if line.startswith("params"))
+    assert params.split(None, 1)[1] == (
+        "9*num_colours**2 + 9*num_colours*num_filters + 36*num_filters**2 + 9*num_filters*num_in_channels"
+    )
+    assert "exact at 3 fresh points" in out
+
+
+def test_rf_prints_fields_and_checks_them(capsys):
+    code, out, err = run(
+        capsys, "convnets", "rf", "conv3-4, maxpool, conv3-4", "--input", "1x32x32", "--check"
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1].split()[2:] == ["3", "1", "0"]
+    assert lines[3].split()[2:] == ["8", "2", "0.5"]
+    assert "(13, 13)..(20, 20)" in lines[-1] and "[13, 20]" in lines[-1]
+
+
+def test_shape_and_solve_padding_commands(capsys):
+    assert run(capsys, "convnets", "shape", "28", "-k", "4", "-s", "2", "-p", "1")[1].strip() == "14"
+    code, out, _ = run(capsys, "convnets", "solve-padding", "16", "32", "-k", "5", "-s", "2", "--transposed")
+    assert code == 0 and out.strip() == "padding=2 output_padding=1"
+
+
+def test_module_entry_point_in_a_subprocess():
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainlab", "convnets", "summary", "conv3-8, fc-2x", "--input", "3x8x8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "spec token 2 'fc-2x'" in proc.stderr

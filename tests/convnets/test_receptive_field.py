@@ -1,0 +1,139 @@
+"""Receptive fields by formula (Araujo et al. 2019) against the gradient support of a unit."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from trainlab.convnets.receptive_field import (
+    ReceptiveField,
+    chain_receptive_field,
+    empirical_receptive_field,
+    input_field,
+    merge_fields,
+    through_window,
+)
+from trainlab.convnets.tracer import summary
+from trainlab.errors import ArgumentError
+
+
+def formula_support(rf: ReceptiveField, pos: tuple[int, ...], shape: tuple[int, ...]):
+    interval = rf.interval(pos)
+    lo = tuple(max(0, math.ceil(a)) for a, _ in interval)
+    hi = tuple(min(n - 1, math.floor(b)) for (_, b), n in zip(interval, shape, strict=True))
+    return lo, hi
+
+
+layer_strategy = st.tuples(
+    st.sampled_from(["conv", "max", "avg"]),
+    st.integers(1, 5),
+    st.integers(1, 2),
+    st.integers(0, 2),
+    st.integers(1, 2),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(layers=st.lists(layer_strategy, min_size=1, max_size=4), data=st.data())
+def test_chain_fields_equal_the_gradient_support_of_a_unit(layers, data):
+    modules = []
+    for kind, k, s, p, d in layers:
+        p = min(p, k // 2)
+        if kind == "conv":
+            modules.append(nn.Conv2d(1, 1, k, s, p, d))
+        elif kind == "max":
+            modules.append(nn.MaxPool2d(k, s, p))
+        else:
+            modules.append(nn.AvgPool2d(k, s, p))
+    model = nn.Sequential(*modules)
+    size = (1, 40, 40)
+    try:
+        result = summary(model, size)
+    except Exception:  # a chain that shrinks the image below one pixel
+        return
+    row = result.rows[-1]
+    out = row.output_shape[2:]
+    pos = tuple(data.draw(st.integers(0, n - 1)) for n in out)
+    # Where the field hangs over the padding, dilation's holes can make the clipped support
+    # start later than the clipped interval; the field's extent is exact inside the image.
+    assume(all(0 <= a and b <= 39 for a, b in row.receptive_field.interval(pos)))
+    measured = empirical_receptive_field(model, size, pos)
+    assert (measured.lo, measured.hi) == formula_support(row.receptive_field, pos, size[1:])
+
+
+def test_closed_form_chain_agrees_with_the_recursion():
+    kernels, strides = [7, 3, 3, 3, 1, 3], [2, 2, 1, 1, 2, 1]
+    rf = input_field(1)
+    sizes = []
+    for k, s in zip(kernels, strides, strict=True):
+        rf = through_window(rf, k, s)
+        sizes.append(int(rf.size[0]))
+    assert sizes == chain_receptive_field(kernels, strides)
+
+
+def test_dilation_enters_as_effective_kernel():
+    rf = through_window(input_field(2), 3, 1, 2, 2)  # k_eff = 2·(3 − 1) + 1 = 5
+    assert rf.size == (5.0, 5.0) and rf.start == (0.0, 0.0)
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 5, padding=2)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.b(self.a(x)) + self.a(x)  # aligned branches: fields 7 and 3
+        return self.pool(torch.cat([y, x], dim=1))
+
+
+def test_dag_field_is_the_union_of_aligned_branches():
+    rows = summary(Residual(), (1, 20, 20)).rows
+    last = rows[-1].receptive_field
+    assert last.status == "exact" and last.size == (8.0, 8.0)  # 7 after the merge, +1 through the 2×2 pool
+    measured = empirical_receptive_field(Residual(), (1, 20, 20), (5, 5))
+    assert (measured.lo, measured.hi) == formula_support(last, (5, 5), (20, 20))
+
+
+class Misaligned(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, stride=2, padding=1)
+        self.pool = nn.AvgPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.pool(x)
+
+
+def test_branches_with_different_centres_are_flagged_misaligned():
+    row = summary(Misaligned(), (1, 16, 16)).rows[-1]
+    assert row.receptive_field.status == "misaligned"
+    assert row.receptive_field.describe() == ("misaligned", "—", "—")
+    # unit 4 sees the conv's 7..9 and the pool's 8..9: the union is centred at 8 for one branch
+    # and 8.5 for the other, so no single start/jump describes every unit of the sum
+    measured = empirical_receptive_field(Misaligned(), (1, 16, 16), (4, 4))
+    assert (measured.lo, measured.hi) == ((7, 7), (9, 9))
+
+
+def test_merge_of_identical_fields_is_exact_and_of_different_jumps_misaligned():
+    a = through_window(input_field(2), 3)
+    assert merge_fields([a, a]) == a
+    b = through_window(input_field(2), 3, 2, 1)
+    assert merge_fields([a, b]).status == "misaligned"
+
+
+def test_empirical_field_refuses_positions_outside_the_output():
+    with pytest.raises(ArgumentError, match="position"):
+        empirical_receptive_field(nn.Conv2d(1, 1, 3), (1, 8, 8), (7, 0))
+
+
+def test_empirical_field_leaves_the_model_untouched():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    empirical_receptive_field(model, (1, 8, 8))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
