@@ -15,9 +15,6 @@ VGG = "conv3-64, maxpool, conv3-128, maxpool, conv3-256, conv3-256, maxpool, fc-
 FACTORY_FILE = """
 from torch import nn
 
-def tiny(width=4):
-    return nn.Sequential(nn.Conv2d(1, width, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
-
 def small(num_filters=4, num_colours=3):
     return nn.Sequential(nn.Conv2d(1, num_filters, 3, padding=1),
                          nn.Conv2d(num_filters, num_colours, 3, padding=1))
@@ -203,3 +200,12 @@ def test_module_entry_point_in_a_subprocess():
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "spec token 2 'fc-2x'" in proc.stderr
+
+
+def test_shape_covers_adaptive_pooling_and_upsampling(capsys):
+    code, out, _ = run(capsys, "convnets", "shape", "5", "--layer", "adaptive", "--output-size", "3")
+    assert code == 0 and out.strip() == "3 windows [0,2) [1,4) [3,5)"
+    code, out, _ = run(capsys, "convnets", "shape", "7", "--layer", "upsample", "--scale-factor", "1.5")
+    assert code == 0 and out.strip() == "10"
+    code, _, err = run(capsys, "convnets", "shape", "7", "-s", "0")
+    assert code == 2 and "stride=0" in err

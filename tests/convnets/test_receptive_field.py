@@ -137,3 +137,22 @@ def test_empirical_field_leaves_the_model_untouched():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     empirical_receptive_field(model, (1, 8, 8))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("up", [nn.ConvTranspose2d(1, 1, 4, 2, 1), nn.ConvTranspose2d(1, 1, 5, 2, 2, 1),
+                                nn.Upsample(scale_factor=2), nn.Upsample(scale_factor=2, mode="bilinear")])
+def test_upsampling_fields_are_marked_approximate_and_bound_the_gradient_support(up):
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.MaxPool2d(2), up, nn.Conv2d(1, 1, 3, padding=1))
+    size = (1, 24, 24)
+    field = summary(model, size).rows[-1].receptive_field
+    assert field.status == "approximate"
+    sizes = []
+    for o in range(6, 18):  # interior units: no clipping by the image border
+        measured = empirical_receptive_field(model, size, (o, o))
+        sizes.append(measured.size[0])
+        lo, hi = field.interval((o, o))[0]
+        # the support lies in the predicted interval widened by half the upsampler's input step
+        # (that step is 2 output jumps at scale 2)
+        slack = field.jump[0]
+        assert lo - slack <= measured.lo[0] and measured.hi[0] <= hi + slack
+    assert max(sizes) == field.size[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import time
 from pathlib import Path
 
 import pytest
@@ -227,18 +226,15 @@ def test_residual_add_shape_mismatch_is_a_shape_error():
         summary(Bad(), (3, 8, 8))
 
 
-def test_huge_input_costs_no_more_time_or_memory_than_a_small_one():
+def test_a_4096_input_is_traced_from_shapes_and_conv_counts_scale_with_area():
+    # A real forward pass at 4096² would need gigabytes; the trace only moves shapes around.
     model = zoo.ZOO["resnet18"][0]()
-    summary(model, (3, 64, 64))
-    start = time.perf_counter()
-    small = summary(model, (3, 224, 224))
-    t_small = time.perf_counter() - start
-    start = time.perf_counter()
-    huge = summary(model, (3, 4096, 4096))
-    t_huge = time.perf_counter() - start
-    assert huge.total_params == small.total_params
-    assert huge.total_macs > 300 * small.total_macs  # (4096/224)² ≈ 334
-    assert t_huge < 20 * t_small + 1.0  # shapes only: generous, the machine is shared
+    before = state(model)
+    small, huge = summary(model, (3, 2048, 2048)), summary(model, (3, 4096, 4096))
+    assert huge.total_params == small.total_params == sum(p.numel() for p in model.parameters())
+    conv = [(a, b) for a, b in zip(small.rows, huge.rows, strict=True) if a.type == "Conv2d"]
+    assert all(b.macs == 4 * a.macs and b.neurons == 4 * a.neurons for a, b in conv)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_example_inputs_and_batch_size_scale_counts_not_params():
@@ -346,3 +342,14 @@ def test_device_moves_inside_forward_stay_on_meta():
     result = summary(model, (5, 4))
     assert result.not_counted == []
     assert result.total_macs == 5 * 4 * 4 + 5 * 5 * 4 == flop_counter_macs(model, (5, 4))
+
+
+@pytest.mark.parametrize("padding, stride, dilation",
+                         [("same", 1, 1), ("same", 1, 2), ("valid", 2, 1), ("valid", 3, 2)])
+def test_string_paddings_match_the_module(padding, stride, dilation):
+    conv = nn.Conv2d(2, 3, 4, stride=stride, padding=padding, dilation=dilation)
+    row = summary(conv, (2, 17, 13)).rows[0]
+    with torch.no_grad():
+        real = conv(torch.zeros(1, 2, 17, 13))
+    assert row.output_shape == tuple(real.shape)
+    assert row.macs == flop_counter_macs(conv, (2, 17, 13))

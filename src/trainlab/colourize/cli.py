@@ -45,6 +45,8 @@ def _training_options(f):  # type: ignore[no-untyped-def]
                      help="builtin, cifar10:PATH (tar.gz or folder) or folder:PATH (images)."),
         click.option("--category", default="horse", show_default=True,
                      help="CIFAR-10 category: 0..9 or " + "/".join(CIFAR10_CATEGORIES) + "."),
+        click.option("--patch-size", type=int, default=32, show_default=True,
+                     help="Side of the square patches cut from photographs (builtin, folder)."),
         click.option("--epochs", type=int, default=25, show_default=True),
         click.option("--batch-size", type=int, default=100, show_default=True),
         click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate."),

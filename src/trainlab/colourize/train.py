@@ -2,7 +2,11 @@
 
 The course's defaults (issue 5): Adam with lr 1e-3, batch 100, 25 epochs, kernel 3,
 32 filters, 24 colours; loss = per-pixel cross-entropy against nearest-palette labels.
-Everything is configurable through :class:`TrainConfig`.
+Everything is configurable through :class:`TrainConfig`, including three speed settings
+(see ``benchmarks/colourize.py`` for what each gives): ``channels_last`` memory format,
+``compile`` (``torch.compile`` of the network, TorchInductor's fused C++ kernels) and
+``bf16`` (bfloat16 autocast of the forward pass; the loss stays float32). The first two
+keep float32 arithmetic; ``bf16`` changes the numbers and is off by default.
 
 Reproducibility: the initial weights depend on ``seed`` only, and the order of the
 training images in epoch e is a permutation drawn from a generator seeded with
@@ -80,6 +84,7 @@ class TrainConfig:
     model: str = "unet"
     data: str = "builtin"
     category: str = "horse"
+    patch_size: int = 32
     kernel: int = 3
     num_in_channels: int = 1
     num_filters: int = 32
@@ -91,15 +96,21 @@ class TrainConfig:
     max_train: int | None = None
     max_valid: int | None = None
     channels_last: bool = False
+    compile: bool = False
+    bf16: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ArgumentError("--model", self.model, "one of: " + ", ".join(MODELS))
-        for name, minimum in [("epochs", 1), ("batch_size", 1), ("num_filters", 1),
+        for name, minimum in [("epochs", 1), ("batch_size", 1), ("patch_size", 4), ("num_filters", 1),
                               ("num_colours", 2), ("num_in_channels", 1), ("kernel", 1)]:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ArgumentError("--" + name.replace("_", "-"), value, f"an integer ≥ {minimum}")
+        if self.patch_size % 4:
+            raise ArgumentError("--patch-size", self.patch_size, "a multiple of 4 (the networks halve twice)")
+        if self.data.startswith("cifar10:") and self.patch_size != 32:
+            raise ArgumentError("--patch-size", self.patch_size, "32 for CIFAR-10 (its images are 32×32)")
         if self.num_in_channels != 1:
             raise ArgumentError("--num-in-channels", self.num_in_channels, "1 (a grey image)")
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
@@ -253,7 +264,7 @@ def _build(config: TrainConfig) -> nn.Module:
 
 def load_training_data(config: TrainConfig) -> ColourData:
     """The data ``config`` names, subset as it asks (``max_train``, ``max_valid``, seeded)."""
-    data = load_data(config.data, category=config.category, seed=config.seed)
+    data = load_data(config.data, category=config.category, size=config.patch_size, seed=config.seed)
     return data.subset(config.max_train, config.max_valid, seed=config.seed)
 
 
@@ -291,6 +302,7 @@ def train(config: TrainConfig, data: ColourData | None = None, out_dir: str | Pa
 
     memory = torch.channels_last if config.channels_last else torch.contiguous_format
     model = _build(config).to(memory_format=memory)
+    forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if config.compile else model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     grey = to_grey(data.train).contiguous(memory_format=memory)  # (N, 3, H, W) -> (N, 1, H, W)
     labels = palette.labels(data.train)  # (N, H, W) int64
@@ -323,8 +335,9 @@ def train(config: TrainConfig, data: ColourData | None = None, out_dir: str | Pa
             with _deferred_sigint() as stop_requested:
                 for step in range(first + 1, steps + 1):
                     idx = order[(step - 1) * config.batch_size: step * config.batch_size]
-                    logits = model(grey[idx])  # (B, 1, H, W) -> (B, K, H, W)
-                    loss = F.cross_entropy(logits, labels[idx])
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                        logits = forward(grey[idx])  # (B, 1, H, W) -> (B, K, H, W)
+                    loss = F.cross_entropy(logits.float(), labels[idx])
                     value = float(loss.detach())
                     if not math.isfinite(value):
                         raise TrainingDiverged(

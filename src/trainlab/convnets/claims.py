@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import sympy
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -296,8 +295,11 @@ def run_vgg_size_table(ctx: Context) -> Evidence:
     )
 
     fig = from_spec.plot()
-    ax = fig.axes[0]
-    ax.set_title(f"{COURSE_VGG_SPEC} on {'×'.join(map(str, size))}", fontsize=7)
+    fig.axes[0].set_title(
+        f"course VGG table on {'×'.join(map(str, size))}: {from_spec.total_neurons:,} neurons,\n"
+        f"{from_spec.total_params:,} parameters, {from_spec.total_connections:,} connections",
+        fontsize=8,
+    )
     ctx.save_figure(
         fig,
         "table",
@@ -436,8 +438,9 @@ def run_receptive_field(ctx: Context) -> Evidence:
     )
 
     fig, ax = new_figure(size=(6.4, 4.2))
-    for label, s in series.items():
-        ax.plot(range(1, len(s["size"]) + 1), s["size"], marker="o", label=label)
+    for (label, s), style in zip(series.items(), ["-", "--", "-.", ":"], strict=True):
+        ax.plot(range(1, len(s["size"]) + 1), s["size"], marker="o", ls=style, label=label,
+                lw=3 if style == "-" else 1.5)
         ax.plot(range(1, len(s["empirical"]) + 1), s["empirical"], ls="none", marker="x", color="k", ms=5)
     ax.set_xlabel("layer")
     ax.set_ylabel("receptive field size (pixels)")
@@ -477,6 +480,8 @@ def run_receptive_field(ctx: Context) -> Evidence:
 
 
 def run_counts_scale(ctx: Context) -> Evidence:
+    import sympy
+
     nic, nf, nc, h, w = sympy.symbols(
         "num_in_channels num_filters num_colours height width", integer=True, positive=True
     )

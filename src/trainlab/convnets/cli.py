@@ -11,10 +11,12 @@ from torch import nn
 from trainlab.convnets.loader import is_factory_ref, load_factory, load_model
 from trainlab.convnets.receptive_field import empirical_receptive_field
 from trainlab.convnets.shapes import (
+    adaptive_pool_windows,
     conv_output_size,
     conv_transpose_output_size,
     pool_output_size,
     solve_padding,
+    upsample_output_size,
 )
 from trainlab.convnets.spec import build_from_spec
 from trainlab.convnets.symbolic import symbolic_counts
@@ -32,7 +34,10 @@ def group() -> None:
 @group.command()
 @click.argument("size", type=int)
 @click.option(
-    "--layer", type=click.Choice(["conv", "convT", "maxpool", "avgpool"]), default="conv", show_default=True
+    "--layer",
+    type=click.Choice(["conv", "convT", "maxpool", "avgpool", "adaptive", "upsample"]),
+    default="conv",
+    show_default=True,
 )
 @click.option("-k", "--kernel-size", type=int, default=3, show_default=True)
 @click.option("-s", "--stride", type=int, default=None, help="Default 1 (pooling: the kernel size).")
@@ -40,6 +45,8 @@ def group() -> None:
 @click.option("-d", "--dilation", type=int, default=1, show_default=True)
 @click.option("--output-padding", type=int, default=0, show_default=True)
 @click.option("--ceil-mode", is_flag=True)
+@click.option("--output-size", type=int, default=None, help="adaptive pooling / upsample: the output size.")
+@click.option("--scale-factor", type=float, default=None, help="upsample: the scale factor.")
 def shape(
     size: int,
     layer: str,
@@ -49,12 +56,26 @@ def shape(
     dilation: int,
     output_padding: int,
     ceil_mode: bool,
+    output_size: int | None,
+    scale_factor: float | None,
 ) -> None:
-    """Output size of one layer along one spatial dimension of size SIZE."""
+    """Output size of one layer along one spatial dimension of size SIZE.
+
+    For adaptive pooling the input window of every output is printed as well.
+    """
+    one = 1 if stride is None else stride
     if layer == "conv":
-        out = conv_output_size(size, kernel_size, stride or 1, padding, dilation)
+        out = conv_output_size(size, kernel_size, one, padding, dilation)
     elif layer == "convT":
-        out = conv_transpose_output_size(size, kernel_size, stride or 1, padding, dilation, output_padding)
+        out = conv_transpose_output_size(size, kernel_size, one, padding, dilation, output_padding)
+    elif layer == "adaptive":
+        if output_size is None:
+            raise ArgumentError("--output-size", None, "the adaptive pooling output size (an integer ≥ 1)")
+        windows = adaptive_pool_windows(size, output_size)
+        click.echo(f"{output_size} windows " + " ".join(f"[{a},{b})" for a, b in windows))
+        return
+    elif layer == "upsample":
+        out = upsample_output_size(size, scale_factor, output_size)
     else:
         out = pool_output_size(
             size, kernel_size, stride, padding, dilation if layer == "maxpool" else 1, ceil_mode

@@ -122,17 +122,25 @@ def through_window(
     return ReceptiveField(tuple(size), tuple(jump), tuple(start), rf.status)
 
 
-def through_upsampling(rf: ReceptiveField, scale: Sequence[float], reach: Sequence[int]) -> ReceptiveField:
+def through_upsampling(rf: ReceptiveField, scale: Sequence[float], reach: Sequence[int],
+                       offset: Sequence[float]) -> ReceptiveField:
     """The field after upsampling by ``scale`` where each output reads ``reach + 1`` adjacent inputs.
 
-    Nearest upsampling has reach 0 (the field keeps its size), linear interpolation reach 1,
-    a transposed convolution with kernel k and stride s reach ⌈k/s⌉ − 1. Not an affine index
-    map, so the result is ``approximate`` (largest size, average jump).
+    Output unit o sits, in the input's index coordinates, near ``o/scale + offset``: for a
+    transposed convolution (o = i·s − p + t·d over its taps t) the taps' mean gives offset
+    (p − d(k − 1)/2)/s and reach ⌈(d(k − 1) + 1)/s⌉ − 1; for nearest or linear interpolation
+    (align_corners=False) offset 1/(2s) − 1/2 and reach 0 or 1. So
+
+        size ← size + reach·jump,  jump ← jump/scale,  start ← start + offset·jump.
+
+    Several outputs share one input, the index map is not affine, and the result is marked
+    ``approximate`` (largest size, average jump, centre to within half an input step).
     """
     size = tuple(r + q * j for r, j, q in zip(rf.size, rf.jump, reach, strict=True))
     jump = tuple(j / f for j, f in zip(rf.jump, scale, strict=True))
+    start = tuple(s + c * j for s, c, j in zip(rf.start, offset, rf.jump, strict=True))
     status = MISALIGNED if rf.status == MISALIGNED else APPROXIMATE
-    return ReceptiveField(size, jump, rf.start, status)
+    return ReceptiveField(size, jump, start, status)
 
 
 def merge_fields(fields: Sequence[ReceptiveField]) -> ReceptiveField:

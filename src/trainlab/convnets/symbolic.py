@@ -28,15 +28,17 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sympy
 import torch
 from torch import nn
 
 from trainlab.convnets.tracer import summary
 from trainlab.errors import ArgumentError, ShapeError
+
+if TYPE_CHECKING:
+    import sympy
 
 __all__ = ["COUNTS", "SymbolicCounts", "symbolic_counts"]
 
@@ -57,6 +59,8 @@ class SymbolicCounts:
         return {name: int(poly.subs(subs)) for name, poly in self.polynomials.items()}
 
     def as_strings(self) -> dict[str, str]:
+        import sympy
+
         return {name: str(sympy.expand(poly)) for name, poly in self.polynomials.items()}
 
 
@@ -158,6 +162,8 @@ def symbolic_counts(
         counts = _counts_at(factory, input_size, fixed, values, input_names, ignore)
         for c in COUNTS:
             tables[c][idx] = Fraction(counts[c])
+
+    import sympy  # imported here: it takes most of a second, and only this function needs it
 
     symbols = {n: sympy.Symbol(n, integer=True, positive=True) for n in names}
     polynomials: dict[str, sympy.Expr] = {}

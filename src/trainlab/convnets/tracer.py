@@ -299,10 +299,13 @@ class Summary:
         return "\n".join([line(header), *(line(r) for r in body), *self.footer()]) + "\n"
 
     def plot(self, ax: Any = None) -> Any:
-        """Bar chart of neurons, parameters and connections per layer (log scale)."""
-        from trainlab.plotting import subplots_or
+        """Bar chart of neurons, parameters and connections per layer (log scale; zeros left out)."""
+        from trainlab.plotting import new_figure
 
-        fig, ax = subplots_or(ax)
+        if ax is None:
+            fig, ax = new_figure(size=(max(6.0, 0.6 * len(self.layers()) + 2), 4.0))
+        else:
+            fig = ax.figure
         layers = self.layers()
         xs = range(len(layers))
         width = 0.27
@@ -315,7 +318,8 @@ class Summary:
             ],
             strict=True,
         ):
-            ax.bar([x + offset for x in xs], [max(v, 0.5) for v in values], width, label=label)
+            heights = [v if v > 0 else float("nan") for v in values]  # log scale: no bar for zero
+            ax.bar([x + offset for x in xs], heights, width, label=label)
         ax.set_yscale("log")
         ax.set_xticks(list(xs), [r.name for r in layers], rotation=60, fontsize=7)
         ax.set_ylabel("count")
@@ -357,6 +361,17 @@ def _broadcast(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
             raise RuntimeError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
         out.append(dims.pop() if dims else 1)
     return tuple(out)
+
+
+def _tensors(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    """The tensors among the arguments (one level of lists/tuples: elementwise ops need no more)."""
+    found = []
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, torch.Tensor):
+            found.append(a)
+        elif isinstance(a, list | tuple):
+            found.extend(t for t in a if isinstance(t, torch.Tensor))
+    return found
 
 
 def _meta(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -437,15 +452,19 @@ class _Tracer(TorchFunctionMode):
     def __init__(self, model: nn.Module, ignore: frozenset[str]) -> None:
         super().__init__()
         self.ignore = ignore
-        self.names: dict[int, str] = {id(m): n for n, m in model.named_modules()}
-        self.modules: dict[int, nn.Module] = {id(m): m for m in model.modules()}
+        self.names: dict[int, str] = {}
+        self.modules: dict[int, nn.Module] = {}
         # id(param) -> (numel, requires_grad, its name inside its module, the module owning it);
         # read here, before tracing, where attribute reads are not intercepted.
         self.param_info: dict[int, tuple[int, bool, str, nn.Module]] = {}
-        for m in model.modules():
+        self.params: list[torch.Tensor] = []  # in the order of param_info
+        for mod_name, m in model.named_modules():
+            self.names[id(m)], self.modules[id(m)] = mod_name, m
             for pname, p in m._parameters.items():
                 if p is not None and id(p) not in self.param_info:
-                    self.param_info[id(p)] = (p.numel(), p.requires_grad, pname, m)
+                    lazy = isinstance(p, nn.parameter.UninitializedParameter)
+                    self.param_info[id(p)] = (0 if lazy else p.numel(), p.requires_grad, pname, m)
+                    self.params.append(p)
         self.counted: set[int] = set()
         self.stack: list[_Frame] = []
         self.rows: list[LayerRow] = []
@@ -503,13 +522,14 @@ class _Tracer(TorchFunctionMode):
         if not frame.leaf:
             return
         n = self.calls[id(module)] = self.calls.get(id(module), 0) + 1
-        total, trainable = self.take_params(module.parameters(recurse=False))
+        own = [p for p in module._parameters.values() if p is not None]
+        total, trainable = self.take_params(own)
         out = (
             output
             if isinstance(output, torch.Tensor)
             else next((o for o in pytree.tree_leaves(output) if isinstance(o, torch.Tensor)), None)
         )
-        note = "" if n == 1 else f"call {n}, parameters booked at call 1"
+        note = f"call {n}, parameters booked at call 1" if n > 1 and own else ""
         label = frame.name or "(model)"
         self.rows.append(
             LayerRow(
@@ -582,7 +602,7 @@ class _Tracer(TorchFunctionMode):
         if handler is not None:
             return handler(self, name, args, kwargs)
         if name in _ELEMENTWISE or name in _COMPARISONS:
-            return self.elementwise(name, args, kwargs)
+            return self.elementwise(func, name, args, kwargs)
         if name in _SAME_SHAPE:
             x = args[0] if args else kwargs["input"]
             out = _meta(tuple(x.shape), x.dtype)
@@ -593,10 +613,10 @@ class _Tracer(TorchFunctionMode):
             kwargs = {**kwargs, "device": "meta"}
         return self.fallback(func, name, args, kwargs)
 
-    def elementwise(self, name: str, args: tuple, kwargs: dict) -> Any:
-        tensors = [a for a in pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+    def elementwise(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
+        tensors = _tensors(args, kwargs)
         if not tensors:
-            return self.fallback(None, name, args, kwargs)
+            return self.fallback(func, name, args, kwargs)
         try:
             shape = _broadcast([tuple(t.shape) for t in tensors])
         except RuntimeError as e:
@@ -605,19 +625,22 @@ class _Tracer(TorchFunctionMode):
             ) from None
         first = args[0] if args and isinstance(args[0], torch.Tensor) else tensors[0]
         rf = self.merged_field(tensors)
-        if _INPLACE_SUFFIX.match(name) or kwargs.get("inplace"):
-            if not first.is_meta:  # e.g. batch norm's num_batches_tracked.add_(1): leave it alone
-                return first
-            if tuple(first.shape) == shape:
-                self.set_field(first, rf)
-                return first
-        dtype = torch.bool if name in _COMPARISONS else first.dtype
-        if name == "where" and len(args) > 1 and isinstance(args[1], torch.Tensor):
-            dtype = args[1].dtype  # where(condition, x, y) has the values' dtype
-        out = _meta(shape, dtype)
+        inplace = bool(_INPLACE_SUFFIX.match(name) or kwargs.get("inplace"))
+        if inplace and not first.is_meta:  # e.g. batch norm's num_batches_tracked.add_(1): leave it alone
+            return first
+        if inplace and tuple(first.shape) == shape:
+            out = first
+        else:
+            dtype = torch.bool if name in _COMPARISONS else first.dtype
+            if name == "where" and len(args) > 1 and isinstance(args[1], torch.Tensor):
+                dtype = args[1].dtype  # where(condition, x, y) has the values' dtype
+            out = _meta(shape, dtype)
         self.set_field(out, rf)
-        merging = len([t for t in tensors if self.field_of(t) is not None or t.dim() >= 2]) >= 2
-        self.book(name.strip("_"), out, row=merging and name.strip("_") in ("add", "iadd", "mul", "imul"))
+        op = name.strip("_")
+        op = op[1:] if op in ("iadd", "isub", "imul") else op  # out += identity is a residual add
+        # Two activations meeting (a residual add, a gating product) get a row in a container.
+        merging = op in ("add", "sub", "mul") and sum(t.dim() >= 2 for t in tensors) >= 2
+        self.book(op, out, row=merging)
         return out
 
     def fallback(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
@@ -700,17 +723,11 @@ def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
             f"{_shape(w)}, groups {groups}) but gets {xb_shape[1]} (input {_shape(x)})"
         )
     k, s, d = w.shape[2:], _tuple(b["stride"], nd), _tuple(b["dilation"], nd)
-    if isinstance(b["padding"], str):
-        if b["padding"] == "valid":
-            p = (0,) * nd
-        else:  # 'same': total d(k−1), the extra pixel on the right (torch's convention)
-            p = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=True))
-        totals = [di * (ki - 1) if b["padding"] == "same" else 0 for ki, di in zip(k, d, strict=True)]
-        spatial = tuple(
-            h + t - di * (ki - 1) for h, t, ki, di in zip(xb_shape[2:], totals, k, d, strict=True)
-        )
+    if b["padding"] == "same":  # stride 1; total padding d(k − 1), the odd pixel on the right
+        p = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=True))
+        spatial = tuple(xb_shape[2:])
     else:
-        p = _tuple(b["padding"], nd)
+        p = (0,) * nd if b["padding"] == "valid" else _tuple(b["padding"], nd)
         spatial = tuple(
             conv_output_size(h, ki, si, pi, di, layer=f"layer {where}")
             for h, ki, si, pi, di in zip(xb_shape[2:], k, s, p, d, strict=True)
@@ -756,8 +773,9 @@ def _conv_transpose(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.
     rf = tr.field_of(x)
     if rf is not None and rf.ndim == nd:
         reach = [-(-(di * (ki - 1) + 1) // si) - 1 for ki, si, di in zip(k, s, d, strict=True)]
+        offset = [(pi - di * (ki - 1) / 2) / si for ki, si, pi, di in zip(k, s, p, d, strict=True)]
         tr.set_field(
-            out, through_upsampling(rf, [o / i for o, i in zip(spatial, xb_shape[2:], strict=True)], reach)
+            out, through_upsampling(rf, s, reach, offset)
         )
     tr.book(name, out, neurons=math.prod(out_shape), macs=macs, connections=macs, params=(w, b["bias"]))
     return out
@@ -980,9 +998,17 @@ def _interpolate(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Ten
     rf = tr.field_of(x)
     if rf is not None and rf.ndim == nd:
         reach = {"nearest": 0, "nearest-exact": 0, "bicubic": 3}.get(mode, 1)
+        if b.get("align_corners") and mode not in ("nearest", "nearest-exact", "area"):
+            # output o samples input o·(H − 1)/(H_out − 1): corners on corners
+            scale = [(o - 1) / (i - 1) if o > 1 and i > 1 else 1.0
+                     for o, i in zip(spatial, x.shape[2:], strict=True)]
+            offset = [0.0] * nd
+        else:  # output o samples input (o + ½)/scale − ½
+            scale = [o / i for o, i in zip(spatial, x.shape[2:], strict=True)]
+            offset = [0.5 / f - 0.5 for f in scale]
         tr.set_field(
             out,
-            through_upsampling(rf, [o / i for o, i in zip(spatial, x.shape[2:], strict=True)], [reach] * nd),
+            through_upsampling(rf, scale, [reach] * nd, offset),
         )
     tr.book("interpolate", out, neurons=out.numel(), connections=connections)
     return out
@@ -1154,12 +1180,14 @@ def summary(
     ignore = frozenset(ignore)
     if not ignore <= set(IGNORABLE):
         raise ArgumentError("ignore", ",".join(sorted(ignore)), "a subset of: " + ", ".join(IGNORABLE))
-    lazy = [n for n, p in model.named_parameters() if isinstance(p, nn.parameter.UninitializedParameter)]
+    inputs = _meta_inputs(input_size, example_inputs, batch_size, dtype)
+    tracer = _Tracer(model, ignore)
+    lazy = [f"{tracer.names[id(owner)]}.{pname}".lstrip(".")
+            for p, (_, _, pname, owner) in zip(tracer.params, tracer.param_info.values(), strict=True)
+            if isinstance(p, nn.parameter.UninitializedParameter)]
     if lazy:
         raise ArgumentError("model", f"lazy parameters ({', '.join(lazy[:3])})",
                             "a model whose lazy modules are initialised (run one forward pass first)")
-    inputs = _meta_inputs(input_size, example_inputs, batch_size, dtype)
-    tracer = _Tracer(model, ignore)
     for x in inputs:
         if isinstance(x, torch.Tensor) and x.is_floating_point() and 3 <= x.dim() <= 5:
             tracer.set_field(x, input_field(x.dim() - 2))
@@ -1172,8 +1200,8 @@ def summary(
         pre.remove()
         post.remove()
     # Parameters of modules never called, or held directly by containers (cls tokens, ...).
-    for mod_name, module in model.named_modules():
-        own = [p for p in module.parameters(recurse=False) if id(p) not in tracer.counted]
+    for mod_name, module in zip(tracer.names.values(), tracer.modules.values(), strict=True):
+        own = [p for p in module._parameters.values() if p is not None and id(p) not in tracer.counted]
         total, trainable = tracer.take_params(own)
         if own:
             tracer.rows.append(

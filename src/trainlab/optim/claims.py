@@ -16,6 +16,7 @@ from torch import Tensor
 
 import trainlab.functional as F
 from trainlab.claims import Claim, Context, Evidence, register
+from trainlab.optim.compare import Paths2D
 from trainlab.optim.problems import (
     LeastSquares,
     distance_from_row_space,
@@ -696,31 +697,16 @@ def _adaptive_figures(
     fig, axes = new_figure(1, 2, size=(10, 4.4))
     data: dict[str, object] = {}
     for r, ax in enumerate(axes):
-        x, t = worked.X[r, 0], float(worked.t[r, 0])
-        top = 1.3 * float(max(w_sign[r].max(), w_star[r].max()))
-        u = torch.linspace(-0.1, top, 50, dtype=torch.float64)
-        ax.plot(u, (t - x[0] * u) / x[1], "k-", lw=1, label="solutions xᵀw = t")
-        for k, (name, tr) in enumerate(paths.items()):
-            assert tr.params is not None
-            ax.plot(
-                tr.params[:, r, 0],
-                tr.params[:, r, 1],
-                ["-", "--", ":", "-.", "-"][k % 5],
-                lw=2.5 - 0.4 * k,
-                label=name,
-            )
-        ax.plot(*w_star[r].tolist(), "k*", ms=12, label="w* (min norm)")
-        ax.plot(*w_sign[r].tolist(), "ks", mfc="none", ms=9, label="sign interpolant")
-        ax.set(
-            xlim=(-0.1, top),
-            ylim=(-0.1, top),
-            aspect="equal",
-            xlabel="w₁",
-            ylabel="w₂",
-            title=worked.names[r],
+        picture = Paths2D(
+            worked.X[r, 0],
+            float(worked.t[r, 0]),
+            {name: tr.params[:, r] for name, tr in paths.items()},  # type: ignore[index]
+            w_star[r],
+            w_sign[r],
         )
-        data[worked.names[r]] = {name: tr.params[:, r] for name, tr in paths.items()}  # type: ignore[index]
-    axes[0].legend(fontsize=7)
+        picture.plot(ax)
+        ax.set_title(worked.names[r])
+        data[worked.names[r]] = picture.paths
     ctx.save_figure(fig, "paths-2d", {**data, "w_star": w_star, "sign_interpolant": w_sign})
 
     fig, ax = new_figure(size=(5.5, 3.8))

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import click
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -82,8 +83,6 @@ def compare(
         raise ArgumentError("--tol", tol, "a number >= 0")
     with limit_threads():
         problem = random_problems(n, d, list(range(seeds)))
-        import torch
-
         sampler = FullBatch() if batch_size is None else MiniBatch(batch_size)
         result = compare_optimizers(
             problem, names, steps, lr=lr, sampler=sampler, generator=torch.Generator().manual_seed(0), tol=tol
