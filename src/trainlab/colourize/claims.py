@@ -42,6 +42,7 @@ class Protocol:
     max_train: int | None
     max_valid: int | None
     lr: float = 1e-3
+    patch_size: int = 32
 
 
 #: Scale -> training budget. Same data, epochs, batch, lr and seed for every network.
@@ -62,7 +63,7 @@ def _data(scale: str, seed: int) -> tuple[ColourData, Palette]:
     key = (scale, seed)
     if key not in _DATA:
         p = PROTOCOL[scale]
-        data = load_data("builtin").subset(p.max_train, p.max_valid, seed=seed)
+        data = load_data("builtin", size=p.patch_size).subset(p.max_train, p.max_valid, seed=seed)
         _DATA[key] = (data, fit_palette(data.train, 24, seed=seed))
     return _DATA[key]
 
@@ -74,7 +75,7 @@ def _trained(ctx: Context, model: str) -> TrainResult:
         p = PROTOCOL[ctx.scale]
         data, palette = _data(ctx.scale, ctx.seed)
         config = TrainConfig(model=model, num_filters=p.num_filters, epochs=p.epochs,
-                             batch_size=p.batch_size, lr=p.lr, seed=ctx.seed)
+                             batch_size=p.batch_size, lr=p.lr, seed=ctx.seed, patch_size=p.patch_size)
         ctx.progress(f"training {model} ({p.epochs} epochs, {len(data.train)} patches)")
         _TRAINED[key] = train(config, data, palette=palette, figures=False)
     return _TRAINED[key]

@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from matplotlib import patheffects
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -60,7 +61,7 @@ def run_by_hand(ctx: Context) -> Evidence:
     edge_abs_min = float(by_hand[edges].abs().min())
     passed = worst_diff <= 1e-12 and flat_abs_max == 0.0 and edge_abs_min > 0 and mismatches == 0
 
-    fig, axes = new_figure(1, 3, size=(11, 3.8))
+    fig, axes = new_figure(1, 3, size=(11, 4.2))
     for ax, (img, title) in zip(
         axes,
         [
@@ -70,12 +71,15 @@ def run_by_hand(ctx: Context) -> Evidence:
         ],
         strict=True,
     ):
-        ax.imshow(img.numpy(), cmap="coolwarm" if img is by_hand else "gray")
+        # Symmetric limits so that 0 is the colour midpoint; outlined digits read on any cell.
+        lim = float(img.abs().max())
+        ax.imshow(img.numpy(), cmap="coolwarm", vmin=-lim, vmax=lim)
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         for (i, j), v in _cells(img):
-            ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=8)
+            ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=9,
+                    path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
     ctx.save_figure(fig, "maps", {"I": padded, "J": LAPLACIAN, "I_star_J": by_hand, "edge_mask": edges})
     return Evidence(
         measured={
