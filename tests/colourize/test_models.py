@@ -57,7 +57,7 @@ def test_transpose_and_pool_have_the_same_weights_but_unet_reads_more_channels()
 
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("kernel", [2, 3, 4, 5, 6, 7])
-@pytest.mark.parametrize("size", [(32, 32), (16, 24), (8, 44)])
+@pytest.mark.parametrize("size", [(32, 32), (8, 44)])
 def test_output_has_the_input_spatial_size(name, kernel, size):
     net = build_model(name, kernel=kernel, num_filters=4, num_colours=5).eval()
     out = net(torch.rand(2, 1, *size))

@@ -17,6 +17,7 @@ from trainlab.colourize.train import (
     TrainingDiverged,
     TrainingInterrupted,
     _epoch_order,
+    learning_rate,
     load_run,
     train,
 )
@@ -137,3 +138,31 @@ def test_resume_refuses_a_different_config(small, tmp_path):
 def test_bad_config_names_the_option(field, value, argument):
     with pytest.raises(ArgumentError, match=argument):
         TrainConfig(**{field: value})
+
+
+def test_cosine_schedule_matches_torch_cosine_annealing():
+    config = replace(CONFIG, lr=2e-3, lr_schedule="cosine")
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30, eta_min=0.0)
+    for step in range(30):
+        assert learning_rate(config, step, 30) == pytest.approx(sched.get_last_lr()[0], rel=1e-9, abs=1e-15)
+        opt.step()
+        sched.step()
+    assert learning_rate(CONFIG, 17, 30) == CONFIG.lr
+
+
+def test_resume_is_exact_under_a_cosine_schedule_and_refuses_more_epochs(small, tmp_path):
+    data, palette = small
+    config = replace(CONFIG, lr_schedule="cosine")
+
+    def interrupt(event):
+        if (event.epoch, event.step) == (1, 2):
+            raise KeyboardInterrupt
+
+    full = train(config, data, palette=palette)
+    with pytest.raises(TrainingInterrupted):
+        train(config, data, tmp_path, palette=palette, progress=interrupt, figures=False)
+    resumed = train(config, data, tmp_path, resume=True, figures=False)
+    assert _same_weights(full.model, resumed.model)
+    with pytest.raises(ArgumentError, match="--epochs"):
+        train(replace(config, epochs=3), data, tmp_path, resume=True)

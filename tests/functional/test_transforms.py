@@ -75,7 +75,9 @@ def test_updates_are_out_of_place() -> None:
     opt = F.sgd(lr=0.1, momentum=0.9, weight_decay=0.1)
     state = opt.init(w)
     updates, new_state = opt.update(g, state, w)
-    assert torch.equal(w, torch.ones(3, dtype=torch.float64)) and torch.equal(g, torch.full((3,), 0.5).double())
+    assert torch.equal(w, torch.ones(3, dtype=torch.float64)) and torch.equal(
+        g, torch.full((3,), 0.5).double()
+    )
     assert new_state is not state and float(updates.abs().sum()) > 0
 
 
@@ -129,8 +131,23 @@ def test_trees_of_parameters() -> None:
 
 
 def test_public_names() -> None:
-    assert set(F.__all__) >= {"sgd", "adam", "adamw", "adagrad", "rmsprop", "course_rmsprop", "preconditioned_sgd",
-                              "chain", "trace", "scale_by_adam", "scale_by_rms", "scale_by_adagrad",
-                              "scale_by_diagonal", "add_decayed_weights", "scale_by_learning_rate", "apply_updates"}
+    assert set(F.__all__) >= {
+        "sgd",
+        "adam",
+        "adamw",
+        "adagrad",
+        "rmsprop",
+        "course_rmsprop",
+        "preconditioned_sgd",
+        "chain",
+        "trace",
+        "scale_by_adam",
+        "scale_by_rms",
+        "scale_by_adagrad",
+        "scale_by_diagonal",
+        "add_decayed_weights",
+        "scale_by_learning_rate",
+        "apply_updates",
+    }
     for name in F.__all__:
         assert hasattr(F, name)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from trainlab.claims import run_claims, select
-from trainlab.optim.claims import CLAIM_IDS, COURSE_RMSPROP_STEPS, _course_rmsprop_steps
+from trainlab.optim.claims import CLAIM_IDS, COURSE_RMSPROP_STEPS, course_rmsprop_steps
 
 EXPECTED_IDS = {
     "optim.gd-min-norm",
@@ -43,8 +43,8 @@ def test_every_optim_claim_passes_at_quick_scale(tmp_path: Path) -> None:
 
 def test_course_rmsprop_numbers_need_eps_of_a_hundredth() -> None:
     stated = COURSE_RMSPROP_STEPS
-    at_001 = _course_rmsprop_steps(0.01)[0]
-    tiny = _course_rmsprop_steps(1e-12)[0]
+    at_001 = course_rmsprop_steps(0.01)[0]
+    tiny = course_rmsprop_steps(1e-12)[0]
     assert max(abs(float(at_001[i, j]) - stated[i][j]) for i in range(2) for j in range(2)) <= 5e-4
     assert float(tiny[0, 0]) == pytest.approx(0.1 / 0.1**0.5, abs=1e-9)
     assert abs(float(tiny[0, 1]) - stated[0][1]) > 4e-3  # ε → 0 does not give 0.311

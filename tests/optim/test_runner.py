@@ -118,3 +118,11 @@ def test_stochastic_runs_need_an_explicit_generator() -> None:
     with pytest.raises(ArgumentError) as info:
         run_batch(problem, F.sgd(lr=0.1), 10, sampler=MiniBatch(1))
     assert info.value.argument == "generator"
+
+
+def test_a_run_does_not_depend_on_the_other_runs_in_its_batch() -> None:
+    problem = random_problems(6, 25, [0, 1, 2])
+    lr = (1 / smoothness(problem.X))[:, None]
+    together = run_batch(problem, F.adam(lr=0.01 * lr / lr), 500, tol=0.0).final_params
+    alone = run_batch(problem.select([1]), F.adam(lr=0.01), 500, tol=0.0).final_params
+    assert torch.allclose(together[1], alone[0], rtol=0, atol=1e-15)

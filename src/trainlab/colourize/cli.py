@@ -50,6 +50,8 @@ def _training_options(f):  # type: ignore[no-untyped-def]
         click.option("--epochs", type=int, default=25, show_default=True),
         click.option("--batch-size", type=int, default=100, show_default=True),
         click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate."),
+        click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
+                     show_default=True, help="constant (the course) or cosine decay to 0."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--kernel", type=int, default=3, show_default=True),
         click.option("--num-filters", type=int, default=32, show_default=True),

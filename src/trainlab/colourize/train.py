@@ -55,12 +55,27 @@ __all__ = [
     "TrainingDiverged",
     "TrainingInterrupted",
     "load_run",
+    "LR_SCHEDULES",
+    "learning_rate",
     "load_training_data",
     "train",
 ]
 
 CHECKPOINT, CONFIG, PALETTE, METRICS = "checkpoint.pt", "config.json", "palette.npy", "metrics.jsonl"
 _NUM_SAMPLES = 8
+#: "constant": the course's fixed Adam step; "cosine": lr·(1 + cos(π·t/T))/2 over all T steps.
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate of global step ``step`` (0-based) of ``total_steps``.
+
+    Cosine annealing (Loshchilov & Hutter 2017, SGDR, without restarts) ends the run at a
+    small step, so the final weights do not jitter from step to step.
+    """
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+    return config.lr
 
 
 class TrainingDiverged(TrainlabError):
@@ -92,6 +107,7 @@ class TrainConfig:
     epochs: int = 25
     batch_size: int = 100
     lr: float = 1e-3
+    lr_schedule: str = "constant"
     seed: int = 0
     max_train: int | None = None
     max_valid: int | None = None
@@ -107,6 +123,8 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ArgumentError("--" + name.replace("_", "-"), value, f"an integer ≥ {minimum}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ArgumentError("--lr-schedule", self.lr_schedule, "one of: " + ", ".join(LR_SCHEDULES))
         if self.patch_size % 4:
             raise ArgumentError("--patch-size", self.patch_size, "a multiple of 4 (the networks halve twice)")
         if self.data.startswith("cifar10:") and self.patch_size != 32:
@@ -231,8 +249,11 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _check_resumable(saved: TrainConfig, wanted: TrainConfig) -> None:
+    # Speed settings may change; so may the number of epochs under a constant learning rate
+    # (a cosine schedule is stretched over all epochs, so extending it would change the past).
+    free = {"compile", "channels_last"} | ({"epochs"} if saved.lr_schedule == "constant" else set())
     for f in fields(TrainConfig):
-        if f.name != "epochs" and getattr(saved, f.name) != getattr(wanted, f.name):
+        if f.name not in free and getattr(saved, f.name) != getattr(wanted, f.name):
             raise ArgumentError("--" + f.name.replace("_", "-"), getattr(wanted, f.name),
                                 f"{getattr(saved, f.name)!r} as in the run being resumed")
 
@@ -343,6 +364,9 @@ def train(config: TrainConfig, data: ColourData | None = None, out_dir: str | Pa
                         raise TrainingDiverged(
                             f"training loss became {value} at epoch {epoch}, step {step} of {steps}; "
                             f"lower --lr (now {config.lr:g}) or check the data")
+                    for group in optimizer.param_groups:
+                        group["lr"] = learning_rate(config, (epoch - 1) * steps + step - 1,
+                                                    config.epochs * steps)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()

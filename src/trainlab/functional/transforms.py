@@ -118,7 +118,8 @@ class CountState(NamedTuple):
 def exponential_decay(lr: Hyperparameter, gamma: float) -> Schedule:
     """``lr · γ^k`` at step k, the schedule of ``torch.optim.lr_scheduler.ExponentialLR``."""
     _check_nonnegative("lr", lr)
-    _check_nonnegative("gamma", gamma, "a number in (0, 1]")
+    if not gamma > 0:
+        raise ArgumentError("gamma", gamma, "a positive decay factor (ExponentialLR uses 0 < γ ≤ 1)")
     return lambda count: lr * gamma**count
 
 

@@ -1,0 +1,301 @@
+"""optim.nonuniform-sampling: SGD sampling p_i, its exact moments and rates, and where the loss can rise."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+import trainlab.functional as F
+from trainlab.claims import Context, Evidence
+from trainlab.optim.claims._shared import (
+    cross_check,
+    max_of,
+    max_row_norm2,
+    per_run,
+    seeds,
+)
+from trainlab.optim.problems import (
+    min_norm_solution,
+    random_problems,
+)
+from trainlab.optim.rates import (
+    error_moments,
+    kaczmarz_rate,
+    sampling_covariance,
+    worst_one_step_ratio,
+)
+from trainlab.optim.runner import limit_threads, run_batch
+from trainlab.optim.samplers import Weighted
+from trainlab.plotting import new_figure
+
+__all__ = ["run_nonuniform_sampling"]
+
+
+def _sampling_distributions(X: Tensor) -> dict[str, Tensor]:
+    """uniform, ∝ ‖x_i‖² and ∝ 1/‖x_i‖² for each problem: name -> (R, n)."""
+    sq = X.pow(2).sum(-1)
+    return {
+        "uniform": torch.ones_like(sq) / sq.shape[-1],
+        "p ∝ ‖x‖²": sq / sq.sum(-1, keepdim=True),
+        "p ∝ 1/‖x‖²": (1 / sq) / (1 / sq).sum(-1, keepdim=True),
+    }
+
+
+def _row_space_coordinates(X: Tensor, e: Tensor) -> tuple[Tensor, Tensor]:
+    """(X Q, Qᵀe) with Q an orthonormal basis of the row space (QR of Xᵀ): (..., n, n), (..., n)."""
+    Q, _ = torch.linalg.qr(X.mT)  # (..., d, n)
+    return X @ Q, (Q.mT @ e.unsqueeze(-1)).squeeze(-1)
+
+
+def _counter_example() -> tuple[Tensor, Tensor]:
+    """Acceptance 5d: two unit rows at cosine 0.95, sampled with p = [0.9, 0.1]."""
+    c = 0.95
+    return (
+        torch.tensor([[1.0, 0.0], [c, math.sqrt(1 - c * c)]], dtype=torch.float64),
+        torch.tensor([0.9, 0.1], dtype=torch.float64),
+    )
+
+
+def run_nonuniform_sampling(ctx: Context) -> Evidence:
+    checks: dict[str, bool] = {}
+    measured: dict[str, object] = {}
+    with limit_threads():
+        base = random_problems(20, 100, seeds(ctx), row_scale=(0.5, 2.0))
+        R = base.num_runs
+        dists = _sampling_distributions(base.X)
+        names = list(dists)
+        problem = base.repeat(1)
+        for _ in names[1:]:
+            problem = problem.concat(base)
+        P = torch.cat([dists[k] for k in names])  # (3R, n), distribution-major
+        R2 = max_row_norm2(problem.X)
+        lr = 1 / R2
+        G = sampling_covariance(problem.X, P)
+        lam = torch.linalg.eigvalsh(G)[:, -problem.n]  # λ⁺ of each G
+        rho = lr * (2 - lr * R2) * lam  # = distance_rate, batched
+        w_star = min_norm_solution(problem.X, problem.t)
+
+        # 5a: SGD with p_i sampling (loss not reweighted) from 0 still ends at w*.
+        ctx.progress("SGD with non-uniform sampling")
+        K = int(math.ceil(60 / float(rho.min())))
+        tr = run_batch(problem, F.sgd(lr=per_run(lr)), K, sampler=Weighted(P), generator=ctx.generator(1))
+        rel = tr.final_relative_distance(w_star)
+        torch_diff = cross_check(
+            problem,
+            F.sgd(lr=float(lr[0])),
+            lambda p: torch.optim.SGD(p, lr=float(lr[0])),
+            Weighted(P[:1]),
+            lambda: ctx.generator(1),
+        )
+        measured["rel_err_vs_w_star"] = {k: rel[i * R : (i + 1) * R] for i, k in enumerate(names)}
+        measured["steps_to_converge"] = {k: tr.converged_at[i * R : (i + 1) * R] for i, k in enumerate(names)}
+        measured["max_abs_diff_vs_torch_sgd_300_steps"] = torch_diff
+        checks["converges_to_w_star"] = (
+            max_of(rel) <= 1e-8 and bool(tr.converged.all()) and torch_diff <= 1e-12
+        )
+
+        # 5b: the exact second-moment recursion against (1 − ρ)^k at k = ⌈3/ρ⌉.
+        ctx.progress("exact second moments")
+        Y, z0 = _row_space_coordinates(problem.X, -w_star)
+        k_rate = torch.ceil(3 / rho).long()
+        moments = error_moments(Y, P, per_run(lr), z0, int(k_rate.max()))
+        idx = torch.arange(problem.num_runs)
+        dist_k = moments.squared_distance[k_rate, idx] / moments.squared_distance[0]
+        bound_k = (1 - rho) ** k_rate
+        checks["distance_rate"] = bool((dist_k <= bound_k).all())
+        measured["E_dist2_at_3_over_rho"] = {k: dist_k[i * R : (i + 1) * R] for i, k in enumerate(names)}
+        # 5c: randomized Kaczmarz, p ∝ ‖x‖², per-example step 1/‖x_i‖².
+        sq = base.X.pow(2).sum(-1)
+        rho_rk = torch.stack([kaczmarz_rate(base.X[r]) for r in range(R)])
+        k_rk = torch.ceil(3 / rho_rk).long()
+        Yb, zb = _row_space_coordinates(base.X, -min_norm_solution(base.X, base.t))
+        rk = error_moments(Yb, dists["p ∝ ‖x‖²"], 1 / sq, zb, int(k_rk.max()))
+        rk_k = rk.squared_distance[k_rk, torch.arange(R)] / rk.squared_distance[0]
+        rk_bound = (1 - rho_rk) ** k_rk
+        tr_rk = run_batch(
+            base,
+            F.sgd(lr=1.0),
+            200_000,
+            sampler=Weighted(dists["p ∝ ‖x‖²"]),
+            generator=ctx.generator(2),
+            example_weights=1 / sq,
+        )
+        rk_rel = tr_rk.final_relative_distance(min_norm_solution(base.X, base.t))
+        checks["kaczmarz_rate"] = bool((rk_k <= rk_bound).all()) and max_of(rk_rel) <= 1e-8
+        measured["kaczmarz"] = {"E_dist2_at_3_over_rho": rk_k, "bound": rk_bound, "rel_err_vs_w_star": rk_rel}
+
+        # The sampling-weighted loss: one expected step contracts by 1 − ρ_L at the step
+        # η_L = λ⁺/max_i x_iᵀGx_i (which maximises ρ_L = η(2λ⁺ − η max_i x_iᵀGx_i)).
+        ctx.progress("weighted loss")
+        c_max = torch.einsum("rnd,rde,rne->rn", problem.X, G, problem.X).max(-1).values
+        lr_L = lam / c_max
+        rho_L = lr_L * (2 * lam - lr_L * c_max)
+        worst_Lp = torch.stack(
+            [worst_one_step_ratio(problem.X[r], P[r], float(lr_L[r]), G[r]) for r in range(problem.num_runs)]
+        )
+        worst_Lp_big = torch.stack(
+            [worst_one_step_ratio(problem.X[r], P[r], float(lr[r]), G[r]) for r in range(problem.num_runs)]
+        )
+        steps_L = 300 if ctx.quick else 1000
+        wl = error_moments(Y, P, per_run(lr_L), z0, steps_L).weighted_loss  # (T, 3R)
+        ratio = wl[1:] / wl[:-1]
+        checks["weighted_loss_one_step_bound"] = bool((worst_Lp <= 1 - rho_L + 1e-12).all()) and bool(
+            (ratio <= 1 - rho_L + 1e-12).all()
+        )
+        measured["weighted_loss"] = {
+            "step_eta_L_times_R2": lr_L * R2,
+            "rho_L": rho_L,
+            "worst_one_step_factor_at_eta_L": worst_Lp,
+            "max_exact_step_ratio_E_Lp": ratio.max(0).values,
+            "worst_one_step_factor_at_eta_1_over_R2": worst_Lp_big,
+        }
+        # Monte Carlo: the mean of L_p over many runs follows the exact expectation.
+        n_mc = 200 if ctx.quick else 2000
+        first = problem.select([i * R for i in range(len(names))])  # the first instance, each p
+        mc_problem = first.repeat(n_mc)
+        p_mc = P[[i * R for i in range(len(names))]].repeat_interleave(n_mc, 0)
+        ws_mc = w_star[[i * R for i in range(len(names))]]
+
+        def weighted_loss(w: Tensor) -> Tensor:
+            return (p_mc * mc_problem.residual(w).pow(2)).sum(-1)
+
+        lr_mc = lr_L[[i * R for i in range(len(names))]].repeat_interleave(n_mc)
+        mc = run_batch(
+            mc_problem,
+            F.sgd(lr=per_run(lr_mc)),
+            steps_L,
+            sampler=Weighted(p_mc),
+            generator=ctx.generator(3),
+            record_every=1,
+            tol=0.0,
+            observe=weighted_loss,
+        )
+        obs = mc.extra["observed"].reshape(-1, len(names), n_mc)  # (T, 3, N)
+        mc_mean, mc_se = obs.mean(-1), obs.std(-1) / math.sqrt(n_mc)
+        exact_first = wl[:, [i * R for i in range(len(names))]]
+        z = ((mc_mean - exact_first) / mc_se.clamp_min(1e-300))[1:]
+        checks["monte_carlo_matches_exact"] = float(z.abs().max()) <= 5.0
+        measured["monte_carlo_max_abs_z"] = float(z.abs().max())
+        del ws_mc
+
+        # 5d: the unweighted loss can rise in expectation for a step, at any small η.
+        Xc, pc = _counter_example()
+        Hc = Xc.mT @ Xc / 2
+        Gc = sampling_covariance(Xc, pc)
+        eta_c = 1e-4
+        worst_unweighted = float(worst_one_step_ratio(Xc, pc, eta_c, Hc))
+        # Show it by stepping: from the worst error direction, average the two possible SGD steps.
+        evals, evecs = torch.linalg.eigh(Hc)
+        Ci = torch.linalg.inv(torch.linalg.cholesky(Hc))
+        B = sum(
+            pc[i]
+            * (torch.eye(2, dtype=torch.float64) - eta_c * torch.outer(Xc[i], Xc[i])).mT
+            @ Hc
+            @ (torch.eye(2, dtype=torch.float64) - eta_c * torch.outer(Xc[i], Xc[i]))
+            for i in range(2)
+        )
+        _, vecs = torch.linalg.eigh(Ci @ B @ Ci.mT)
+        e = Ci.mT @ vecs[:, -1]
+        t_c = torch.tensor([1.0, 1.0], dtype=torch.float64)
+        w_c = torch.linalg.solve(Xc, t_c) + e
+        after = [w_c - eta_c * (Xc[i] @ w_c - t_c[i]) * Xc[i] for i in range(2)]
+        loss_c = lambda w: 0.5 * float(((Xc @ w - t_c) ** 2).mean())  # noqa: E731
+        weighted_c = lambda w: float((pc * (Xc @ w - t_c) ** 2).sum())  # noqa: E731
+        stepped_unweighted = sum(float(pc[i]) * loss_c(after[i]) for i in range(2)) / loss_c(w_c)
+        stepped_weighted = sum(float(pc[i]) * weighted_c(after[i]) for i in range(2)) / weighted_c(w_c)
+        etas = torch.logspace(-6, 0, 25, dtype=torch.float64)
+        curve_unweighted = torch.stack([worst_one_step_ratio(Xc, pc, float(h), Hc) for h in etas])
+        curve_weighted = torch.stack([worst_one_step_ratio(Xc, pc, float(h), Gc) for h in etas])
+        checks["unweighted_loss_can_rise"] = (
+            worst_unweighted > 1 and stepped_unweighted > 1 and stepped_weighted < 1
+        )
+        measured["counter_example"] = {
+            "worst_unweighted_factor_eta_1e-4": worst_unweighted,
+            "stepped_unweighted_factor": stepped_unweighted,
+            "stepped_weighted_factor": stepped_weighted,
+        }
+        del evals, evecs
+
+    fig, axes = new_figure(1, 3, size=(15, 4.2))
+    for i, k in enumerate(names):
+        line = axes[0].semilogy(
+            moments.squared_distance[:, i * R] / moments.squared_distance[0, i * R], label=k
+        )[0]
+        kk = torch.arange(moments.squared_distance.shape[0])
+        axes[0].semilogy(kk, (1 - rho[i * R]) ** kk, "--", color=line.get_color())
+    kk = torch.arange(rk.squared_distance.shape[0])
+    line = axes[0].semilogy(rk.squared_distance[:, 0] / rk.squared_distance[0, 0], label="Kaczmarz")[0]
+    axes[0].semilogy(kk, (1 - rho_rk[0]) ** kk, "--", color=line.get_color())
+    axes[0].set(
+        xlabel="step k",
+        ylabel="E‖w_k − w*‖²/‖w*‖²",
+        ylim=(1e-4, 1.5),
+        title="E distance²: exact (solid), bound (1 − ρ)^k (dashed)",
+    )
+    axes[0].legend(fontsize=7)
+    steps = torch.arange(steps_L + 1)
+    for i, k in enumerate(names):
+        line = axes[1].semilogy(steps, exact_first[:, i] / exact_first[0, i], label=f"{k}: exact")[0]
+        axes[1].errorbar(
+            steps[::25],
+            (mc_mean[::25, i] / exact_first[0, i]),
+            yerr=2 * mc_se[::25, i] / exact_first[0, i],
+            fmt="o",
+            ms=3,
+            color=line.get_color(),
+        )
+        axes[1].semilogy(steps, (1 - rho_L[i * R]) ** steps, ":", color=line.get_color())
+    axes[1].set(
+        xlabel="step k",
+        ylabel="E[L_p(w_k)]/L_p(w_0)",
+        title=f"E L_p at η_L: exact, {n_mc}-run mean ±2SE, bound (dotted)",
+    )
+    axes[1].legend(fontsize=7)
+    axes[2].semilogx(etas, curve_unweighted - 1, label="unweighted L")
+    axes[2].semilogx(etas, curve_weighted - 1, label="weighted L_p")
+    axes[2].axhline(0, color="k", lw=0.7)
+    axes[2].set_yscale("symlog", linthresh=1e-7)
+    axes[2].set(
+        xlabel="step η",
+        ylabel="worst E[loss(w')]/loss(w) − 1",
+        title="cos 0.95, p = [0.9, 0.1]: worst one-step factor",
+    )
+    axes[2].legend(fontsize=8)
+    ctx.save_figure(
+        fig,
+        "rates",
+        {
+            "distance_exact": moments.squared_distance[:, ::R],
+            "rho": rho[::R],
+            "kaczmarz_exact": rk.squared_distance[:, 0],
+            "rho_kaczmarz": rho_rk[0],
+            "weighted_loss_exact": exact_first,
+            "weighted_loss_mc_mean": mc_mean,
+            "weighted_loss_mc_se": mc_se,
+            "rho_L": rho_L[::R],
+            "eta": etas,
+            "worst_unweighted": curve_unweighted,
+            "worst_weighted": curve_weighted,
+        },
+    )
+    passed = all(checks.values())
+    return Evidence(
+        measured={**measured, "checks": checks},
+        expected={
+            "limit": "w*",
+            "distance_rate": "E‖e_k‖² ≤ (1 − ρ)^k‖e_0‖², ρ = η(2 − ηR²)λ⁺(Σ p_i x_i x_iᵀ)",
+            "kaczmarz_rate": "ρ = σ⁺min_of(X)²/‖X‖_F²",
+            "weighted_loss": "E[L_p(w')] ≤ (1 − ρ_L)L_p(w), ρ_L = η(2λ⁺ − η max_i x_iᵀGx_i)",
+            "counter_example": "worst unweighted one-step factor > 1",
+        },
+        tolerance={"rel_err_vs_w_star": 1e-8, "monte_carlo_z": 5.0, "torch_diff": 1e-12},
+        passed=passed,
+        summary=(
+            f"3 p's × {R} instances → w* (≤{max_of(rel):.0e}); E‖e_k‖² ≤ (1−ρ)^k: max ratio "
+            f"{float((dist_k / bound_k).max()):.2f} (RK {float((rk_k / rk_bound).max()):.2f}); "
+            f"E[L_p] step ratio ≤ 1−ρ_L; MC |z| ≤ {float(z.abs().max()):.1f}; unweighted L rises "
+            f"×{worst_unweighted:.7f} at η=1e-4 (cos .95, p=[.9,.1])"
+        ),
+    )

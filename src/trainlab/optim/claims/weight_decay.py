@@ -1,0 +1,340 @@
+"""optim.weight-decay-vs-l2: L2 in the gradient vs decoupled weight decay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+import trainlab.functional as F
+from trainlab.claims import Context, Evidence
+from trainlab.optim.claims._shared import (
+    max_of,
+    min_of,
+    per_run,
+    seeds,
+)
+from trainlab.optim.problems import (
+    LeastSquares,
+    random_problems,
+    ridge_solution,
+    smoothness,
+)
+from trainlab.optim.runner import limit_threads, run_batch, torch_optim_reference
+from trainlab.plotting import new_figure
+
+__all__ = ["run_weight_decay_vs_l2"]
+
+
+def _distance_to_ridge_path(X: Tensor, t: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """min over λ' of ‖w − ridge(λ')‖/‖w‖ per problem (grid on [1e-10, 1e6], then refined).
+
+    Returns (min distance (R,), its λ' (R,), the grid curve (R, K) with the grid (K,)) — the
+    curve for the figure.
+    """
+    grid = torch.logspace(-10, 6, 321, dtype=X.dtype)
+    path = ridge_solution(X, t, grid)  # (R, K, d)
+    curve = (path - w.unsqueeze(1)).norm(dim=-1) / w.norm(dim=-1, keepdim=True)  # (R, K)
+    best = curve.argmin(-1)
+    lo = grid[(best - 1).clamp_min(0)].log()
+    hi = grid[(best + 1).clamp_max(len(grid) - 1)].log()
+    fine = torch.exp(
+        lo.unsqueeze(-1) + (hi - lo).unsqueeze(-1) * torch.linspace(0, 1, 201, dtype=X.dtype)
+    )  # (R, 201)
+    dist = torch.stack(
+        [(ridge_solution(X[r], t[r], fine[r]) - w[r]).norm(dim=-1) / w[r].norm() for r in range(X.shape[0])]
+    )  # (R, 201)
+    i = dist.argmin(-1)
+    return dist.gather(1, i[:, None])[:, 0], fine.gather(1, i[:, None])[:, 0], torch.cat([grid[None], curve])
+
+
+def _coupled_and_decoupled(
+    make_rescaling: Callable[[], F.GradientTransformation],
+    lam2: float,
+    R: int,
+    lr: F.Hyperparameter | F.Schedule,
+) -> F.GradientTransformation:
+    """One chain for 2R runs: the first R put 2λw into the gradient (L2, before the rescaling),
+    the last R decay the weights outside it (decoupled): u = −η(rescale(g + c₁w) + c₂w)."""
+    on = torch.full((R, 1), lam2, dtype=torch.float64)
+    off = torch.zeros(R, 1, dtype=torch.float64)
+    return F.chain(
+        F.add_decayed_weights(torch.cat([on, off])),
+        make_rescaling(),
+        F.add_decayed_weights(torch.cat([off, on])),
+        F.scale_by_learning_rate(lr),
+    )
+
+
+def _cross_check_from(
+    problem: LeastSquares,
+    w0: Tensor,
+    optimizer: F.GradientTransformation,
+    make_torch: Callable[[list[Tensor]], torch.optim.Optimizer],
+    steps: int = 300,
+) -> float:
+    """max |w_runner − w_torch.optim| after ``steps`` full-batch steps from w0 on the first problem."""
+    mine = run_batch(problem.select([0]), optimizer, steps, w0=w0[:1], tol=0.0)
+    ref = torch_optim_reference(problem.select([0]), make_torch, steps, w0=w0[:1], tol=0.0)
+    return float((ref[0] - mine.final_params[0]).abs().max())
+
+
+def run_weight_decay_vs_l2(ctx: Context) -> Evidence:
+    checks: dict[str, bool] = {}
+    measured: dict[str, object] = {}
+    lam, mu = 0.05, 0.9
+    with limit_threads():
+        problem = random_problems(20, 100, seeds(ctx))
+        R = problem.num_runs
+        L = smoothness(problem.X)
+        eta = per_run(0.5 / L)
+        w0 = torch.randn(R, problem.d, generator=ctx.generator(1), dtype=torch.float64)
+        steps = 3000
+
+        # 6a: three ways to run GD with weight decay, plus a wrong factor.
+        ctx.progress("plain GD: L2 vs decoupled")
+        w = w0.clone().requires_grad_(True)  # (i) autograd on J(w) + λ‖w‖²
+        for _ in range(steps):
+            objective = (problem.loss(w) + lam * w.pow(2).sum(-1)).sum()  # runs are independent
+            (grad,) = torch.autograd.grad(objective, w)
+            w = (w - eta * grad).detach().requires_grad_(True)
+        w_autograd = w.detach()
+        tr_l2 = run_batch(
+            problem,
+            F.sgd(lr=eta, weight_decay=2 * lam),
+            steps,
+            w0=w0,
+            tol=0.0,
+            record_params=True,
+            record_every=10,
+        )  # (ii) torch's weight_decay = 2λ
+        w_dec, w_wrong = w0.clone(), w0.clone()  # (iii) w ← (1 − 2ηλ)w − η∇J(w), and (1 − ηλ)
+        dec_path = [w_dec]
+        for k in range(steps):
+            w_dec = (1 - 2 * eta * lam) * w_dec - eta * problem.gradient(w_dec)
+            w_wrong = (1 - eta * lam) * w_wrong - eta * problem.gradient(w_wrong)
+            if (k + 1) % 10 == 0:
+                dec_path.append(w_dec)
+        ref = torch_optim_reference(
+            problem,
+            lambda p: torch.optim.SGD(p, lr=float(eta[0]), weight_decay=2 * lam),
+            300,
+            w0=w0,
+            tol=0.0,
+            runs=[0],
+        )
+        mine = run_batch(
+            problem.select([0]), F.sgd(lr=float(eta[0]), weight_decay=2 * lam), 300, w0=w0[:1], tol=0.0
+        )
+        sgd_diff = max(
+            float((tr_l2.final_params - w_autograd).abs().max()),
+            float((tr_l2.final_params - w_dec).abs().max()),
+            float((ref[0] - mine.final_params[0]).abs().max()),
+        )
+        # The factor matters: (1 − ηλ) instead of (1 − 2ηλ) is GD on J + (λ/2)‖w‖², visibly elsewhere.
+        wrong_diff = max_of((w_wrong - w_dec).norm(dim=-1) / w_dec.norm(dim=-1))
+        ridge = ridge_solution(problem.X, problem.t, lam)
+        sgd_to_ridge = max_of((w_dec - ridge).norm(dim=-1) / ridge.norm(dim=-1))
+        checks["sgd_identical"] = sgd_diff <= 1e-12 and wrong_diff > 1e-3
+        measured["sgd"] = {
+            "max_abs_diff_three_ways_and_torch": sgd_diff,
+            "wrong_factor_eta_lambda_rel_diff": wrong_diff,
+            "rel_dist_to_ridge": sgd_to_ridge,
+        }
+        assert tr_l2.params is not None
+        sgd_gap = (tr_l2.params - torch.stack(dec_path)).abs().amax(dim=(1, 2))
+
+        # 6b: heavy ball: the L2 term passes through the momentum buffer, the decoupled decay does not.
+        ctx.progress("heavy ball: L2 vs decoupled")
+        both = problem.concat(problem)
+        # the decoupled run's null-space part of w0 shrinks only by (1 − 2ηλ) a step:
+        # 8,000 steps to reach 1e-8
+        hb = run_batch(
+            both,
+            _coupled_and_decoupled(lambda: F.trace(mu), 2 * lam, R, torch.cat([eta, eta])),
+            8000,
+            w0=torch.cat([w0, w0]),
+            tol=0.0,
+            record_params=True,
+            record_every=10,
+        )
+        assert hb.params is not None
+        hb_gap = (hb.params[:, :R] - hb.params[:, R:]).abs().amax(dim=(1, 2))
+        ridge_mu = ridge_solution(problem.X, problem.t, lam * (1 - mu))
+        hb_coupled = max_of((hb.final_params[:R] - ridge).norm(dim=-1) / ridge.norm(dim=-1))
+        hb_decoupled = max_of((hb.final_params[R:] - ridge_mu).norm(dim=-1) / ridge_mu.norm(dim=-1))
+        hb_torch = _cross_check_from(
+            problem,
+            w0,
+            F.sgd(lr=float(eta[0]), momentum=mu, weight_decay=2 * lam),
+            lambda p: torch.optim.SGD(p, lr=float(eta[0]), momentum=mu, weight_decay=2 * lam),
+        )
+        checks["momentum_differs"] = (
+            float(hb_gap.max()) > 1e-2 and hb_coupled <= 1e-8 and hb_decoupled <= 1e-8 and hb_torch <= 1e-12
+        )
+        measured["heavy_ball"] = {
+            "max_abs_diff": float(hb_gap.max()),
+            "coupled_rel_dist_to_ridge(λ)": hb_coupled,
+            "decoupled_rel_dist_to_ridge(λ(1−μ))": hb_decoupled,
+            "coupled_vs_torch": hb_torch,
+        }
+
+        # 6c: Adam + L2 vs AdamW, with lr 1e-2 · 0.9995^k.
+        ctx.progress("Adam + L2 vs AdamW")
+        adam_steps, gamma = (
+            30_000,
+            0.9995,
+        )  # acceptance 6c (a faster decay stops Adam + L2 short of the ridge)
+        schedule = F.exponential_decay(1e-2, gamma)
+        ad = run_batch(
+            both,
+            _coupled_and_decoupled(lambda: F.scale_by_adam(), 2 * lam, R, schedule),
+            adam_steps,
+            w0=torch.cat([w0, w0]),
+            tol=0.0,
+            record_params=True,
+            record_every=100,
+        )
+        assert ad.params is not None
+        adam_gap = (ad.params[:, :R] - ad.params[:, R:]).abs().amax(dim=(1, 2))
+        one = run_batch(
+            both,
+            _coupled_and_decoupled(lambda: F.scale_by_adam(), 2 * lam, R, schedule),
+            1,
+            w0=torch.cat([w0, w0]),
+            tol=0.0,
+        )
+        first_step_gap = float((one.final_params[:R] - one.final_params[R:]).abs().max())
+        adam_l2_to_ridge = max_of((ad.final_params[:R] - ridge).norm(dim=-1) / ridge.norm(dim=-1))
+        adamw_off, adamw_best_lam, ridge_curve = _distance_to_ridge_path(
+            problem.X, problem.t, ad.final_params[R:]
+        )
+        adam_torch = 0.0
+        twins = [
+            (F.adam(lr=schedule, weight_decay=2 * lam), torch.optim.Adam),
+            (F.adamw(lr=schedule, weight_decay=2 * lam), torch.optim.AdamW),
+        ]
+        for opt, cls in twins:  # functional Adam / AdamW against torch.optim with ExponentialLR
+            mine = run_batch(problem.select([0]), opt, 300, w0=w0[:1], tol=0.0)
+            theirs = torch_optim_reference(
+                problem.select([0]),
+                lambda p, c=cls: c(p, lr=1e-2, weight_decay=2 * lam),
+                300,
+                w0=w0[:1],
+                tol=0.0,
+                make_scheduler=lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma),
+            )
+            adam_torch = max(adam_torch, float((mine.final_params[0] - theirs[0]).abs().max()))
+        # ... and the 2R-run chain equals F.adam / F.adamw run separately
+        sep_l2 = run_batch(
+            problem, F.adam(lr=schedule, weight_decay=2 * lam), 300, w0=w0, tol=0.0
+        ).final_params
+        sep_w = run_batch(
+            problem, F.adamw(lr=schedule, weight_decay=2 * lam), 300, w0=w0, tol=0.0
+        ).final_params
+        both300 = run_batch(
+            both,
+            _coupled_and_decoupled(lambda: F.scale_by_adam(), 2 * lam, R, schedule),
+            300,
+            w0=torch.cat([w0, w0]),
+            tol=0.0,
+        ).final_params
+        adam_torch = max(adam_torch, float((both300 - torch.cat([sep_l2, sep_w])).abs().max()))
+        checks["adam_differs"] = (
+            first_step_gap > 1e-3
+            and adam_l2_to_ridge <= 1e-8
+            and min_of(adamw_off) >= 0.1
+            and adam_torch <= 1e-12
+        )
+        measured["adam"] = {
+            "first_step_max_abs_diff": first_step_gap,
+            "adam_l2_rel_dist_to_ridge(λ)": adam_l2_to_ridge,
+            "adamw_min_rel_dist_to_ridge_path": adamw_off,
+            "adamw_nearest_ridge_lambda": adamw_best_lam,
+            "functional_vs_torch_adam_adamw_300_steps": adam_torch,
+        }
+
+        # 6d: with a fixed preconditioner M, decoupled decay = L2 penalty (λ_wd/2η)‖w ⊙ √s‖², s = 1/m.
+        m = 10 ** (4 * torch.rand(R, problem.d, generator=ctx.generator(2), dtype=torch.float64) - 2)
+        L_M = smoothness(problem.X * m.sqrt().unsqueeze(1))
+        eta_M = per_run(0.5 / L_M)
+        lam_wd = 0.01
+        dec = run_batch(
+            problem,
+            F.preconditioned_sgd(eta_M, m, weight_decay=lam_wd / eta_M, decoupled=True),
+            steps,
+            w0=w0,
+            tol=0.0,
+        )  # w ← (1 − λ_wd)w − ηM∇J
+        l2 = run_batch(
+            problem, F.preconditioned_sgd(eta_M, m, weight_decay=(lam_wd / eta_M) / m), steps, w0=w0, tol=0.0
+        )  # w ← w − ηM(∇J + (λ_wd/η) s ⊙ w)
+        pre_diff = float((dec.final_params - l2.final_params).abs().max())
+        checks["preconditioned_identical"] = pre_diff <= 1e-12
+        measured["preconditioned"] = {"max_abs_diff": pre_diff}
+
+    fig, axes = new_figure(1, 2, size=(11, 4))
+    axes[0].semilogy(tr_l2.steps, sgd_gap.clamp_min(1e-17), label="GD: L2 vs decoupled")
+    axes[0].semilogy(hb.steps, hb_gap.clamp_min(1e-17), label="heavy ball μ=0.9: L2 vs decoupled")
+    axes[0].semilogy(ad.steps, adam_gap.clamp_min(1e-17), label="Adam + L2 vs AdamW")
+    axes[0].set(
+        xlabel="step", ylabel="max |w_L2 − w_decoupled|", title=f"λ = {lam}, λ' = 2ηλ (GD, HB), 2λ (AdamW)"
+    )
+    axes[0].legend(fontsize=8)
+    grid, curves = ridge_curve[0], ridge_curve[1:]
+    axes[1].loglog(grid, curves[0], label="AdamW end point")
+    fine_grid = torch.cat([grid, torch.tensor([lam], dtype=grid.dtype)]).sort().values  # include λ itself
+    adam_curve = (ridge_solution(problem.X[0], problem.t[0], fine_grid) - ad.final_params[0]).norm(
+        dim=-1
+    ) / ad.final_params[0].norm()
+    axes[1].loglog(fine_grid, adam_curve, label="Adam + L2 end point")
+    axes[1].axvline(lam, color="k", ls=":", lw=0.8)
+    axes[1].set(
+        xlabel="λ'",
+        ylabel="‖w_T − ridge(λ')‖/‖w_T‖",
+        title="distance to the ridge path (instance 0)",
+        ylim=(1e-12, 10),
+    )
+    axes[1].legend(fontsize=8)
+    ctx.save_figure(
+        fig,
+        "l2-vs-decoupled",
+        {
+            "sgd_gap": sgd_gap,
+            "hb_gap": hb_gap,
+            "adam_gap": adam_gap,
+            "adam_gap_steps": ad.steps,
+            "ridge_grid": grid,
+            "ridge_grid_adam": fine_grid,
+            "adamw_to_ridge": curves[0],
+            "adam_l2_to_ridge": adam_curve,
+        },
+    )
+    passed = all(checks.values())
+    return Evidence(
+        measured={**measured, "checks": checks},
+        expected={
+            "sgd": "identical (λ' = 2ηλ)",
+            "heavy_ball": "coupled → ridge(λ), decoupled → ridge(λ(1 − μ))",
+            "adam": "Adam + L2 → ridge(λ); AdamW off the ridge path",
+            "preconditioned": "identical",
+        },
+        tolerance={
+            "sgd_identical": 1e-12,
+            "wrong_factor_rel_diff": ">= 1e-3",
+            "differ": 1e-2,
+            "adam_first_step": 1e-3,
+            "to_ridge": 1e-8,
+            "adamw_off_path": ">= 0.1",
+        },
+        passed=passed,
+        summary=(
+            f"GD: L2 ≡ decay (max Δw {sgd_diff:.0e}, wrong factor ηλ: {wrong_diff:.1e}); HB: Δ "
+            f"{float(hb_gap.max()):.2f}, ends at ridge(λ) / ridge(λ(1−μ)) to "
+            f"{max(hb_coupled, hb_decoupled):.0e}; "
+            f"Adam+L2 → ridge(λ) ({adam_l2_to_ridge:.0e}), AdamW ≥ {min_of(adamw_off):.2f} off the ridge "
+            "path; "
+            f"precond. ≡ ({pre_diff:.0e})"
+        ),
+    )
