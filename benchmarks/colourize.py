@@ -119,7 +119,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--variants", default="default,channels_last,compile,bf16",
+    parser.add_argument("--variants", default="default,channels_last,compile,bf16,compile+channels_last,"
+                        "compile+bf16,compile+channels_last+bf16",
                         help="trainer settings to time (comma-separated)")
     args = parser.parse_args()
 
@@ -133,6 +134,8 @@ def main() -> None:
         "compile": {"compile": True},
         "bf16": {"bf16": True},
         "compile+channels_last": {"compile": True, "channels_last": True},
+        "compile+bf16": {"compile": True, "bf16": True},
+        "compile+channels_last+bf16": {"compile": True, "channels_last": True, "bf16": True},
     }
     variants = [v for v in args.variants.split(",") if v]
     grey_np = to_grey(data.train).numpy()
