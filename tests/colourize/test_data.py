@@ -14,6 +14,7 @@ from PIL import Image
 
 from trainlab.colourize import data as data_module
 from trainlab.colourize.data import (
+    BUILTIN_SCALES,
     BUILTIN_TRAIN,
     BUILTIN_VALID,
     builtin_photographs,
@@ -35,8 +36,8 @@ def builtin():
 def test_builtin_splits_by_whole_photograph(builtin):
     assert set(builtin.train_names).isdisjoint(builtin.valid_names)
     photos = builtin_photographs()
-    valid = torch.cat([patches(photos[n]) for n in BUILTIN_VALID])
-    train = torch.cat([patches(photos[n]) for n in BUILTIN_TRAIN])
+    valid = torch.cat([patches(photos[n], 32, BUILTIN_SCALES) for n in BUILTIN_VALID])
+    train = torch.cat([patches(photos[n], 32, BUILTIN_SCALES) for n in BUILTIN_TRAIN])
     assert torch.equal(builtin.valid, valid) and torch.equal(builtin.train, train)
     # no validation patch appears among the training patches
     seen = {p.numpy().tobytes() for p in builtin.train}
@@ -48,8 +49,8 @@ def test_builtin_is_deterministic_and_scaled_by_256(builtin):
     assert torch.equal(builtin.train, again.train) and torch.equal(builtin.valid, again.valid)
     assert builtin.train.shape[1:] == (3, 32, 32)
     assert float(builtin.train.min()) >= 0 and float(builtin.train.max()) <= 255 / 256
-    # full-resolution patches are exact uint8/256 values
-    first = builtin.train[0] * 256
+    # patches at half resolution average 2×2 blocks of uint8/256 values: multiples of 1/1024
+    first = builtin.train[0] * 1024
     assert torch.equal(first, first.round())
 
 

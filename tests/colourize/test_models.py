@@ -106,3 +106,14 @@ def test_pad_to_multiple_replicates_and_reports_the_original_size():
     assert padded.shape == (1, 1, 4, 8) and size == (3, 5)
     assert torch.equal(padded[..., :3, :5], x)
     assert torch.equal(padded[..., 3, :5], x[..., 2, :])  # replicated last row
+
+
+@pytest.mark.parametrize("module", ["trainlab.colourize", "trainlab.colourize.data",
+                                    "trainlab.colourize.palette", "trainlab.colourize.train",
+                                    "trainlab.colourize.evaluate", "trainlab.colourize.claims",
+                                    "trainlab.colourize.cli"])
+def test_every_public_name_exists(module):
+    import importlib
+
+    mod = importlib.import_module(module)
+    assert mod.__all__ and all(hasattr(mod, name) for name in mod.__all__)

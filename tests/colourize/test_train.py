@@ -133,7 +133,8 @@ def test_resume_refuses_a_different_config(small, tmp_path):
 
 @pytest.mark.parametrize(("field", "value", "argument"), [
     ("model", "resnet", "--model"), ("epochs", 0, "--epochs"), ("lr", -1.0, "--lr"),
-    ("batch_size", 0, "--batch-size"), ("lr", float("nan"), "--lr"),
+    ("batch_size", 0, "--batch-size"), ("lr", float("nan"), "--lr"), ("kernel", 8, "--kernel"),
+    ("patch_size", 18, "--patch-size"), ("lr_schedule", "step", "--lr-schedule"),
 ])
 def test_bad_config_names_the_option(field, value, argument):
     with pytest.raises(ArgumentError, match=argument):
@@ -166,3 +167,27 @@ def test_resume_is_exact_under_a_cosine_schedule_and_refuses_more_epochs(small, 
     assert _same_weights(full.model, resumed.model)
     with pytest.raises(ArgumentError, match="--epochs"):
         train(replace(config, epochs=3), data, tmp_path, resume=True)
+
+
+def test_a_real_sigint_finishes_the_step_saves_and_exits_130(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "trainlab", "colourize", "train", "--model", "pool", "--out", str(out),
+           "--max-train", "40", "--max-valid", "8", "--epochs", "500", "--batch-size", "8",
+           "--num-filters", "4", "--num-colours", "5"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted at epoch" in err and "--resume" in err and "Traceback" not in err
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] >= 1 and not list(out.glob(".*.tmp"))
+    assert os.path.getsize(out / "checkpoint.pt") > 0

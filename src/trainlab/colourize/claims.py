@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from trainlab.claims import Claim, Context, Evidence, register
-from trainlab.colourize.data import ColourData, load_data
+from trainlab.colourize.data import BUILTIN_SCALES, ColourData, load_data
 from trainlab.colourize.evaluate import image_grid, predict_labels
 from trainlab.colourize.models import MODELS, build_model, up_padding
 from trainlab.colourize.palette import Palette, fit_palette
@@ -58,15 +58,15 @@ class Protocol:
     lr: float = 1e-3
     lr_schedule: str = "constant"
     patch_size: int = 32
-    scales: tuple[int, ...] = (1, 2)
+    scales: tuple[int, ...] = BUILTIN_SCALES
 
 
 #: Scale -> training budget. Same data, epochs, batch, lr and seed for every network.
 PROTOCOL: dict[str, Protocol] = {
     "quick": Protocol(num_filters=16, epochs=36, batch_size=20, max_train=None, max_valid=None, lr=2e-3,
-                      lr_schedule="cosine", patch_size=16, scales=(2, 4)),
+                      lr_schedule="cosine", patch_size=16),
     "full": Protocol(num_filters=32, epochs=60, batch_size=20, max_train=None, max_valid=None, lr=2e-3,
-                     lr_schedule="cosine", patch_size=16, scales=(2, 4)),
+                     lr_schedule="cosine", patch_size=16),
 }
 
 _DATA: dict[tuple[str, int], tuple[ColourData, Palette]] = {}
@@ -146,6 +146,7 @@ def _compare(ctx: Context, worse: str, better: str, figure: str) -> Evidence:
                   f"{n_lo}_valid_loss": loss_lo, f"{n_hi}_valid_loss": loss_hi,
                   "majority_colour_accuracy": base.majority_accuracy,
                   "grey_level_accuracy": base.grey_level_accuracy,
+                  "majority_colour_loss": base.majority_loss, "grey_level_loss": base.grey_level_loss,
                   f"{n_lo}_history": [m.__dict__ for m in lo.history],
                   f"{n_hi}_history": [m.__dict__ for m in hi.history],
                   "protocol": {**p.__dict__, "seed": ctx.seed, "data": "builtin",

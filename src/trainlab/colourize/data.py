@@ -4,7 +4,7 @@ A data spec names the source (CLAIMS.md §5, issue 5):
 
 - ``builtin``: the colour photographs shipped inside scikit-image (astronaut, coffee,
   rocket, motorcycle, chelsea) and scikit-learn (china, flower), cut into non-overlapping
-  32×32 patches at full and half resolution. Train and validation are split by whole
+  patches (32×32 by default) at half and quarter resolution. Train and validation are split by whole
   photograph (no patch of a validation photograph is ever trained on). Offline, deterministic.
 - ``cifar10:PATH``: a user's ``cifar-10-python.tar.gz`` or its extracted folder; one category
   (default horse = 7) of ``data_batch_1..5`` for training and of ``test_batch`` for
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from trainlab.errors import ArgumentError, DataError
 
 __all__ = [
+    "BUILTIN_SCALES",
     "BUILTIN_TRAIN",
     "BUILTIN_VALID",
     "CIFAR10_CATEGORIES",
@@ -57,7 +58,9 @@ CIFAR10_CATEGORIES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "f
 #: Photographs trained on / validated on for ``builtin`` (split by whole photograph).
 BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "motorcycle", "china")
 BUILTIN_VALID = ("chelsea", "flower")
-BUILTIN_SCALES = (1, 2)
+#: Downscale factors the built-in photographs are cut at: half and quarter resolution, so a patch
+#: carries CIFAR-like detail per pixel (full-resolution patches of these photographs are smooth).
+BUILTIN_SCALES = (2, 4)
 BUILTIN_STRIDE: int | None = None
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Largest image (width × height) that :func:`read_image` decodes.

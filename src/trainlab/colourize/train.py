@@ -40,7 +40,7 @@ from torch import nn
 
 from trainlab.colourize.data import ColourData, load_data, to_grey
 from trainlab.colourize.evaluate import Evaluation, evaluate, image_grid, predict_logits
-from trainlab.colourize.models import MODELS, build_model
+from trainlab.colourize.models import KERNEL_SIZES, MODELS, build_model
 from trainlab.colourize.palette import Palette, fit_palette
 from trainlab.errors import ArgumentError, DataError, TrainlabError
 from trainlab.plotting import save_figure, subplots_or
@@ -123,6 +123,8 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ArgumentError("--" + name.replace("_", "-"), value, f"an integer ≥ {minimum}")
+        if self.kernel not in KERNEL_SIZES:
+            raise ArgumentError("--kernel", self.kernel, "one of " + ", ".join(map(str, KERNEL_SIZES)))
         if self.lr_schedule not in LR_SCHEDULES:
             raise ArgumentError("--lr-schedule", self.lr_schedule, "one of: " + ", ".join(LR_SCHEDULES))
         if self.patch_size % 4:
@@ -200,6 +202,10 @@ def _plot_curves(history: list[EpochMetrics], label: str, ax: Axes | None) -> Ax
     return ax
 
 
+class _ForcedInterrupt(KeyboardInterrupt):
+    """A second Ctrl-C: stop at once, without saving a step that may be half applied."""
+
+
 @contextmanager
 def _deferred_sigint() -> Iterator[Callable[[], bool]]:
     """Turn the first Ctrl-C into a flag checked between steps (a second one interrupts at once).
@@ -216,7 +222,7 @@ def _deferred_sigint() -> Iterator[Callable[[], bool]]:
     def handler(signum: int, frame: Any) -> None:
         nonlocal requested
         if requested:
-            raise KeyboardInterrupt
+            raise _ForcedInterrupt
         requested = True
 
     signal.signal(signal.SIGINT, handler)
@@ -345,15 +351,15 @@ def train(config: TrainConfig, data: ColourData | None = None, out_dir: str | Pa
     samples = torch.linspace(0, len(data.valid) - 1, min(_NUM_SAMPLES, len(data.valid))).long()
     fig_paths: list[Path] = []
     model.train()
-    for epoch in range(start_epoch, config.epochs + 1):
-        order = _epoch_order(n, config.seed, epoch)
-        first = start_step if epoch == start_epoch else 0
-        if first == 0:
-            loss_sum = 0.0
-        began = clock()
-        completed = first
-        try:
-            with _deferred_sigint() as stop_requested:
+    with _deferred_sigint() as stop_requested:
+        for epoch in range(start_epoch, config.epochs + 1):
+            order = _epoch_order(n, config.seed, epoch)
+            first = start_step if epoch == start_epoch else 0
+            if first == 0:
+                loss_sum = 0.0
+            began = clock()
+            completed = first
+            try:
                 for step in range(first + 1, steps + 1):
                     idx = order[(step - 1) * config.batch_size: step * config.batch_size]
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
@@ -376,28 +382,32 @@ def train(config: TrainConfig, data: ColourData | None = None, out_dir: str | Pa
                         progress(TrainEvent(epoch, config.epochs, step, steps, value))
                     if stop_requested():
                         raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            path = None
-            if out is not None:  # the checkpoint holds completed steps only: resuming is exact
-                path = out / CHECKPOINT
-                _save_checkpoint(path, model, optimizer, epoch - 1, completed, loss_sum, history)
-            raise TrainingInterrupted(epoch, completed, path) from None
-        seconds = clock() - began
-        logits = predict_logits(model, valid_grey)
-        metrics = EpochMetrics(
-            epoch=epoch, train_loss=loss_sum / n,
-            valid_loss=float(F.cross_entropy(logits, valid_labels)),
-            valid_accuracy=float((logits.argmax(1) == valid_labels).double().mean()),
-            seconds=seconds, images_per_second=(n - first * config.batch_size) / max(seconds, 1e-9))
-        history.append(metrics)
-        if out is not None:
-            _save_checkpoint(out / CHECKPOINT, model, optimizer, epoch, 0, 0.0, history)
-            atomic_write_text(out / METRICS, "".join(json.dumps(asdict(m)) + "\n" for m in history))
-            if figures:
-                fig_paths = _epoch_figures(out, history, config, palette, data.valid[samples],
-                                           logits[samples].argmax(1), valid_labels[samples])
-        if progress is not None:
-            progress(TrainEvent(epoch, config.epochs, steps, steps, metrics.train_loss, metrics))
+            except _ForcedInterrupt:
+                raise  # the last epoch's checkpoint stays as it was
+            except KeyboardInterrupt:
+                path = None
+                if out is not None:  # the checkpoint holds completed steps only: resuming is exact
+                    path = out / CHECKPOINT
+                    _save_checkpoint(path, model, optimizer, epoch - 1, completed, loss_sum, history)
+                raise TrainingInterrupted(epoch, completed, path) from None
+            seconds = clock() - began
+            logits = predict_logits(model, valid_grey)
+            metrics = EpochMetrics(
+                epoch=epoch, train_loss=loss_sum / n,
+                valid_loss=float(F.cross_entropy(logits, valid_labels)),
+                valid_accuracy=float((logits.argmax(1) == valid_labels).double().mean()),
+                seconds=seconds, images_per_second=(n - first * config.batch_size) / max(seconds, 1e-9))
+            history.append(metrics)
+            if out is not None:
+                _save_checkpoint(out / CHECKPOINT, model, optimizer, epoch, 0, 0.0, history)
+                atomic_write_text(out / METRICS, "".join(json.dumps(asdict(m)) + "\n" for m in history))
+                if figures:
+                    fig_paths = _epoch_figures(out, history, config, palette, data.valid[samples],
+                                               logits[samples].argmax(1), valid_labels[samples])
+            if progress is not None:
+                progress(TrainEvent(epoch, config.epochs, steps, steps, metrics.train_loss, metrics))
+            if stop_requested():  # Ctrl-C during evaluation or figures: the epoch is saved
+                raise TrainingInterrupted(epoch, steps, out / CHECKPOINT if out is not None else None)
 
     model.eval()
     evaluation = evaluate(model, palette, data.train, data.valid, train_labels=labels,
