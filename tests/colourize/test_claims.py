@@ -34,8 +34,16 @@ def test_transpose_padding_solver_agrees_with_real_modules(tmp_path):
 
 def test_comparison_verdict_is_the_measured_ordering_and_training_is_shared(tmp_path, monkeypatch,
                                                                            fresh_cache):
-    tiny = cz.Protocol(num_filters=4, epochs=1, batch_size=20, max_train=40, max_valid=10)
+    tiny = cz.Protocol(num_filters=4, epochs=1, batch_size=20, max_train=40, max_valid=10, num_seeds=2)
     monkeypatch.setitem(cz.PROTOCOL, "quick", tiny)
+    calls = []
+    real_train = cz.train
+
+    def counting_train(config, *args, **kwargs):
+        calls.append((config.model, config.seed))
+        return real_train(config, *args, **kwargs)
+
+    monkeypatch.setattr(cz, "train", counting_train)
     a = cz.run_transpose_beats_pool(_ctx(tmp_path, "colourize.transpose-beats-pool"))
     b = cz.run_skip_connections_help(_ctx(tmp_path, "colourize.skip-connections-help"))
     for ev, lo, hi in [(a, "PoolUpsampleNet", "ConvTransposeNet"), (b, "ConvTransposeNet", "UNet")]:
@@ -43,9 +51,13 @@ def test_comparison_verdict_is_the_measured_ordering_and_training_is_shared(tmp_
         ordered = (m[f"{hi}_valid_accuracy"] > m[f"{lo}_valid_accuracy"]
                    and m[f"{hi}_valid_loss"] < m[f"{lo}_valid_loss"])
         assert ev.passed == ordered
+        for name in (lo, hi):  # the compared numbers are the means over the two training seeds
+            assert len(m[f"{name}_valid_accuracy_per_seed"]) == 2
+            assert m[f"{name}_valid_accuracy"] == pytest.approx(sum(m[f"{name}_valid_accuracy_per_seed"]) / 2)
+            assert m[f"{name}_valid_loss"] == pytest.approx(sum(m[f"{name}_valid_loss_per_seed"]) / 2)
         assert m["protocol"]["num_train"] == 40 and m["protocol"]["epochs"] == 1
-    # ConvTransposeNet was trained once and its numbers are shared between the two claims
-    assert sorted(k[2] for k in cz._TRAINED) == ["pool", "transpose", "unet"]
+    # each network was trained once per seed; ConvTransposeNet's runs are shared by both claims
+    assert sorted(calls) == sorted((m, s) for s in (0, 1) for m in ("pool", "transpose", "unet"))
     assert a.measured["ConvTransposeNet_valid_loss"] == b.measured["ConvTransposeNet_valid_loss"]
     assert (tmp_path / "figures" / "colourize.transpose-beats-pool-transpose-vs-pool.png").is_file()
 

@@ -58,7 +58,10 @@ def _training_options(f):  # type: ignore[no-untyped-def]
         click.option("--num-colours", type=int, default=24, show_default=True),
         click.option("--max-train", type=int, default=None, help="Use at most this many training images."),
         click.option("--max-valid", type=int, default=None, help="Use at most this many validation images."),
-        click.option("--channels-last", is_flag=True, help="channels_last memory format (speed)."),
+        click.option("--channels-last", is_flag=True, help="channels_last memory format (speed, float32)."),
+        click.option("--compile", is_flag=True, help="torch.compile the network (speed, float32; "
+                     "costs ~10-30 s of compilation first)."),
+        click.option("--bf16", is_flag=True, help="bfloat16 autocast (speed; changes the numbers)."),
     ]
     for option in reversed(options):
         f = option(f)
