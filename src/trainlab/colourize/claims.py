@@ -245,10 +245,14 @@ def _register(id_: str, statement: str, run: Any) -> None:
 
 _register("colourize.transpose-beats-pool",
           "Learned upsampling (ConvTransposeNet) beats fixed pooling/upsampling (PoolUpsampleNet) at "
-          "the same budget: higher validation accuracy, lower validation loss.",
+          "the same budget: higher validation accuracy, lower validation loss. Checked on the built-in "
+          "photographs (16×16 patches, same data, epochs, optimizer and seed for both; Adam with a cosine "
+          "schedule, see the evidence's protocol); the course reports 55.5% vs 41.1% on CIFAR-10 horses.",
           run_transpose_beats_pool)
 _register("colourize.skip-connections-help",
-          "Skip connections (UNet) improve further on ConvTransposeNet at the same budget.",
+          "Skip connections (UNet) improve further on ConvTransposeNet at the same budget (same "
+          "protocol as colourize.transpose-beats-pool; the course reports 58.3–58.9% vs 54.7–55.4% on "
+          "CIFAR-10 horses).",
           run_skip_connections_help)
 _register("colourize.transpose-padding",
           "A stride-2 transposed conv from 16 to 32 needs padding 1, output_padding 0 with kernel 4 "
