@@ -7,7 +7,7 @@ import sympy
 import torch
 from torch import nn
 
-from trainlab.convnets.models import PoolUpsampleNet
+from trainlab.colourize.models import PoolUpsampleNet
 from trainlab.convnets.symbolic import symbolic_counts
 from trainlab.convnets.tracer import summary
 from trainlab.errors import ArgumentError, ShapeError

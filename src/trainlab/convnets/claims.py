@@ -11,8 +11,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainlab.claims import Claim, Context, Evidence, register
+from trainlab.colourize.models import PoolUpsampleNet
 from trainlab.convnets.by_hand import LAPLACIAN, blob_image, cross_correlate2d, edge_mask, zero_pad
-from trainlab.convnets.models import COURSE_VGG_INPUT, COURSE_VGG_SPEC, CourseVGG, PoolUpsampleNet
+from trainlab.convnets.models import COURSE_VGG_INPUT, COURSE_VGG_SPEC, CourseVGG
 from trainlab.convnets.receptive_field import chain_receptive_field, empirical_receptive_field
 from trainlab.convnets.shapes import (
     conv_output_size,
