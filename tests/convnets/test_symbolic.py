@@ -35,7 +35,7 @@ def test_full_parameter_count_includes_biases_and_batchnorm():
         PoolUpsampleNet, ["num_filters", "num_colours"], (1, 8, 8), fixed={"num_in_channels": 1}
     )
     for nf, nc in [(3, 4), (17, 9)]:
-        model = PoolUpsampleNet(1, nf, nc)
+        model = PoolUpsampleNet(num_in_channels=1, num_filters=nf, num_colours=nc)
         assert fit.evaluate({"num_filters": nf, "num_colours": nc})["params"] == sum(
             p.numel() for p in model.parameters()
         )
@@ -55,7 +55,7 @@ def test_neurons_and_connections_scale_with_area_and_params_do_not():
         assert sympy.expand(poly.subs({h: 2 * h, w: 2 * w}, simultaneous=True) - 4 * poly) == 0
     assert len(fit.checked_at) == 3
     with torch.device("meta"):
-        model = PoolUpsampleNet(1, 6, 3)
+        model = PoolUpsampleNet(num_in_channels=1, num_filters=6, num_colours=3)
     direct = summary(model, (1, 20, 28)).totals()
     predicted = fit.evaluate({"num_filters": 6, "height": 20, "width": 28})
     assert all(predicted[k] == direct[k] for k in predicted)
