@@ -167,50 +167,68 @@ def _sgd_settings(ctx: Context) -> list[tuple[str, Sampler, float]]:
     return settings
 
 
-def run_sgd_min_norm(ctx: Context) -> Evidence:
+def _runs_from_zero(
+    ctx: Context, problem, w_star, settings, *, generator_base: int, record_every: int, title: str
+) -> tuple[dict[str, float], dict[str, float], dict[str, list[int]], float]:
+    """Run each ``(label, optimizer, torch.optim.SGD kwargs, sampler)`` from 0 to convergence.
+
+    Returns the worst relative distance to w* and distance from the row space per setting, the
+    steps to converge, and the largest gap to ``torch.optim.SGD`` (run 0, same samples); saves the
+    distance-over-steps figure.
+    """
     rel_err: dict[str, float] = {}
     off: dict[str, float] = {}
     steps: dict[str, list[int]] = {}
     torch_diff = 0.0
     fig, ax = new_figure(size=(6, 4))
     data = {}
+    for k, (label, opt, twin, sampler) in enumerate(settings):
+        ctx.progress(label)
+        tr = run_batch(
+            problem,
+            opt,
+            50_000,
+            sampler=sampler,
+            generator=ctx.generator(generator_base + k),
+            record_params=True,
+            record_every=record_every,
+            label=label,
+        )
+        rel_err[label] = max_of(tr.final_relative_distance(w_star))
+        off[label] = max_of(off_row_space(problem, tr, w_star))
+        steps[label] = tr.converged_at.tolist()
+        torch_diff = max(
+            torch_diff,
+            cross_check(
+                problem,
+                F.sgd(**twin),
+                lambda p, kw=twin: torch.optim.SGD(p, **kw),
+                sampler,
+                lambda k=k: ctx.generator(generator_base + k),
+            ),
+        )
+        dist = tr.relative_distance(w_star)
+        ax.semilogy(tr.steps, dist.median(1).values.clamp_min(1e-17), label=label)
+        data[label] = {"steps": tr.steps, "rel_dist": dist}
+    ax.set(xlabel="step", ylabel="‖w_k − w*‖/‖w*‖ (median over instances)", title=title)
+    ax.legend(fontsize=7)
+    ctx.save_figure(fig, "distance", data)
+    return rel_err, off, steps, torch_diff
+
+
+def run_sgd_min_norm(ctx: Context) -> Evidence:
     with limit_threads():
         problem = random_problems(20, 100, seeds(ctx))
         w_star = min_norm_solution(problem.X, problem.t)
         R2 = max_row_norm2(problem.X)
-        for k, (label, sampler, scale) in enumerate(_sgd_settings(ctx)):
-            ctx.progress(label)
-            tr = run_batch(
-                problem,
-                F.sgd(lr=per_run(scale / R2)),
-                50_000,
-                sampler=sampler,
-                generator=ctx.generator(10 + k),
-                record_params=True,
-                record_every=10,
-                label=label,
-            )
-            rel_err[label] = max_of(tr.final_relative_distance(w_star))
-            off[label] = max_of(off_row_space(problem, tr, w_star))
-            steps[label] = tr.converged_at.tolist()
-            torch_diff = max(
-                torch_diff,
-                cross_check(
-                    problem,
-                    F.sgd(lr=float(scale / R2[0])),
-                    lambda p, s=float(scale / R2[0]): torch.optim.SGD(p, lr=s),
-                    sampler,
-                    lambda k=k: ctx.generator(10 + k),
-                ),
-            )
-            dist = tr.relative_distance(w_star)
-            ax.semilogy(tr.steps, dist.median(1).values.clamp_min(1e-17), label=label)
-            data[label] = {"steps": tr.steps, "rel_dist": dist}
-    ax.set(
-        xlabel="step", ylabel="‖w_k − w*‖/‖w*‖ (median over instances)", title="SGD from 0 (n=20, d=100) → w*"
-    )
-    ax.legend(fontsize=8)
-    ctx.save_figure(fig, "distance", data)
+        settings = [
+            (label, F.sgd(lr=per_run(scale / R2)), dict(lr=float(scale / R2[0])), sampler)
+            for label, sampler, scale in _sgd_settings(ctx)
+        ]
+        rel_err, off, steps, torch_diff = _runs_from_zero(
+            ctx, problem, w_star, settings, generator_base=10, record_every=10,
+            title="SGD from 0 (n=20, d=100) → w*",
+        )
     worst_err, worst_off = max(rel_err.values()), max(off.values())
     converged = all(s >= 0 for v in steps.values() for s in v)
     passed = worst_err <= 1e-8 and worst_off <= 1e-12 and converged and torch_diff <= 1e-12
@@ -275,41 +293,10 @@ def run_momentum_min_norm(ctx: Context) -> Evidence:
                 MiniBatch(1),
             ),
         ]
-        rel_err, off, steps = {}, {}, {}
-        torch_diff = 0.0
-        fig, ax = new_figure(size=(6, 4))
-        data = {}
-        for k, (label, opt, twin, sampler) in enumerate(settings):
-            ctx.progress(label)
-            tr = run_batch(
-                problem,
-                opt,
-                50_000,
-                sampler=sampler,
-                generator=ctx.generator(20 + k),
-                record_params=True,
-                record_every=5,
-                label=label,
-            )
-            rel_err[label] = max_of(tr.final_relative_distance(w_star))
-            off[label] = max_of(off_row_space(problem, tr, w_star))
-            steps[label] = tr.converged_at.tolist()
-            torch_diff = max(
-                torch_diff,
-                cross_check(
-                    problem,
-                    F.sgd(**twin),
-                    lambda p, kw=twin: torch.optim.SGD(p, **kw),
-                    sampler,  # type: ignore[arg-type]
-                    lambda k=k: ctx.generator(20 + k),
-                ),
-            )
-            dist = tr.relative_distance(w_star)
-            ax.semilogy(tr.steps, dist.median(1).values.clamp_min(1e-17), label=label)
-            data[label] = {"steps": tr.steps, "rel_dist": dist}
-    ax.set(xlabel="step", ylabel="‖w_k − w*‖/‖w*‖ (median)", title="momentum from 0 (velocity 0) → w*")
-    ax.legend(fontsize=7)
-    ctx.save_figure(fig, "distance", data)
+        rel_err, off, steps, torch_diff = _runs_from_zero(
+            ctx, problem, w_star, settings, generator_base=20, record_every=5,
+            title="momentum from 0 (velocity 0) → w*",
+        )
     worst_err, worst_off = max(rel_err.values()), max(off.values())
     converged = all(s >= 0 for v in steps.values() for s in v)
     passed = worst_err <= 1e-8 and worst_off <= 1e-12 and converged and torch_diff <= 1e-12
