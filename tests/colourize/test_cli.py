@@ -36,6 +36,13 @@ def test_train_writes_a_run_folder_and_prints_the_table(run, capsys):
     assert json.loads((run / "config.json").read_text())["model"] == "transpose"
 
 
+def test_train_refuses_to_overwrite_an_existing_run(run, capsys):
+    before = (run / "checkpoint.pt").read_bytes()
+    assert main(["colourize", "train", "--model", "transpose", "--out", str(run), *TINY]) == 2
+    _one_error_line(capsys, "--out=", "--resume")
+    assert (run / "checkpoint.pt").read_bytes() == before
+
+
 def test_train_resume_extends_the_run(run, capsys):
     assert main(["colourize", "train", "--model", "transpose", "--out", str(run), "--resume",
                  *[a if a != "1" else "2" for a in TINY]]) == 0

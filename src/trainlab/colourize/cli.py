@@ -17,6 +17,7 @@ from trainlab.colourize.data import CIFAR10_CATEGORIES, read_image, to_grey
 from trainlab.colourize.evaluate import Evaluation, colourise, evaluate
 from trainlab.colourize.models import MODELS, count_parameters
 from trainlab.colourize.train import (
+    CHECKPOINT,
     CONFIG,
     TrainConfig,
     TrainEvent,
@@ -138,6 +139,10 @@ def train_cmd(model: str, out: Path | None, resume: bool, **kw: object) -> None:
                  if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE}
         config = TrainConfig.from_dict({**read_json(saved), **given})
     else:
+        if out is not None and (out / CHECKPOINT).is_file():
+            # Never overwrite a run silently: its checkpoint may be hours of training.
+            raise ArgumentError("--out", str(out), "a folder without a training run (this one holds "
+                                f"{CHECKPOINT}: add --resume to continue it, or choose another --out)")
         config = _config(model, **kw)
     data = load_training_data(config)  # bad data fails before a run folder is made
     run = make_run_dir(out, f"colourize-{config.model}")
