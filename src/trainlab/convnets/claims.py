@@ -28,6 +28,14 @@ from trainlab.convnets.tracer import LayerRow, summary
 from trainlab.errors import ShapeError
 from trainlab.plotting import new_figure
 
+__all__ = [
+    "run_by_hand",
+    "run_counts_scale",
+    "run_receptive_field",
+    "run_shape_arithmetic",
+    "run_vgg_size_table",
+]
+
 SECTION = "§3 Convolutional networks"
 
 
