@@ -57,6 +57,8 @@ from torch.utils import _pytree as pytree
 
 from trainlab.convnets.receptive_field import (
     APPROXIMATE,
+    EXACT,
+    MISALIGNED,
     ReceptiveField,
     input_field,
     merge_fields,
@@ -374,8 +376,23 @@ def _tensors(args: tuple, kwargs: dict) -> list[torch.Tensor]:
     return found
 
 
+_META = torch.device("meta")
+
+
+# Argument types that pytree treats as leaves (no containers, no registered nodes such as torch.Size).
+_LEAF_TYPES = frozenset(
+    (torch.Tensor, nn.Parameter, int, float, bool, complex, str, type(None), torch.dtype, torch.device,
+     torch.memory_format, torch.layout)
+)
+
+
+def _flat(values: Iterable[Any]) -> bool:
+    """Whether none of ``values`` is a container (or any type pytree might open)."""
+    return all(type(v) in _LEAF_TYPES for v in values)
+
+
 def _meta(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.empty(tuple(shape), dtype=dtype, device="meta")
+    return torch.empty(tuple(shape), dtype=dtype, device=_META)
 
 
 def _as_meta(x: Any) -> Any:
@@ -435,15 +452,30 @@ _FACTORIES = frozenset("zeros ones empty full arange linspace eye rand randn ran
 _INPLACE_SUFFIX = re.compile(r"^(__i\w+__|\w+_)$")
 
 
-@dataclass
 class _Frame:
-    module: nn.Module
-    name: str
-    leaf: bool
-    neurons: int = 0
-    macs: int = 0
-    connections: int = 0
-    ops: list[str] = field(default_factory=list)
+    """One module call on the stack (a plain slotted class: one is made per module call)."""
+
+    __slots__ = ("module", "name", "leaf", "neurons", "macs", "connections")
+
+    def __init__(self, module: nn.Module, name: str, leaf: bool) -> None:
+        self.module = module
+        self.name = name
+        self.leaf = leaf
+        self.neurons = 0
+        self.macs = 0
+        self.connections = 0
+
+
+def _merge_two(a: ReceptiveField, b: ReceptiveField) -> ReceptiveField:
+    """``merge_fields([a, b])``, spelled out for two fields (the same result)."""
+    if b.ndim != a.ndim:
+        return ReceptiveField(a.size, a.jump, a.start, MISALIGNED)
+    size = tuple(max(x, y) for x, y in zip(a.size, b.size, strict=True))
+    if b.jump != a.jump or b.start != a.start or MISALIGNED in (a.status, b.status):
+        status = MISALIGNED
+    else:
+        status = APPROXIMATE if APPROXIMATE in (a.status, b.status) else EXACT
+    return ReceptiveField(size, a.jump, a.start, status)
 
 
 class _Tracer(TorchFunctionMode):
@@ -458,13 +490,40 @@ class _Tracer(TorchFunctionMode):
         # read here, before tracing, where attribute reads are not intercepted.
         self.param_info: dict[int, tuple[int, bool, str, nn.Module]] = {}
         self.params: list[torch.Tensor] = []  # in the order of param_info
+        self.param_counts: dict[int, tuple[int, int]] = {}
+        # id(module) -> (module, name, may be a leaf): what pre_hook needs, once per summary.
+        self.frames: dict[int, tuple[nn.Module, str, bool]] = {}
+        self.lazy: list[bool] = []  # per entry of params: an uninitialised (lazy) parameter
+        names, modules, frames = self.names, self.modules, self.frames
+        param_info, params, counts, lazies = self.param_info, self.params, self.param_counts, self.lazy
+        ignore_bias, ignore_bn = "bias" in ignore, "batchnorm" in ignore
+        builtin_types: dict[type, bool] = {}
         for mod_name, m in model.named_modules():
-            self.names[id(m)], self.modules[id(m)] = mod_name, m
-            for pname, p in m._parameters.items():
-                if p is not None and id(p) not in self.param_info:
-                    lazy = isinstance(p, nn.parameter.UninitializedParameter)
-                    self.param_info[id(p)] = (0 if lazy else p.numel(), p.requires_grad, pname, m)
-                    self.params.append(p)
+            mid = id(m)
+            names[mid], modules[mid] = mod_name, m
+            # A module without children is one layer (its ops add up in one row), except a model of
+            # its own class written with functional ops only: it gets a row per op.
+            builtin = builtin_types.get(type(m))
+            if builtin is None:
+                builtin = builtin_types[type(m)] = type(m).__module__.startswith("torch.nn")
+            frames[mid] = (m, mod_name, mod_name != "" or builtin)
+            own = m._parameters
+            if not own:
+                continue
+            drop_all = ignore_bn and isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for pname, p in own.items():
+                if p is None or id(p) in param_info:
+                    continue
+                lazy = type(p) is not nn.Parameter and isinstance(p, nn.parameter.UninitializedParameter)
+                numel = 0 if lazy else p.numel()
+                requires_grad = p.requires_grad
+                param_info[id(p)] = (numel, requires_grad, pname, m)
+                params.append(p)
+                lazies.append(lazy)
+                # (total, trainable) it adds once booked, with ``ignore`` applied: biases, and every
+                # parameter of a batch-norm layer
+                kept = 0 if drop_all or (ignore_bias and pname.endswith("bias")) else numel
+                counts[id(p)] = (kept, kept if requires_grad else 0)
         self.counted: set[int] = set()
         self.stack: list[_Frame] = []
         self.rows: list[LayerRow] = []
@@ -472,6 +531,10 @@ class _Tracer(TorchFunctionMode):
         self.not_counted: dict[str, None] = {}
         self.row_names: dict[str, int] = {}
         self.calls: dict[int, int] = {}
+        self.conv_cache: dict[tuple, tuple] = {}
+        # (tensor, its shape) of the last output made by a hot path, so that post_hook need not read
+        # the shape through the mode; reset by the fallback (the only route to in-place reshaping).
+        self.last: tuple[torch.Tensor, tuple[int, ...]] | None = None
 
     # -- receptive-field bookkeeping --------------------------------------------------------
     def field_of(self, t: Any) -> ReceptiveField | None:
@@ -483,66 +546,78 @@ class _Tracer(TorchFunctionMode):
             self.fields[id(t)] = (t, rf)
 
     def merged_field(self, tensors: Iterable[Any]) -> ReceptiveField | None:
+        if isinstance(tensors, list) and len(tensors) == 2:  # a residual add: two branches
+            a, b = self.field_of(tensors[0]), self.field_of(tensors[1])
+            if a is not None and b is not None:
+                return _merge_two(a, b)
         found = [f for f in (self.field_of(t) for t in tensors) if f is not None]
         return merge_fields(found) if found else None
 
     # -- parameters ----------------------------------------------------------------------------
-    def _keep(self, pname: str, owner: nn.Module) -> bool:
-        if "bias" in self.ignore and pname.endswith("bias"):
-            return False
-        return not ("batchnorm" in self.ignore and isinstance(owner, nn.modules.batchnorm._BatchNorm))
-
     def take_params(self, params: Iterable[torch.Tensor]) -> tuple[int, int]:
         """(total, trainable) of ``params`` not booked yet; books them."""
         total = trainable = 0
+        counts, counted = self.param_counts, self.counted
         for p in params:
-            info = self.param_info.get(id(p))
-            if info is None or id(p) in self.counted:
+            pid = id(p)
+            entry = counts.get(pid)
+            if entry is None or pid in counted:
                 continue
-            self.counted.add(id(p))
-            numel, requires_grad, pname, owner = info
-            if self._keep(pname, owner):
-                total += numel
-                trainable += numel if requires_grad else 0
+            counted.add(pid)
+            total += entry[0]
+            trainable += entry[1]
         return total, trainable
 
     # -- module frames (global forward hooks) --------------------------------------------------
     def pre_hook(self, module: nn.Module, args: Any) -> None:
-        name = self.names.get(id(module))
-        if name is not None and self.modules.get(id(module)) is module:
-            # A module without children is one layer (its ops add up in one row), except a model of
-            # its own class written with functional ops only: it gets a row per op.
-            builtin = type(module).__module__.startswith("torch.nn")
-            self.stack.append(_Frame(module, name, leaf=not module._modules and (name != "" or builtin)))
+        entry = self.frames.get(id(module))
+        if entry is not None and entry[0] is module:
+            self.stack.append(_Frame(module, entry[1], entry[2] and not module._modules))
 
     def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        if not self.stack or self.stack[-1].module is not module:
+        stack = self.stack
+        if not stack:
             return
-        frame = self.stack.pop()
+        frame = stack[-1]
+        if frame.module is not module:
+            return
+        stack.pop()
         if not frame.leaf:
             return
-        n = self.calls[id(module)] = self.calls.get(id(module), 0) + 1
-        own = [p for p in module._parameters.values() if p is not None]
-        total, trainable = self.take_params(own)
-        out = (
-            output
-            if isinstance(output, torch.Tensor)
-            else next((o for o in pytree.tree_leaves(output) if isinstance(o, torch.Tensor)), None)
-        )
-        note = f"call {n}, parameters booked at call 1" if n > 1 and own else ""
+        mid = id(module)
+        calls = self.calls
+        n = calls[mid] = calls.get(mid, 0) + 1
+        params = module._parameters
+        own = [p for p in params.values() if p is not None] if params else None
+        total, trainable = self.take_params(own) if own else (0, 0)
+        if isinstance(output, torch.Tensor):
+            out = output
+        else:
+            out = next((o for o in pytree.tree_leaves(output) if isinstance(o, torch.Tensor)), None)
+        if out is not None:
+            last = self.last
+            if last is not None and last[0] is out:
+                shape = last[1]
+            else:
+                with torch._C.DisableTorchFunction():  # hooks run inside the mode: read the shape directly
+                    shape = tuple(out.shape)
+            entry = self.fields.get(id(out))
+            rf = entry[1] if entry is not None and entry[0] is out else None
+        else:
+            shape = rf = None
         label = frame.name or "(model)"
         self.rows.append(
             LayerRow(
                 label if n == 1 else f"{label} ({n})",
                 type(module).__name__,
-                tuple(out.shape) if out is not None else None,
+                shape,
                 frame.neurons,
                 total,
                 trainable,
                 frame.macs,
                 frame.connections,
-                self.field_of(out),
-                note,
+                rf,
+                f"call {n}, parameters booked at call 1" if n > 1 and own else "",
             )
         )
 
@@ -570,14 +645,15 @@ class _Tracer(TorchFunctionMode):
             top.neurons += neurons
             top.macs += macs
             top.connections += connections
-            top.ops.append(op)
             return
         if not row:
             return
         prefix = top.name if top is not None and top.name else ""
         base = f"{prefix}.{op}" if prefix else op
         k = self.row_names[base] = self.row_names.get(base, 0) + 1
-        total, trainable = self.take_params(p for p in params if isinstance(p, torch.Tensor))
+        total, trainable = (
+            self.take_params(p for p in params if isinstance(p, torch.Tensor)) if params else (0, 0)
+        )
         self.rows.append(
             LayerRow(
                 base if k == 1 else f"{base}_{k}",
@@ -594,57 +670,97 @@ class _Tracer(TorchFunctionMode):
 
     # -- the interception ----------------------------------------------------------------------
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        if name in _READ_ONLY:  # attribute and size queries: safe on the model's own tensors
-            return func(*args, **kwargs)
-        handler = _HANDLERS.get(name)
-        if handler is not None:
-            return handler(self, name, args, kwargs)
-        if name in _ELEMENTWISE or name in _COMPARISONS:
+        kind = _KIND.get(name)
+        if kind is _READ:  # attribute and size queries: safe on the model's own tensors
+            return func(*args, **kwargs) if kwargs else func(*args)
+        kwargs = kwargs or {}
+        if kind is _ELEM:
             return self.elementwise(func, name, args, kwargs)
-        if name in _SAME_SHAPE:
+        if kind is _SAME:  # booked with no row and nothing to count: only the field follows
             x = args[0] if args else kwargs["input"]
-            out = _meta(tuple(x.shape), x.dtype)
-            self.set_field(out, self.field_of(x))
-            self.book(name, out, row=False)
+            shape = tuple(x.shape)
+            out = torch.empty(shape, dtype=x.dtype, device=_META)
+            self.last = (out, shape)
+            entry = self.fields.get(id(x))
+            if entry is not None and entry[0] is x and out.dim() == entry[1].ndim + 2:
+                self.fields[id(out)] = (out, entry[1])
             return out
+        if kind is not None:
+            return kind(self, name, args, kwargs)
         if name in _FACTORIES:
             kwargs = {**kwargs, "device": "meta"}
         return self.fallback(func, name, args, kwargs)
 
     def elementwise(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
-        tensors = _tensors(args, kwargs)
+        if (
+            len(args) == 1
+            and len(kwargs) == 1
+            and type(kwargs.get("inplace")) is bool
+            and isinstance(args[0], torch.Tensor)
+        ):
+            tensors = [args[0]]  # an activation: F.relu(x, inplace=...)
+        elif (
+            not kwargs
+            and len(args) == 2
+            and type(args[1]) in (int, float, bool)
+            and _ELEM_INFO[name][0]
+            and isinstance(args[0], torch.Tensor)
+            and not args[0].is_meta
+        ):  # e.g. batch norm's num_batches_tracked.add_(1): leave it alone (as below)
+            return args[0]
+        elif kwargs:
+            tensors = _tensors(args, kwargs)
+        else:  # the usual call: positional arguments only
+            tensors = [a for a in args if isinstance(a, torch.Tensor)]
+            if len(tensors) != len(args):
+                tensors = _tensors(args, kwargs)
         if not tensors:
             return self.fallback(func, name, args, kwargs)
-        try:
-            shape = _broadcast([tuple(t.shape) for t in tensors])
-        except RuntimeError as e:
-            raise ShapeError(
-                f"layer {self.where(name)}: {name} of {' and '.join(_shape(t) for t in tensors)}: {e}"
-            ) from None
         first = args[0] if args and isinstance(args[0], torch.Tensor) else tensors[0]
-        rf = self.merged_field(tensors)
-        inplace = bool(_INPLACE_SUFFIX.match(name) or kwargs.get("inplace"))
+        shape = tensors[0].shape
+        if len(tensors) > 1 and any(t.shape != shape for t in tensors):
+            try:
+                shape = _broadcast([tuple(t.shape) for t in tensors])
+            except RuntimeError as e:
+                raise ShapeError(
+                    f"layer {self.where(name)}: {name} of {' and '.join(_shape(t) for t in tensors)}: {e}"
+                ) from None
+        else:
+            shape = tuple(shape)
+        inplace_name, op, comparison, merge_op = _ELEM_INFO[name]
+        inplace = inplace_name or bool(kwargs.get("inplace"))
         if inplace and not first.is_meta:  # e.g. batch norm's num_batches_tracked.add_(1): leave it alone
             return first
-        if inplace and tuple(first.shape) == shape:
+        if len(tensors) == 1:
+            entry = self.fields.get(id(first))
+            rf = entry[1] if entry is not None and entry[0] is first else None
+        else:
+            rf = self.merged_field(tensors)
+        if inplace and first.shape == shape:
             out = first
         else:
-            dtype = torch.bool if name in _COMPARISONS else first.dtype
+            dtype = torch.bool if comparison else first.dtype
             if name == "where" and len(args) > 1 and isinstance(args[1], torch.Tensor):
                 dtype = args[1].dtype  # where(condition, x, y) has the values' dtype
-            out = _meta(shape, dtype)
-        self.set_field(out, rf)
-        op = name.strip("_")
-        op = op[1:] if op in ("iadd", "isub", "imul") else op  # out += identity is a residual add
-        # Two activations meeting (a residual add, a gating product) get a row in a container.
-        merging = op in ("add", "sub", "mul") and sum(t.dim() >= 2 for t in tensors) >= 2
-        self.book(op, out, row=merging)
+            out = torch.empty(shape, dtype=dtype, device=_META)
+        if rf is not None and out.dim() == rf.ndim + 2:  # set_field
+            self.fields[id(out)] = (out, rf)
+        # Two activations meeting (a residual add, a gating product) get a row in a container; any
+        # other elementwise op is booked with nothing to count and no row, which changes nothing.
+        if merge_op and len(tensors) > 1 and sum(t.dim() >= 2 for t in tensors) >= 2:
+            self.book(op, out)
+        self.last = (out, shape)
         return out
 
     def fallback(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
-        meta_args, meta_kwargs = pytree.tree_map(_as_meta, (args, kwargs))
+        self.last = None
+        flat = _flat(args) and _flat(kwargs.values())
+        if flat:  # no containers: the leaves are the arguments themselves
+            meta_args = tuple(_as_meta(a) for a in args)
+            meta_kwargs = {k: _as_meta(v) for k, v in kwargs.items()}
+        else:
+            meta_args, meta_kwargs = pytree.tree_map(_as_meta, (args, kwargs))
         try:
             out = func(*meta_args, **meta_kwargs)
         except NotImplementedError as e:
@@ -672,10 +788,11 @@ class _Tracer(TorchFunctionMode):
             and name not in _SAME_SHAPE
         ):
             self.not_counted[f"{name} in {self.where(name)}"] = None
-        src = next((a for a in pytree.tree_leaves(args) if isinstance(a, torch.Tensor)), None)
+        leaves = args if flat else pytree.tree_leaves(args)
+        src = next((a for a in leaves if isinstance(a, torch.Tensor)), None)
         rf = self.field_of(src)
         if rf is not None:
-            for o in pytree.tree_leaves(out):
+            for o in (out,) if type(out) is torch.Tensor else pytree.tree_leaves(out):
                 if isinstance(o, torch.Tensor) and o.dim() == src.dim() and o.shape[2:] == src.shape[2:]:
                     self.set_field(o, rf)
         if name in ("cat", "concat", "concatenate"):
@@ -701,45 +818,119 @@ def _first_line(e: BaseException) -> str:
 # Handlers: formulas for the layers whose cost is known.
 
 
+def _conv_size(h: Any, k: Any, s: Any, p: Any, d: Any, tr: _Tracer, name: str) -> int:
+    """``conv_output_size`` with its checks, answered inline for plain valid integers."""
+    if type(h) is int and type(k) is int and type(s) is int and type(p) is int and type(d) is int:
+        span = h + 2 * p - d * (k - 1) - 1
+        if h >= 1 and k >= 1 and s >= 1 and p >= 0 and d >= 1 and span >= 0:
+            return span // s + 1
+    return conv_output_size(h, k, s, p, d, layer=f"layer {tr.where(name)}")
+
+
+def _window_field(rf: ReceptiveField, k: tuple, s: tuple, p: tuple, d: tuple) -> ReceptiveField:
+    """``through_window`` for per-dimension tuples of the field's length (same arithmetic)."""
+    if len(k) == 2:
+        (r0, r1), (j0, j1), (a0, a1) = rf.size, rf.jump, rf.start
+        e0, e1 = d[0] * (k[0] - 1), d[1] * (k[1] - 1)  # k_eff − 1
+        return ReceptiveField(
+            (r0 + e0 * j0, r1 + e1 * j1),
+            (j0 * s[0], j1 * s[1]),
+            (a0 + (e0 / 2 - p[0]) * j0, a1 + (e1 / 2 - p[1]) * j1),
+            rf.status,
+        )
+    size, jump, start = [], [], []
+    for r, j, s0, ki, si, pi, di in zip(rf.size, rf.jump, rf.start, k, s, p, d, strict=True):
+        reach = di * (ki - 1)  # k_eff − 1
+        size.append(r + reach * j)
+        start.append(s0 + (reach / 2 - pi) * j)
+        jump.append(j * si)
+    return ReceptiveField(tuple(size), tuple(jump), tuple(start), rf.status)
+
+
 def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-    b = _bind(
-        args,
-        kwargs,
-        ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
-        {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1},
-    )
-    x, w, groups = b["input"], b["weight"], b["groups"]
-    nd = w.dim() - 2
-    unbatched = x.dim() == nd + 1
-    xb_shape = (1, *x.shape) if unbatched else tuple(x.shape)  # (N, C_in, *spatial)
-    where = tr.where(name)
+    if len(args) == 7 and not kwargs:  # F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+        x, w, bias, stride, padding, dilation, groups = args
+        if type(stride) is tuple and type(padding) is tuple and type(dilation) is tuple:
+            # the same geometry again (repeated blocks): sizes and counts worked out once per summary
+            key = (name, x.shape, w.shape, stride, padding, dilation, groups)
+            hit = tr.conv_cache.get(key)
+            if hit is None:
+                hit = tr.conv_cache[key] = _conv_geometry(tr, name, x, w, stride, padding, dilation, groups)
+            shape, numel, macs, k, s, p, d = hit
+            out = torch.empty(shape, dtype=x.dtype, device=_META)
+            tr.last = (out, shape)
+            entry = tr.fields.get(id(x))
+            if entry is not None and entry[0] is x:
+                rf = entry[1]
+                if rf.ndim == len(k):
+                    tr.set_field(out, _window_field(rf, k, s, p, d))
+            stack = tr.stack
+            if stack and stack[-1].leaf:  # book() inside a layer: add up
+                top = stack[-1]
+                top.neurons += numel
+                top.macs += macs
+                top.connections += macs
+            else:
+                tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, bias))
+            return out
+    else:
+        b = _bind(
+            args,
+            kwargs,
+            ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+            {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1},
+        )
+        x, w, bias, groups = b["input"], b["weight"], b["bias"], b["groups"]
+        stride, padding, dilation = b["stride"], b["padding"], b["dilation"]
+    geometry = _conv_geometry(tr, name, x, w, stride, padding, dilation, groups)
+    return _conv_book(tr, name, x, w, bias, *geometry)
+
+
+def _conv_geometry(
+    tr: _Tracer, name: str, x: torch.Tensor, w: torch.Tensor,
+    stride: Any, padding: Any, dilation: Any, groups: int,
+) -> tuple:
+    """(output shape, neurons, MACs, k, s, p, d) of a convolution; raises on bad shapes."""
+    w_shape = w.shape
+    nd = len(w_shape) - 2
+    x_shape = tuple(x.shape)
+    unbatched = len(x_shape) == nd + 1
+    xb_shape = (1, *x_shape) if unbatched else x_shape  # (N, C_in, *spatial)
     if len(xb_shape) != nd + 2:
         raise ShapeError(
-            f"layer {where}: a {nd}-D convolution needs a (N, C, {nd} sizes) input, got shape {_shape(x)}"
+            f"layer {tr.where(name)}: a {nd}-D convolution needs a (N, C, {nd} sizes) input, "
+            f"got shape {_shape(x)}"
         )
-    if xb_shape[1] != w.shape[1] * groups:
+    if xb_shape[1] != w_shape[1] * groups:
         raise ShapeError(
-            f"layer {where} expects {w.shape[1] * groups} input channels (weight "
+            f"layer {tr.where(name)} expects {w_shape[1] * groups} input channels (weight "
             f"{_shape(w)}, groups {groups}) but gets {xb_shape[1]} (input {_shape(x)})"
         )
-    k, s, d = w.shape[2:], _tuple(b["stride"], nd), _tuple(b["dilation"], nd)
-    if b["padding"] == "same":  # stride 1; total padding d(k − 1), the odd pixel on the right
+    k, s, d = tuple(w_shape[2:]), _tuple(stride, nd), _tuple(dilation, nd)
+    if isinstance(padding, str) and padding == "same":  # stride 1; total padding d(k − 1), odd pixel right
         p = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d, strict=True))
         spatial = tuple(xb_shape[2:])
     else:
-        p = (0,) * nd if b["padding"] == "valid" else _tuple(b["padding"], nd)
+        p = (0,) * nd if isinstance(padding, str) and padding == "valid" else _tuple(padding, nd)
         spatial = tuple(
-            conv_output_size(h, ki, si, pi, di, layer=f"layer {where}")
+            _conv_size(h, ki, si, pi, di, tr, name)
             for h, ki, si, pi, di in zip(xb_shape[2:], k, s, p, d, strict=True)
         )
-    out_shape = (xb_shape[0], w.shape[0], *spatial)
-    out = _meta(out_shape[1:] if unbatched else out_shape, x.dtype)
+    out_shape = (xb_shape[0], w_shape[0], *spatial)
     numel = math.prod(out_shape)
-    macs = numel * w.shape[1] * math.prod(k)  # k^d · (C_in/groups) per output
+    macs = numel * w_shape[1] * math.prod(k)  # k^d · (C_in/groups) per output
+    return out_shape[1:] if unbatched else out_shape, numel, macs, k, s, p, d
+
+
+def _conv_book(
+    tr: _Tracer, name: str, x: torch.Tensor, w: torch.Tensor, bias: Any,
+    shape: tuple, numel: int, macs: int, k: tuple, s: tuple, p: tuple, d: tuple,
+) -> torch.Tensor:
+    out = torch.empty(shape, dtype=x.dtype, device=_META)
     rf = tr.field_of(x)
-    if rf is not None and rf.ndim == nd:
-        tr.set_field(out, through_window(rf, tuple(k), s, p, d))
-    tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, b["bias"]))
+    if rf is not None and rf.ndim == len(k):
+        tr.set_field(out, _window_field(rf, k, s, p, d))
+    tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, bias))
     return out
 
 
@@ -1133,6 +1324,27 @@ _HANDLERS: dict[str, Callable[[_Tracer, str, tuple, dict], Any]] = {
 }
 
 
+# Dispatch by function name, in order of precedence: read-only queries, handlers, elementwise
+# functions and comparisons, shape-preserving functions; anything else falls back to meta tensors.
+_READ, _ELEM, _SAME = object(), object(), object()
+_KIND: dict[str, Any] = {
+    **dict.fromkeys(_SAME_SHAPE, _SAME),
+    **dict.fromkeys(_ELEMENTWISE | _COMPARISONS, _ELEM),
+    **_HANDLERS,
+    **dict.fromkeys(_READ_ONLY, _READ),
+}
+
+
+def _elementwise_info(name: str) -> tuple[bool, str, bool, bool]:
+    """(in place by name, the op booked, a comparison, may merge two activations)."""
+    op = name.strip("_")
+    op = op[1:] if op in ("iadd", "isub", "imul") else op  # out += identity is a residual add
+    return bool(_INPLACE_SUFFIX.match(name)), op, name in _COMPARISONS, op in ("add", "sub", "mul")
+
+
+_ELEM_INFO = {name: _elementwise_info(name) for name in _ELEMENTWISE | _COMPARISONS}
+
+
 # ----------------------------------------------------------------------------------------------
 
 
@@ -1183,8 +1395,8 @@ def summary(
     inputs = _meta_inputs(input_size, example_inputs, batch_size, dtype)
     tracer = _Tracer(model, ignore)
     lazy = [f"{tracer.names[id(owner)]}.{pname}".lstrip(".")
-            for p, (_, _, pname, owner) in zip(tracer.params, tracer.param_info.values(), strict=True)
-            if isinstance(p, nn.parameter.UninitializedParameter)]
+            for is_lazy, (_, _, pname, owner) in zip(tracer.lazy, tracer.param_info.values(), strict=True)
+            if is_lazy]
     if lazy:
         raise ArgumentError("model", f"lazy parameters ({', '.join(lazy[:3])})",
                             "a model whose lazy modules are initialised (run one forward pass first)")
@@ -1200,10 +1412,13 @@ def summary(
         pre.remove()
         post.remove()
     # Parameters of modules never called, or held directly by containers (cls tokens, ...).
+    counted = tracer.counted
     for mod_name, module in zip(tracer.names.values(), tracer.modules.values(), strict=True):
-        own = [p for p in module._parameters.values() if p is not None and id(p) not in tracer.counted]
-        total, trainable = tracer.take_params(own)
+        if not module._parameters:
+            continue
+        own = [p for p in module._parameters.values() if p is not None and id(p) not in counted]
         if own:
+            total, trainable = tracer.take_params(own)
             tracer.rows.append(
                 LayerRow(
                     mod_name or "(model)",
