@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -167,15 +168,37 @@ def _sgd_settings(ctx: Context) -> list[tuple[str, Sampler, float]]:
     return settings
 
 
+@dataclass
+class _FromZero:
+    """Per setting: worst ‖w − w*‖/‖w*‖, worst distance from the row space, steps to converge;
+    and the largest gap to ``torch.optim.SGD`` over all settings."""
+
+    rel_err: dict[str, float]
+    off: dict[str, float]
+    steps: dict[str, list[int]]
+    torch_diff: float
+
+    @property
+    def worst_err(self) -> float:
+        return max(self.rel_err.values())
+
+    @property
+    def worst_off(self) -> float:
+        return max(self.off.values())
+
+    @property
+    def passed(self) -> bool:
+        """Acceptance rows 1b, 1c and 2: rel_err ≤ 1e-8, off row space ≤ 1e-12, all converged, = torch."""
+        converged = all(s >= 0 for v in self.steps.values() for s in v)
+        return self.worst_err <= 1e-8 and self.worst_off <= 1e-12 and converged and self.torch_diff <= 1e-12
+
+
 def _runs_from_zero(
     ctx: Context, problem, w_star, settings, *, generator_base: int, record_every: int, title: str
-) -> tuple[dict[str, float], dict[str, float], dict[str, list[int]], float]:
-    """Run each ``(label, optimizer, torch.optim.SGD kwargs, sampler)`` from 0 to convergence.
-
-    Returns the worst relative distance to w* and distance from the row space per setting, the
-    steps to converge, and the largest gap to ``torch.optim.SGD`` (run 0, same samples); saves the
-    distance-over-steps figure.
-    """
+) -> _FromZero:
+    """Run each ``(label, optimizer, torch.optim.SGD kwargs, sampler)`` from 0 to convergence,
+    compare run 0 of each with ``torch.optim.SGD`` on the same samples, and save the
+    distance-over-steps figure."""
     rel_err: dict[str, float] = {}
     off: dict[str, float] = {}
     steps: dict[str, list[int]] = {}
@@ -213,7 +236,7 @@ def _runs_from_zero(
     ax.set(xlabel="step", ylabel="‖w_k − w*‖/‖w*‖ (median over instances)", title=title)
     ax.legend(fontsize=7)
     ctx.save_figure(fig, "distance", data)
-    return rel_err, off, steps, torch_diff
+    return _FromZero(rel_err, off, steps, torch_diff)
 
 
 def run_sgd_min_norm(ctx: Context) -> Evidence:
@@ -225,13 +248,12 @@ def run_sgd_min_norm(ctx: Context) -> Evidence:
             (label, F.sgd(lr=per_run(scale / R2)), dict(lr=float(scale / R2[0])), sampler)
             for label, sampler, scale in _sgd_settings(ctx)
         ]
-        rel_err, off, steps, torch_diff = _runs_from_zero(
+        runs = _runs_from_zero(
             ctx, problem, w_star, settings, generator_base=10, record_every=10,
             title="SGD from 0 (n=20, d=100) → w*",
         )
-    worst_err, worst_off = max(rel_err.values()), max(off.values())
-    converged = all(s >= 0 for v in steps.values() for s in v)
-    passed = worst_err <= 1e-8 and worst_off <= 1e-12 and converged and torch_diff <= 1e-12
+    rel_err, off, steps, torch_diff = runs.rel_err, runs.off, runs.steps, runs.torch_diff
+    worst_err, worst_off, passed = runs.worst_err, runs.worst_off, runs.passed
     return Evidence(
         measured={
             "rel_err": rel_err,
@@ -293,13 +315,12 @@ def run_momentum_min_norm(ctx: Context) -> Evidence:
                 MiniBatch(1),
             ),
         ]
-        rel_err, off, steps, torch_diff = _runs_from_zero(
+        runs = _runs_from_zero(
             ctx, problem, w_star, settings, generator_base=20, record_every=5,
             title="momentum from 0 (velocity 0) → w*",
         )
-    worst_err, worst_off = max(rel_err.values()), max(off.values())
-    converged = all(s >= 0 for v in steps.values() for s in v)
-    passed = worst_err <= 1e-8 and worst_off <= 1e-12 and converged and torch_diff <= 1e-12
+    rel_err, off, steps, torch_diff = runs.rel_err, runs.off, runs.steps, runs.torch_diff
+    worst_err, worst_off, passed = runs.worst_err, runs.worst_off, runs.passed
     return Evidence(
         measured={
             "rel_err": rel_err,
