@@ -3,6 +3,9 @@
 Library results own a ``plot(ax=None)`` method; this module gives them an Axes when they
 were not handed one, and saves a finished figure as PNG plus a JSON file of its data
 beside it (``fig.png`` + ``fig.json``), both written atomically.
+
+matplotlib is imported when a figure is made, not when trainlab starts: commands that
+draw nothing (``--help``, ``list``, the accountant) do not pay for it.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any
-
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from trainlab.runs import atomic_write_bytes, atomic_write_json
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["new_figure", "save_figure", "subplots_or"]
 
@@ -24,6 +27,9 @@ __all__ = ["new_figure", "save_figure", "subplots_or"]
 def new_figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | None = None,
                **subplot_kw: Any) -> tuple[Figure, Any]:
     """A detached Figure and its axes (array of axes when nrows*ncols > 1)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=size or (4.2 * ncols, 3.4 * nrows), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=True, **subplot_kw)

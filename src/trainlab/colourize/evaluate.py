@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from matplotlib.axes import Axes
 from torch import nn
 
 from trainlab.colourize.data import to_grey
 from trainlab.colourize.palette import Palette
 from trainlab.plotting import new_figure, subplots_or
+
+if TYPE_CHECKING:  # annotations only: figures import matplotlib when they draw
+    from matplotlib.axes import Axes
 
 __all__ = [
     "GREY_LEVELS",

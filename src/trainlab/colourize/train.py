@@ -31,11 +31,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from matplotlib.axes import Axes
 from torch import nn
 
 from trainlab.colourize.data import ColourData, load_data, to_grey
@@ -45,6 +44,9 @@ from trainlab.colourize.palette import Palette, fit_palette
 from trainlab.errors import ArgumentError, DataError, TrainlabError
 from trainlab.plotting import save_figure, subplots_or
 from trainlab.runs import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+
+if TYPE_CHECKING:  # annotations only: figures import matplotlib when they draw
+    from matplotlib.axes import Axes
 
 __all__ = [
     "CONFIG",

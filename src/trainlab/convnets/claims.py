@@ -6,7 +6,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from matplotlib import patheffects
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -69,6 +68,8 @@ def run_by_hand(ctx: Context) -> Evidence:
     flat_abs_max = float(by_hand[~edges].abs().max())
     edge_abs_min = float(by_hand[edges].abs().min())
     passed = worst_diff <= 1e-12 and flat_abs_max == 0.0 and edge_abs_min > 0 and mismatches == 0
+
+    from matplotlib import patheffects
 
     fig, axes = new_figure(1, 3, size=(11, 4.2))
     for ax, (img, title) in zip(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from matplotlib.axes import Axes
 from torch import Tensor
 
 import trainlab.functional as F
@@ -20,6 +20,9 @@ from trainlab.optim.problems import LeastSquares, min_norm_solution, sign_interp
 from trainlab.optim.runner import Trajectories, run_batch
 from trainlab.optim.samplers import Sampler
 from trainlab.plotting import subplots_or
+
+if TYPE_CHECKING:  # annotations only: figures import matplotlib when they draw
+    from matplotlib.axes import Axes
 
 __all__ = [
     "OPTIMIZERS",

@@ -25,12 +25,15 @@ ratio max_e E[L(w')]/L(w) can exceed 1 (:func:`worst_one_step_ratio`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from matplotlib.axes import Axes
 from torch import Tensor
 
 from trainlab.plotting import subplots_or
+
+if TYPE_CHECKING:  # annotations only: figures import matplotlib when they draw
+    from matplotlib.axes import Axes
 
 __all__ = [
     "ErrorMoments",

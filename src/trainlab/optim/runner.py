@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
-from matplotlib.axes import Axes
 from torch import Tensor
 
 from trainlab.errors import ArgumentError
@@ -28,6 +28,9 @@ from trainlab.functional import GradientTransformation
 from trainlab.optim.problems import LeastSquares
 from trainlab.optim.samplers import FullBatch, Sampler
 from trainlab.plotting import subplots_or
+
+if TYPE_CHECKING:  # annotations only: figures import matplotlib when they draw
+    from matplotlib.axes import Axes
 
 __all__ = ["Trajectories", "batch_gradient", "limit_threads", "run_batch", "torch_optim_reference"]
 
