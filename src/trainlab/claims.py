@@ -1,11 +1,22 @@
 """Claims, their evidence, the registry, and the runner behind ``trainlab verify``.
 
-A :class:`Claim` is one result of the course that trainlab runs and checks. Its ``run``
-takes a :class:`Context` (scale, seed, where figures go) and returns :class:`Evidence`:
-what was measured, what theory expected, the tolerances, a verdict and a one-line
-summary. Each part of trainlab registers its claims in its own ``claims`` module; the
-registry is the plain dict :data:`REGISTRY`, filled by importing the modules listed in
-:data:`PARTS` (explicitly, in that order).
+A claim is one result of the course that trainlab runs and checks. There is one way to
+declare one: the :func:`claim` decorator, beside its run function, carrying the id,
+section and statement. The function gets a :class:`Context` (scale, seed, where figures
+go, and ``ctx.checks``), makes its checks, and returns a summary template::
+
+    @claim("hpo.one-step-optimal-lr", section="§2 Hyperparameters",
+           statement="After one GD step L₁(η) is a convex quadratic minimised at η* = ...")
+    def one_step_optimal_lr(ctx: Context) -> str:
+        eta_closed, eta_numeric = ...
+        ctx.checks.close("eta_star", eta_numeric, eta_closed, rtol=1e-8)
+        return "η* {eta_star}"
+
+Each check records measured, expected and tolerance and decides pass or fail
+(:mod:`trainlab.checks`); the verdict is their conjunction and the summary is rendered
+from the same records, so it cannot state what was not measured. A claim that cannot run
+here raises :class:`ClaimSkipped`. Each part registers its claims in its own ``claims``
+module; :data:`REGISTRY` is filled by importing the modules in :data:`PARTS`, in order.
 
 >>> from trainlab.claims import select
 >>> [c.id for c in select(["convnets.by-hand"])]
@@ -18,20 +29,19 @@ import fnmatch
 import importlib
 import re
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from trainlab import __version__
+from trainlab.checks import Checks
 from trainlab.errors import ArgumentError
 from trainlab.plotting import save_figure
+from trainlab.results import STATUSES, ClaimRecord, Results
 from trainlab.runs import atomic_write_json, environment, timestamp, to_jsonable
+from trainlab.seeding import derive_seed, forked_rng, generator, numpy_rng
 
 __all__ = [
     "PARTS",
@@ -43,7 +53,7 @@ __all__ = [
     "Evidence",
     "RunResult",
     "all_claims",
-    "register",
+    "claim",
     "registered",
     "run_claims",
     "select",
@@ -54,11 +64,14 @@ SCALES = ("quick", "full")
 #: The modules whose import registers each part's claims, in report order.
 PARTS: tuple[str, ...] = (
     "trainlab.optim.claims",
+    "trainlab.hpo.claims",
     "trainlab.convnets.claims",
+    "trainlab.scaling.claims",
     "trainlab.colourize.claims",
+    "trainlab.loops.claims",
 )
 
-#: Claim id -> Claim. Filled by :func:`register`; read through :func:`all_claims`.
+#: Claim id -> Claim. Filled by :func:`claim`; read through :func:`all_claims`.
 REGISTRY: dict[str, Claim] = {}
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9][a-z0-9-]*$")
@@ -68,15 +81,15 @@ ProgressFn = Callable[[int, int, str], None]
 
 
 class ClaimSkipped(Exception):
-    """Raised inside a claim's ``run`` when it cannot run here (optional data or dependency)."""
+    """Raised inside a claim's run function when it cannot run here (optional data or dependency)."""
 
 
 @dataclass
 class Evidence:
-    """What a claim measured, what theory expected, and the verdict.
+    """What one claim run produced: the records of its checks, the verdict and the summary.
 
-    ``measured`` and ``expected`` hold plain numbers, strings or (nested) lists; a claim's
-    ``expected`` comes from theory, its ``measured`` from running.
+    Built by the engine from ``ctx.checks``; ``measured`` and ``expected`` hold plain
+    numbers, strings or (nested) lists.
     """
 
     measured: dict[str, Any]
@@ -85,14 +98,23 @@ class Evidence:
     summary: str
     tolerance: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_checks(cls, checks: Checks, template: str | None, figures: list[str]) -> Evidence:
+        return cls(measured=dict(checks.measured), expected=dict(checks.expected),
+                   passed=checks.passed, summary=checks.summary(template),
+                   tolerance=dict(checks.tolerance), figures=list(figures),
+                   checks=[c.as_record() for c in checks.checks])
 
 
 @dataclass
 class Context:
-    """What a claim's ``run`` gets: scale, seed, the run folder, and a progress hook.
+    """What a claim's run function gets: scale, seed, the run folder, checks, a progress hook.
 
-    ``seed`` is the run's seed; :meth:`generator` and :meth:`rng` are seeded from it and
-    the claim's id, so a claim gives the same numbers whether it runs alone or with others.
+    ``seed`` is the run's seed; :attr:`claim_seed`, :meth:`generator` and :meth:`rng` are
+    derived from it and the claim's id, so a claim gives the same numbers whether it runs
+    alone or with others.
     """
 
     claim_id: str
@@ -101,6 +123,7 @@ class Context:
     out_dir: Path
     progress: Callable[[str], None] = lambda message: None
     figures: list[str] = field(default_factory=list)
+    checks: Checks = field(default_factory=Checks)
 
     @property
     def quick(self) -> bool:
@@ -108,14 +131,14 @@ class Context:
 
     @property
     def claim_seed(self) -> int:
-        return (self.seed * 1_000_003 + zlib.crc32(self.claim_id.encode())) % (2**63)
+        return derive_seed(self.seed, self.claim_id)
 
-    def generator(self, offset: int = 0) -> torch.Generator:
+    def generator(self, offset: int = 0):  # -> torch.Generator
         """A fresh CPU ``torch.Generator`` for this claim (``offset`` gives independent streams)."""
-        return torch.Generator().manual_seed(self.claim_seed + offset)
+        return generator(self.seed, self.claim_id, offset)
 
-    def rng(self, offset: int = 0) -> np.random.Generator:
-        return np.random.default_rng([self.claim_seed, offset])
+    def rng(self, offset: int = 0):  # -> numpy.random.Generator
+        return numpy_rng(self.seed, self.claim_id, offset)
 
     def save_figure(self, fig: Any, name: str, data: dict[str, Any] | None = None) -> str:
         """Save ``fig`` (and its data) under ``figures/``; returns the run-relative path."""
@@ -127,26 +150,56 @@ class Context:
         return rel
 
 
+RunFn = Callable[[Context], "str | None"]
+
+
 @dataclass(frozen=True)
 class Claim:
-    """One result of the course: ``run(ctx) -> Evidence``."""
+    """One result of the course. ``run(ctx)`` makes checks on ``ctx.checks`` and returns a
+    summary template (or None for the default summary of the checks)."""
 
     id: str
     section: str
     statement: str
-    run: Callable[[Context], Evidence]
+    run: RunFn
 
     def __post_init__(self) -> None:
         if not _ID.match(self.id):
             raise ValueError(f"claim id {self.id!r} must look like 'part.short-name'")
 
+    def evidence(self, ctx: Context) -> Evidence:
+        """Run the claim in ``ctx`` and build its evidence from the checks it made."""
+        template = self.run(ctx)
+        if isinstance(template, Evidence):  # TRANSITIONAL: parts not yet ported return Evidence
+            return template
+        if template is not None and not isinstance(template, str):
+            raise TypeError(f"claim {self.id} returned {type(template).__name__}, not a summary template")
+        return Evidence.from_checks(ctx.checks, template, ctx.figures)
 
-def register(claim: Claim) -> Claim:
-    """Add ``claim`` to the registry; ids are unique and never change once published."""
-    if claim.id in REGISTRY and REGISTRY[claim.id] is not claim:
-        raise ValueError(f"claim id {claim.id!r} is registered twice")
-    REGISTRY[claim.id] = claim
-    return claim
+
+def _register(c: Claim) -> Claim:
+    if c.id in REGISTRY and REGISTRY[c.id] is not c:
+        raise ValueError(f"claim id {c.id!r} is registered twice")
+    REGISTRY[c.id] = c
+    return c
+
+
+register = _register  # TRANSITIONAL: removed once every part declares claims with @claim
+
+
+def claim(id: str, *, section: str, statement: str) -> Callable[[RunFn], RunFn]:
+    """Declare and register a claim; decorates its run function (returned unchanged).
+
+    ``statement`` may be a wrapped triple-quoted paragraph: it is joined into one line.
+    The registered :class:`Claim` is attached to the function as ``fn.claim``.
+    """
+
+    def decorate(fn: RunFn) -> RunFn:
+        c = _register(Claim(id, section, " ".join(statement.split()), fn))
+        fn.claim = c  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
 
 
 @contextmanager
@@ -154,7 +207,7 @@ def registered(*claims: Claim) -> Iterator[None]:
     """Register ``claims`` for the duration of a ``with`` block (tests, plugins)."""
     all_claims()
     for c in claims:
-        register(c)
+        _register(c)
     try:
         yield
     finally:
@@ -197,7 +250,8 @@ def select(patterns: Iterable[str] = ()) -> list[Claim]:
 @dataclass
 class RunResult:
     run_dir: Path
-    results: dict[str, Any]
+    results: Results
+    reused: list[str] = field(default_factory=list)  # ids taken over from a resumed run
 
     @property
     def statuses(self) -> dict[str, str]:
@@ -209,73 +263,97 @@ class RunResult:
         return all(s in ("passed", "skipped") for s in self.statuses.values())
 
 
-def _check_evidence(ev: Any, claim_id: str) -> Evidence:
-    if not isinstance(ev, Evidence):
-        raise TypeError(f"claim {claim_id} returned {type(ev).__name__}, not Evidence")
-    if not isinstance(ev.passed, bool | np.bool_):
-        raise TypeError(f"claim {claim_id}: Evidence.passed must be a bool, got {ev.passed!r}")
-    return ev
-
-
-def _run_one(claim: Claim, scale: str, seed: int, run_dir: Path,
-             progress: ProgressFn, done: int, total: int,
-             clock: Callable[[], float]) -> dict[str, Any]:
-    ctx = Context(claim.id, scale, seed, run_dir,
-                  progress=lambda msg: progress(done, total, f"{claim.id}: {msg}"))
-    record: dict[str, Any] = {"id": claim.id, "section": claim.section,
-                              "statement": claim.statement, "status": "error",
-                              "measured": {}, "expected": {}, "tolerance": {},
-                              "summary": "", "seconds": 0.0, "figures": []}
+def run_one(c: Claim, scale: str, seed: int, run_dir: Path,
+            progress: Callable[[str], None] = lambda m: None,
+            clock: Callable[[], float] = time.perf_counter) -> ClaimRecord:
+    """Run one claim and return its results.json record (never raises for a claim's own error)."""
+    ctx = Context(c.id, scale, seed, run_dir, progress=progress)
+    record: dict[str, Any] = {"id": c.id, "section": c.section, "statement": c.statement,
+                              "status": "error", "measured": {}, "expected": {}, "tolerance": {},
+                              "summary": "", "seconds": 0.0, "figures": [], "checks": []}
     start = clock()
     try:
         # Claims that build nn.Modules draw from the global RNG: seed it per claim and
         # restore it afterwards, so library users' global state is untouched.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(ctx.claim_seed)
-            ev = _check_evidence(claim.run(ctx), claim.id)
+        with forked_rng(ctx.claim_seed):
+            ev = c.evidence(ctx)
         record.update(status="passed" if ev.passed else "failed",
                       measured=to_jsonable(ev.measured), expected=to_jsonable(ev.expected),
-                      tolerance=to_jsonable(ev.tolerance), summary=str(ev.summary))
-        figures = list(dict.fromkeys([*ctx.figures, *ev.figures]))
+                      tolerance=to_jsonable(ev.tolerance), summary=str(ev.summary),
+                      checks=to_jsonable(ev.checks))
     except ClaimSkipped as e:
         record.update(status="skipped", summary=f"skipped: {e}")
-        figures = list(ctx.figures)
+    except (KeyboardInterrupt, MemoryError):
+        raise
     except Exception as e:  # a claim that raises is recorded; the others still run
         record.update(status="error", summary=f"{type(e).__name__}: {e}")
-        figures = list(ctx.figures)
     record["seconds"] = round(clock() - start, 4)
-    record["figures"] = figures
-    return record
+    record["figures"] = list(dict.fromkeys(ctx.figures))
+    assert record["status"] in STATUSES
+    return record  # type: ignore[return-value]
+
+
+def reusable_records(run_dir: Path, scale: str, seed: int) -> dict[str, ClaimRecord]:
+    """Finished claims of an earlier run in ``run_dir`` that ``--resume`` may keep.
+
+    Only a run of the same trainlab version, scale and seed counts; of its claims, those
+    that passed, failed or were skipped and whose figures are all still there (a claim
+    that raised is run again).
+    """
+    from trainlab.report import load_results
+
+    path = run_dir / "results.json"
+    if not path.is_file():
+        return {}
+    old = load_results(run_dir)
+    if (old["trainlab_version"], old["scale"], old["seed"]) != (__version__, scale, int(seed)):
+        raise ArgumentError("--resume", str(run_dir),
+                            f"a run of trainlab {__version__} at scale {scale} and seed {seed} "
+                            f"(this one is trainlab {old['trainlab_version']}, scale {old['scale']}, "
+                            f"seed {old['seed']}; use --overwrite to replace it)")
+    return {c["id"]: c for c in old["claims"]
+            if c["status"] in ("passed", "failed", "skipped")
+            and all((run_dir / f).is_file() for f in c.get("figures", []))}
 
 
 def run_claims(ids: Iterable[str], scale: str = "quick", seed: int = 0,
                out_dir: str | Path = "runs/verify", *,
+               resume: bool = False,
                progress: ProgressFn | None = None,
                clock: Callable[[], float] = time.perf_counter) -> RunResult:
     """Run the claims matching ``ids`` (ids or globs) and write the run folder.
 
-    ``results.json`` is rewritten after every claim, so an interrupted run keeps what it
-    finished; on Ctrl-C the results so far (marked ``"interrupted": true``) and the report
-    are written, then ``KeyboardInterrupt`` propagates. Reports are rendered at the end.
+    The folder must exist (see :func:`trainlab.runs.prepare_run_dir`). With ``resume`` the
+    finished claims of an earlier run there (same version, scale, seed) are kept and only
+    the rest run. ``results.json`` is rewritten after every claim, so an interrupted run
+    keeps what it finished; on Ctrl-C the results so far (marked ``"interrupted": true``)
+    and the report are written, then ``KeyboardInterrupt`` propagates.
     """
     from trainlab.report import write_report
 
     if scale not in SCALES:
-        raise ArgumentError("--scale", scale, "one of: " + ", ".join(SCALES))
+        raise ArgumentError("scale", scale, "one of: " + ", ".join(SCALES))
     claims = select(ids)
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    done_before = reusable_records(run_dir, scale, seed) if resume else {}
     progress = progress or (lambda done, total, message: None)
-    results: dict[str, Any] = {
-        "trainlab_version": __version__, "created": timestamp(), "scale": scale,
+    results: Results = {
+        "trainlab_version": __version__, "created": timestamp(), "scale": scale,  # type: ignore[typeddict-item]
         "seed": int(seed), "environment": environment(), "claims": [],
     }
     path = run_dir / "results.json"
+    reused: list[str] = []
     try:
-        for i, claim in enumerate(claims):
-            progress(i, len(claims), claim.id)
-            results["claims"].append(_run_one(claim, scale, seed, run_dir, progress, i,
-                                              len(claims), clock))
+        for i, c in enumerate(claims):
+            progress(i, len(claims), c.id)
+            if c.id in done_before:
+                results["claims"].append(done_before[c.id])
+                reused.append(c.id)
+                continue
+            results["claims"].append(run_one(c, scale, seed, run_dir,
+                                             lambda msg, i=i, c=c: progress(i, len(claims), f"{c.id}: {msg}"),
+                                             clock))
             atomic_write_json(path, results)
         progress(len(claims), len(claims), "done")
     except KeyboardInterrupt:
@@ -285,4 +363,4 @@ def run_claims(ids: Iterable[str], scale: str = "quick", seed: int = 0,
         raise
     atomic_write_json(path, results)
     write_report(run_dir)
-    return RunResult(run_dir, results)
+    return RunResult(run_dir, results, reused)

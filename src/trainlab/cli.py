@@ -2,58 +2,78 @@
 
 This is the one place that turns errors into exit codes:
 
-    0  success (verify: every claim that ran passed or was skipped)
+    0  success (verify: every claim that ran passed or was skipped); a bare group prints its help
     1  verify: a claim failed or raised
     2  bad input: one line on stderr naming the argument, its value and what is valid
+       (usage, a path that cannot be read or written, work too large for this machine)
+    3  an internal error (a bug): one line on stderr, the traceback saved to a file it names
+       (or printed with ``--debug``)
   130  interrupted (Ctrl-C); verify writes the results of the claims already done
 
 Each part's ``cli`` module exposes a ``click.Group`` called ``group``, mounted here under
-the part's name (``trainlab convnets shape …``).
+the part's name (``trainlab convnets shape …``). Parts are imported only when their
+command runs, so ``trainlab --help`` starts without importing torch.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import importlib
 import json
+import os
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from trainlab import __version__
 from trainlab.errors import TrainlabError
 
 __all__ = ["PART_CLIS", "cli", "main"]
 
-#: Sub-command groups: name -> module exposing a ``click.Group`` called ``group``.
-PART_CLIS: dict[str, str] = {
-    "optim": "trainlab.optim.cli",
-    "convnets": "trainlab.convnets.cli",
-    "colourize": "trainlab.colourize.cli",
+#: Sub-command groups: name -> (module exposing a ``click.Group`` called ``group``, short help).
+PART_CLIS: dict[str, tuple[str, str]] = {
+    "optim": ("trainlab.optim.cli", "§1 Optimizers and their implicit bias: compare, path."),
+    "hpo": ("trainlab.hpo.cli", "§2 Hypergradients through training: hypergrad, tune-lr."),
+    "convnets": ("trainlab.convnets.cli", "§3 The network accountant: summary, symbolic, shape, rf."),
+    "scaling": ("trainlab.scaling.cli", "§4 Resource trade-offs: noise-scale, sweep, fit, nqm."),
+    "colourize": ("trainlab.colourize.cli", "§5 Colourization: train, eval, predict, compare."),
+    "loops": ("trainlab.loops.cli", "Midterm training-loop pitfalls: sharpness, lr-find."),
 }
 
 _STATUS_STYLE = {"passed": "green", "failed": "red", "error": "yellow", "skipped": "dim"}
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _out() -> Console:
-    return Console(highlight=False)
+class _Root(click.Group):
+    """The root group: parts are loaded on first use; help lists them without loading them."""
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *PART_CLIS]
 
-def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in PART_CLIS:
+            return importlib.import_module(PART_CLIS[name][0]).group
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        own = [(n, self.commands[n].get_short_help_str(90)) for n in super().list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(own)
+        with formatter.section("Parts"):
+            formatter.write_dl([(n, h) for n, (_, h) in PART_CLIS.items()])
 
 
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=_Root, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="trainlab")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="On an internal error, print the traceback instead of saving it.")
+def cli(debug: bool) -> None:
     """Run the theory of neural-network training: claims, measurements, verdicts."""
 
 
@@ -62,7 +82,10 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_claims(patterns: tuple[str, ...], as_json: bool) -> None:
     """List the claims (id, section, statement); PATTERNS are globs on ids such as 'optim.*'."""
+    from rich.table import Table
+
     from trainlab.claims import select
+    from trainlab.console import stdout_console
 
     claims = select(patterns)
     if as_json:
@@ -72,30 +95,41 @@ def list_claims(patterns: tuple[str, ...], as_json: bool) -> None:
     table = Table("id", "section", "statement")
     for c in claims:
         table.add_row(c.id, c.section, c.statement)
-    _out().print(table)
+    stdout_console().print(table)
 
 
 @cli.command()
 @click.argument("patterns", nargs=-1)
 @click.option("--scale", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
               help="quick: seconds per claim; full: minutes.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random choice.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed for every random choice.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run folder [default: runs/verify-<UTC time>].")
-def verify(patterns: tuple[str, ...], scale: str, seed: int, out: Path | None) -> None:
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out: keep its finished claims (same version, scale, seed).")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out, figures included.")
+def verify(patterns: tuple[str, ...], scale: str, seed: int, out: Path | None, resume: bool,
+           overwrite: bool) -> None:
     """Run claims (all, or those matching PATTERNS), compare with theory, write a report.
 
     Exit status: 0 if every claim that ran passed, 1 if any failed or raised, 2 on bad input.
     """
-    from trainlab.claims import run_claims, select
-    from trainlab.runs import make_run_dir
+    from rich.table import Table
+
+    from trainlab.claims import reusable_records, run_claims, select
+    from trainlab.console import progress_bar, stderr_console, stdout_console
+    from trainlab.runs import output_errors, prepare_run_dir
 
     claims = select(patterns)  # a bad pattern fails before anything is written
-    run_dir = make_run_dir(out, "verify")
-    err = _err()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err, transient=True)
-    with progress:
+    if resume and out is None:
+        raise click.UsageError("--resume needs --out naming the run to continue")
+    run_dir = prepare_run_dir(out, "verify", resume=resume, overwrite=overwrite)
+    if resume:
+        reusable_records(run_dir, scale, seed)  # a mismatched run is refused before any work
+    err = stderr_console()
+    progress = progress_bar(err)
+    with progress, output_errors("--out", run_dir):
         task = progress.add_task("claims", total=len(claims))
 
         def on_progress(done: int, total: int, message: str) -> None:
@@ -103,17 +137,19 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: Path | None) -
 
         try:
             result = run_claims([c.id for c in claims], scale=scale, seed=seed, out_dir=run_dir,
-                                progress=on_progress)
+                                resume=resume, progress=on_progress)
         except KeyboardInterrupt:
             progress.stop()
-            err.print(f"interrupted: results of the finished claims are in {run_dir}/results.json")
+            err.print(f"interrupted: results of the finished claims are in {run_dir}/results.json "
+                      f"(continue with --resume --out {run_dir})")
             sys.exit(130)
     table = Table("claim", "status", "measured vs expected", "s",
                   title=f"trainlab verify ({scale} scale, seed {seed})")
     for c in result.results["claims"]:
         style = _STATUS_STYLE.get(c["status"], "")
-        table.add_row(c["id"], f"[{style}]{c['status']}[/]", c["summary"], f"{c['seconds']:.1f}")
-    out_console = _out()
+        kept = " (kept)" if c["id"] in result.reused else ""
+        table.add_row(c["id"], f"[{style}]{c['status']}[/]{kept}", c["summary"], f"{c['seconds']:.1f}")
+    out_console = stdout_console()
     out_console.print(table)
     statuses = list(result.statuses.values())
     counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("passed", "failed", "error", "skipped")
@@ -129,13 +165,11 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: Path | None) -
 def report(run_dir: Path) -> None:
     """Re-render report.md and report.html from RUN_DIR/results.json (nothing is re-run)."""
     from trainlab.report import write_report
+    from trainlab.runs import output_errors
 
-    md, page = write_report(run_dir)
+    with output_errors("RUN_DIR", run_dir):
+        md, page = write_report(run_dir)
     click.echo(f"wrote {md} and {page}")
-
-
-for _name, _module in PART_CLIS.items():
-    cli.add_command(importlib.import_module(_module).group, name=_name)
 
 
 def _usage_line(e: click.UsageError) -> str:
@@ -144,10 +178,34 @@ def _usage_line(e: click.UsageError) -> str:
     return f"{command}: error: {message} (see `{command} --help`)"
 
 
+def _save_traceback() -> Path | None:
+    """Write the current exception's traceback to a file; its path, or None if nothing could be written."""
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
+    text = (f"trainlab {__version__}, Python {sys.version.split()[0]}\nargv: {sys.argv!r}\n\n"
+            + traceback.format_exc())
+    for folder in (Path(os.environ.get("TRAINLAB_CRASH_DIR", tempfile.gettempdir())),):
+        try:
+            fd, name = tempfile.mkstemp(prefix=f"trainlab-crash-{stamp}-", suffix=".txt", dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            return Path(name)
+        except OSError:
+            continue
+    return None
+
+
+def _debug_requested(argv: list[str] | None) -> bool:
+    args = sys.argv[1:] if argv is None else argv
+    return "--debug" in args[:1] or os.environ.get("TRAINLAB_DEBUG") == "1"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
         cli.main(args=argv, prog_name="trainlab", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:  # a bare group: its help, not an error
+        click.echo(e.ctx.get_help() if e.ctx is not None else cli.get_help(click.Context(cli)))
+        return 0
     except click.UsageError as e:
         print(_usage_line(e), file=sys.stderr)
         return 2
@@ -162,5 +220,37 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BrokenPipeError:  # `trainlab list | head`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python's exit flush quiet
+        except OSError:
+            pass
         return 0
+    except OSError as e:  # a path the user named (parts name the option where they can)
+        if e.filename is None:
+            return _internal_error(e, argv)
+        from trainlab.runs import describe_os_error
+
+        print(f"trainlab: error: {os.fsdecode(e.filename)!r} cannot be used: {describe_os_error(e)}",
+              file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("trainlab: error: out of memory: this work is too large for this machine "
+              "(use smaller sizes)", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug: one line, traceback kept
+        return _internal_error(e, argv)
     return 0
+
+
+def _internal_error(e: BaseException, argv: list[str] | None) -> int:
+    """Exit code 3 with one line; the traceback is printed (--debug) or saved to a file."""
+    if _debug_requested(argv):
+        traceback.print_exc()
+        return 3
+    saved = _save_traceback()
+    where = f"traceback saved to {saved}" if saved else "run with --debug for the traceback"
+    print(f"trainlab: internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+          f"({where}; please report it)", file=sys.stderr)
+    return 3
+
+

@@ -8,14 +8,24 @@ exits 2. Bugs raise ordinary exceptions and keep their tracebacks.
     ├── ArgumentError   a bad value for a named argument or option
     ├── SpecError       a network spec string that does not parse
     ├── ShapeError      sizes that no layer can produce (non-positive output, channels)
-    └── DataError       a missing, unreadable, tampered or wrongly shaped data file
+    ├── DataError       a missing, unreadable, tampered or wrongly shaped data file
+    ├── OutputError     a path the user named cannot be written (read-only, a folder, disk full)
+    └── ResourceError   work too large for this machine (its estimate is in the message)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ArgumentError", "DataError", "ShapeError", "SpecError", "TrainlabError"]
+__all__ = [
+    "ArgumentError",
+    "DataError",
+    "OutputError",
+    "ResourceError",
+    "ShapeError",
+    "SpecError",
+    "TrainlabError",
+]
 
 
 class TrainlabError(Exception):
@@ -46,3 +56,31 @@ class ShapeError(TrainlabError, ValueError):
 
 class DataError(TrainlabError):
     """A data file that is missing, unreadable, unsafe or of the wrong shape."""
+
+
+class OutputError(TrainlabError, OSError):
+    """``argument`` names ``path``, which cannot be written; ``reason`` says why.
+
+    >>> str(OutputError("--out", "/ro/run", "the file system is read-only"))
+    "--out='/ro/run' cannot be written: the file system is read-only"
+    """
+
+    def __init__(self, argument: str, path: str, reason: str):
+        self.argument, self.path, self.reason = argument, path, reason
+        Exception.__init__(self, f"{argument}={path!r} cannot be written: {reason}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ResourceError(TrainlabError):
+    """Work whose estimated memory (or time) exceeds what this machine has.
+
+    >>> print(ResourceError("--seeds", 10**9, "about 19.5 GB", "8.1 GB is available"))
+    --seeds=1000000000 needs about 19.5 GB but 8.1 GB is available: use a smaller value
+    """
+
+    def __init__(self, argument: str, value: Any, estimate: str, available: str,
+                 advice: str = "use a smaller value"):
+        self.argument, self.value, self.estimate, self.available = argument, value, estimate, available
+        super().__init__(f"{argument}={value!r} needs {estimate} but {available}: {advice}")

@@ -2,33 +2,56 @@
 
 Every file trainlab writes goes through :func:`atomic_write_bytes`: the bytes land in a
 temporary file in the same folder, are flushed to disk, then renamed over the target, so
-a reader (or a crash, or Ctrl-C) never sees half a file.
+a reader (or a crash, or Ctrl-C) never sees half a file. Files get the mode the umask
+gives (0644 under umask 022), as ``open()`` would.
+
+Run folders (:func:`prepare_run_dir`) are never silently reused: a folder that already
+holds a run is refused unless the user says ``--resume`` (continue it) or ``--overwrite``
+(replace it whole); ``--overwrite`` only ever deletes a folder that trainlab made.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import math
 import os
 import platform
+import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from trainlab.errors import ArgumentError
+from trainlab.errors import ArgumentError, OutputError
 
 __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
     "environment",
+    "describe_os_error",
+    "file_mode",
     "make_run_dir",
+    "output_errors",
+    "prepare_run_dir",
     "read_json",
     "timestamp",
     "to_jsonable",
 ]
+
+#: The file that marks a folder as a trainlab run (written first, by prepare_run_dir).
+RUN_MARKER = ".trainlab-run"
+
+
+def file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -37,6 +60,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode())  # mkstemp makes 0600 whatever the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -98,12 +122,41 @@ def timestamp() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def make_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument: str = "--out") -> Path:
-    """Create (or reuse) a run folder and check it is writable.
+def describe_os_error(e: OSError) -> str:
+    reasons = {errno.EROFS: "the file system is read-only", errno.ENOSPC: "no space is left on the device",
+               errno.EISDIR: "it is a folder", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.ENOTDIR: "a part of the path is a file",
+               errno.ENAMETOOLONG: "the name is too long", errno.EDQUOT: "the disk quota is exceeded"}
+    return reasons.get(e.errno or 0, e.strerror or str(e))
 
-    ``out=None`` makes ``runs/<prefix>-<UTC time>`` in the current folder. A folder that
-    cannot be created or written raises :class:`ArgumentError` naming ``argument``.
+
+@contextmanager
+def output_errors(argument: str, path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an OS error while writing the user's ``path`` into a one-line :class:`OutputError`."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(argument, os.fspath(path), describe_os_error(e)) from None
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / RUN_MARKER).is_file() or (path / "results.json").is_file()
+
+
+def prepare_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument: str = "--out",
+                    resume: bool = False, overwrite: bool = False) -> Path:
+    """Create the run folder ``out`` (or ``runs/<prefix>-<UTC time>``) and check it is writable.
+
+    - a new or empty folder is used as it is;
+    - a folder holding a trainlab run needs ``resume`` (kept as it is, to be continued) or
+      ``overwrite`` (emptied first, figures included);
+    - any other non-empty folder is refused, even with ``overwrite``: trainlab deletes only
+      what it made.
+    An empty path, a path that is a file and a folder that cannot be written raise
+    :class:`ArgumentError` naming ``argument``.
     """
+    if resume and overwrite:
+        raise ArgumentError("--resume/--overwrite", "both", "at most one of them")
     if out is None:
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
         path = Path("runs") / f"{prefix}-{stamp}"
@@ -112,16 +165,39 @@ def make_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument: s
             n += 1
             path = Path("runs") / f"{prefix}-{stamp}-{n}"
     else:
+        if not os.fspath(out).strip():
+            raise ArgumentError(argument, os.fspath(out), "a folder name (an empty path would write "
+                                "into the current folder)")
         path = Path(out)
     if path.exists() and not path.is_dir():
-        raise ArgumentError(argument, str(out), "a folder (this path is an existing file)")
-    try:
+        raise ArgumentError(argument, str(path), "a folder (this path is an existing file)")
+    if path.is_dir() and any(path.iterdir()):
+        if not _is_run_dir(path):
+            raise ArgumentError(argument, str(path), "a new or empty folder (this one holds files "
+                                "trainlab did not make; it is never overwritten)")
+        if overwrite:
+            with output_errors(argument, path):
+                for child in path.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+        elif not resume:
+            raise ArgumentError(argument, str(path), "a new folder; this one holds a run: add --resume "
+                                "to continue it or --overwrite to replace it")
+    with output_errors(argument, path):
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
-    except OSError as e:
-        raise ArgumentError(argument, str(out), f"a writable folder ({e.strerror or e})") from None
+        marker = path / RUN_MARKER
+        if not marker.exists():
+            atomic_write_text(marker, f"trainlab {prefix} run folder\n")
     return path
+
+
+def make_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument: str = "--out") -> Path:
+    """A run folder that may be reused as it is (for commands that refuse reuse themselves)."""
+    return prepare_run_dir(out, prefix, argument=argument, resume=True)
 
 
 def environment() -> dict[str, Any]:
@@ -132,6 +208,6 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "device": "cpu",
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
         "platform": platform.platform(),
     }

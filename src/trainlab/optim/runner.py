@@ -16,7 +16,6 @@ compare against.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,27 +27,12 @@ from trainlab.functional import GradientTransformation
 from trainlab.optim.problems import LeastSquares
 from trainlab.optim.samplers import FullBatch, Sampler
 from trainlab.plotting import subplots_or
+from trainlab.threads import limit_threads
 
 if TYPE_CHECKING:  # annotations only: figures import matplotlib when they draw
     from matplotlib.axes import Axes
 
 __all__ = ["Trajectories", "batch_gradient", "limit_threads", "run_batch", "torch_optim_reference"]
-
-
-@contextmanager
-def limit_threads(num_threads: int = 1) -> Iterator[None]:
-    """Run the block with at most ``num_threads`` intra-op threads, then restore the setting.
-
-    These runs are many tiny tensor operations: on a busy 2-core machine torch's thread pool
-    made one step 65× slower (7 ms instead of 0.1 ms, measured), so claims, the CLI and the
-    benchmark use one thread.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(min(before, num_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass

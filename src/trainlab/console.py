@@ -1,0 +1,40 @@
+"""Consoles and progress bars: the one place that decides how trainlab writes to a terminal.
+
+On a terminal rich wraps to its width; piped into a file or a log nothing is wrapped
+(rich's default of 80 columns split the verdict table into 106 lines and epoch lines
+mid-number), and progress bars are not drawn at all.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+__all__ = ["progress_bar", "stderr_console", "stdout_console"]
+
+_UNWRAPPED = 100_000  # "no wrapping": wider than any line trainlab prints
+
+
+def _console(file: IO[str]) -> Console:
+    tty = file.isatty()
+    return Console(file=file, highlight=False, width=None if tty else _UNWRAPPED,
+                   soft_wrap=not tty, force_terminal=None)
+
+
+def stdout_console() -> Console:
+    return _console(sys.stdout)
+
+
+def stderr_console() -> Console:
+    return _console(sys.stderr)
+
+
+def progress_bar(console: Console | None = None) -> Progress:
+    """A transient progress bar on stderr; drawn only on a terminal."""
+    console = console or stderr_console()
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=True,
+                    disable=not console.is_terminal)

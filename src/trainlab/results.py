@@ -1,0 +1,86 @@
+"""The results.json schema (public: tests and outside tools read it).
+
+One file per ``trainlab verify`` run, in the run folder. Keys are only ever added,
+never renamed. ``checks`` (added in 0.2) lists every judged quantity of a claim with its
+relation and bound; ``measured``/``expected``/``tolerance`` keep their 0.1 meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict, get_args
+
+__all__ = ["STATUSES", "CheckRecord", "ClaimRecord", "Environment", "Results", "Status", "schema_problems"]
+
+Status = Literal["passed", "failed", "skipped", "error"]
+STATUSES: tuple[str, ...] = get_args(Status)
+
+
+class Environment(TypedDict):
+    python: str
+    torch: str
+    threads: int
+    device: str
+
+
+class CheckRecord(TypedDict):
+    name: str
+    measured: Any
+    expected: Any
+    tolerance: Any
+    relation: str
+    bound: Any
+    passed: bool
+
+
+class ClaimRecord(TypedDict):
+    id: str
+    section: str
+    statement: str
+    status: Status
+    measured: dict[str, Any]
+    expected: dict[str, Any]
+    tolerance: dict[str, Any]
+    summary: str
+    seconds: float
+    figures: list[str]
+    checks: list[CheckRecord]
+
+
+class _ResultsRequired(TypedDict):
+    trainlab_version: str
+    created: str
+    scale: Literal["quick", "full"]
+    seed: int
+    environment: Environment
+    claims: list[ClaimRecord]
+
+
+class Results(_ResultsRequired, total=False):
+    interrupted: bool
+
+
+def _missing(obj: Any, keys: Any) -> list[str]:
+    return [k for k in keys if not isinstance(obj, dict) or k not in obj]
+
+
+def schema_problems(results: Any) -> list[str]:
+    """What is wrong with ``results`` against the schema (empty when it conforms)."""
+    if not isinstance(results, dict):
+        return ["results is not a JSON object"]
+    problems = [f"missing key {k!r}" for k in _missing(results, _ResultsRequired.__annotations__)]
+    if problems:
+        return problems
+    if results["scale"] not in ("quick", "full"):
+        problems.append(f"scale {results['scale']!r} is not quick or full")
+    if not isinstance(results["seed"], int):
+        problems.append("seed is not an integer")
+    problems += [f"environment: missing key {k!r}"
+                 for k in _missing(results["environment"], Environment.__annotations__)]
+    if not isinstance(results["claims"], list):
+        return [*problems, "claims is not a list"]
+    required = [k for k in ClaimRecord.__annotations__ if k != "checks"]  # absent in 0.1 files
+    for i, c in enumerate(results["claims"]):
+        problems += [f"claims[{i}]: missing key {k!r}" for k in _missing(c, required)]
+        if isinstance(c, dict) and c.get("status") not in STATUSES:
+            problems.append(f"claims[{i}]: status {c.get('status')!r} is not one of {', '.join(STATUSES)}")
+    return problems
