@@ -278,7 +278,7 @@ def load_problem(spec: str, *, n: int = 20, d: int = 100, seed: int = 0, data: s
         return _linreg_file(spec.split(":", 1)[1], argument, spec)
     if spec == "digits-mlp":
         return digits_mlp(seed)
-    from trainlab.convnets.loader import is_factory_ref, load_model
+    from trainlab.loader import is_factory_ref, load_model
 
     if not is_factory_ref(spec):
         raise ArgumentError(argument, spec, _PROBLEM_FORMS)

@@ -18,8 +18,8 @@ from trainlab.colourize.models import (
     pool_conv_weight_count,
     up_padding,
 )
-from trainlab.convnets.shapes import conv_transpose_output_size
 from trainlab.errors import ArgumentError
+from trainlab.shapes import conv_transpose_output_size
 
 
 def test_public_names():

@@ -42,8 +42,8 @@ from trainlab.colourize.evaluate import image_grid, predict_labels
 from trainlab.colourize.models import MODELS, build_model, up_padding
 from trainlab.colourize.palette import Palette, fit_palette
 from trainlab.colourize.train import TrainConfig, TrainResult, train
-from trainlab.convnets.shapes import conv_transpose_output_size, solve_padding
 from trainlab.plotting import new_figure
+from trainlab.shapes import conv_transpose_output_size, solve_padding
 
 __all__ = ["PROTOCOL", "protocol"]
 

@@ -12,7 +12,7 @@ All three map a grey image ``(N, num_in_channels, H, W)`` to per-pixel colour lo
   reads [its input ‖ the first block's output] (2NF channels), the final conv reads
   [NC colour channels ‖ the grey input] (NC + NIC).
 
-Paddings are derived from the shape arithmetic of :mod:`trainlab.convnets.shapes`, not
+Paddings are derived from the shape arithmetic of :mod:`trainlab.shapes`, not
 written in: a stride-1 conv uses 'same' padding (k − 1)/2 (odd k; for even k, (k − 2)/2
 before and k/2 after), a stride-2 conv the padding that takes 32 → 16, a stride-2 transposed
 conv the (padding, output_padding) that takes 16 → 32. For even sizes these do not depend
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.convnets.shapes import PaddingSolution, same_padding, solve_padding
 from trainlab.errors import ArgumentError
+from trainlab.shapes import PaddingSolution, same_padding, solve_padding
 
 __all__ = [
     "KERNEL_SIZES",

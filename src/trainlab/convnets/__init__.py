@@ -7,14 +7,17 @@
 """
 
 from trainlab.convnets.by_hand import LAPLACIAN, cross_correlate2d
-from trainlab.convnets.loader import load_factory, load_model
 from trainlab.convnets.receptive_field import (
     EmpiricalField,
     ReceptiveField,
     chain_receptive_field,
     empirical_receptive_field,
 )
-from trainlab.convnets.shapes import (
+from trainlab.convnets.spec import SpecLayer, build_from_spec, hand_counts, parse_spec
+from trainlab.convnets.symbolic import SymbolicCounts, symbolic_counts
+from trainlab.convnets.tracer import LayerRow, NotCountedError, Summary, parse_size, summary
+from trainlab.loader import load_factory, load_model
+from trainlab.shapes import (
     PaddingSolution,
     adaptive_pool_windows,
     conv_output_size,
@@ -24,9 +27,6 @@ from trainlab.convnets.shapes import (
     solve_padding,
     upsample_output_size,
 )
-from trainlab.convnets.spec import SpecLayer, build_from_spec, hand_counts, parse_spec
-from trainlab.convnets.symbolic import SymbolicCounts, symbolic_counts
-from trainlab.convnets.tracer import LayerRow, NotCountedError, Summary, parse_size, summary
 
 __all__ = [
     "LAPLACIAN",

@@ -14,18 +14,18 @@ from trainlab.colourize.models import PoolUpsampleNet
 from trainlab.convnets.by_hand import LAPLACIAN, blob_image, cross_correlate2d, edge_mask, zero_pad
 from trainlab.convnets.models import COURSE_VGG_INPUT, COURSE_VGG_SPEC, CourseVGG
 from trainlab.convnets.receptive_field import chain_receptive_field, empirical_receptive_field
-from trainlab.convnets.shapes import (
+from trainlab.convnets.spec import build_from_spec, hand_counts, parse_spec
+from trainlab.convnets.symbolic import symbolic_counts
+from trainlab.convnets.tracer import LayerRow, summary
+from trainlab.errors import ShapeError
+from trainlab.plotting import new_figure
+from trainlab.shapes import (
     conv_output_size,
     conv_transpose_output_size,
     pool_output_size,
     same_padding,
     solve_padding,
 )
-from trainlab.convnets.spec import build_from_spec, hand_counts, parse_spec
-from trainlab.convnets.symbolic import symbolic_counts
-from trainlab.convnets.tracer import LayerRow, summary
-from trainlab.errors import ShapeError
-from trainlab.plotting import new_figure
 
 __all__ = [
     "run_by_hand",

@@ -8,9 +8,13 @@ import click
 import torch
 from torch import nn
 
-from trainlab.convnets.loader import is_factory_ref, load_factory, load_model
 from trainlab.convnets.receptive_field import empirical_receptive_field
-from trainlab.convnets.shapes import (
+from trainlab.convnets.spec import build_from_spec
+from trainlab.convnets.symbolic import symbolic_counts
+from trainlab.convnets.tracer import IGNORABLE, parse_size, summary
+from trainlab.errors import ArgumentError
+from trainlab.loader import is_factory_ref, load_factory, load_model
+from trainlab.shapes import (
     adaptive_pool_windows,
     conv_output_size,
     conv_transpose_output_size,
@@ -18,10 +22,6 @@ from trainlab.convnets.shapes import (
     solve_padding,
     upsample_output_size,
 )
-from trainlab.convnets.spec import build_from_spec
-from trainlab.convnets.symbolic import symbolic_counts
-from trainlab.convnets.tracer import IGNORABLE, parse_size, summary
-from trainlab.errors import ArgumentError
 
 __all__ = ["group"]
 

@@ -31,14 +31,14 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from trainlab.convnets.shapes import (
+from trainlab.errors import ArgumentError, ShapeError, SpecError
+from trainlab.shapes import (
     conv_output_size,
     conv_transpose_output_size,
     pool_output_size,
     solve_padding,
     upsample_output_size,
 )
-from trainlab.errors import ArgumentError, ShapeError, SpecError
 
 __all__ = ["ACCEPTED", "SpecLayer", "build_from_spec", "hand_counts", "parse_spec"]
 

@@ -65,14 +65,14 @@ from trainlab.convnets.receptive_field import (
     through_upsampling,
     through_window,
 )
-from trainlab.convnets.shapes import (
+from trainlab.errors import ArgumentError, ShapeError, TrainlabError
+from trainlab.shapes import (
     adaptive_pool_windows,
     conv_output_size,
     conv_transpose_output_size,
     pool_output_size,
     upsample_output_size,
 )
-from trainlab.errors import ArgumentError, ShapeError, TrainlabError
 
 __all__ = [
     "IGNORABLE",

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from trainlab.convnets.shapes import (
+from trainlab.errors import ArgumentError, ShapeError
+from trainlab.shapes import (
     adaptive_pool_windows,
     conv_output_size,
     conv_transpose_output_size,
@@ -17,7 +18,6 @@ from trainlab.convnets.shapes import (
     solve_padding,
     upsample_output_size,
 )
-from trainlab.errors import ArgumentError, ShapeError
 
 FAST = settings(max_examples=60, deadline=None)
 
