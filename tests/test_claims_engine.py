@@ -1,4 +1,4 @@
-"""The claims engine: registry, selection, statuses, seeding, interruption, results.json."""
+"""The claims engine: registry, selection, statuses, seeding, interruption, resume, results.json."""
 
 from __future__ import annotations
 
@@ -12,44 +12,50 @@ from trainlab.claims import (
     Claim,
     ClaimSkipped,
     Context,
-    Evidence,
     all_claims,
-    register,
+    claim,
     registered,
     run_claims,
     select,
 )
 from trainlab.errors import ArgumentError
 from trainlab.plotting import new_figure
+from trainlab.results import STATUSES, ClaimRecord, schema_problems
 
 TOP_KEYS = {"trainlab_version", "created", "scale", "seed", "environment", "claims"}
-CLAIM_KEYS = {"id", "section", "statement", "status", "measured", "expected", "tolerance",
-              "summary", "seconds", "figures"}
+CLAIM_KEYS = set(ClaimRecord.__annotations__)
 ENV_KEYS = {"python", "torch", "threads", "device"}
 
 
-def _passing(ctx: Context) -> Evidence:
+def _passing(ctx: Context) -> str:
     x = float(torch.rand(1, generator=ctx.generator()))
     fig, ax = new_figure()
     ax.plot([0, 1], [0, x])
     ctx.save_figure(fig, "line", {"x": x})
-    return Evidence({"draw": x}, {"draw": "in [0, 1)"}, 0.0 <= x < 1.0, f"drew {x:.3f}")
+    ctx.checks.between("draw", x, 0.0, 1.0)
+    return "drew {draw}"
 
 
-def _failing(ctx: Context) -> Evidence:
-    return Evidence({"value": 2.0}, {"value": 1.0}, False, "2 != 1", tolerance={"value": 0.0})
+def _failing(ctx: Context) -> str:
+    ctx.checks.close("value", 2.0, 1.0, atol=1e-9)
+    return "value {value}"
 
 
-def _raising(ctx: Context) -> Evidence:
+def _raising(ctx: Context) -> str:
     raise RuntimeError("boom in claim")
 
 
-def _skipping(ctx: Context) -> Evidence:
+def _skipping(ctx: Context) -> str:
     raise ClaimSkipped("needs optional data")
 
 
-def _interrupting(ctx: Context) -> Evidence:
+def _interrupting(ctx: Context) -> str:
     raise KeyboardInterrupt
+
+
+def _no_checks(ctx: Context) -> str:
+    ctx.checks.record("value", 1.0)
+    return "recorded {value} but judged nothing"
 
 
 PASSING = Claim("testpart.passing", "tests", "Draws a number in [0, 1).", _passing)
@@ -57,12 +63,19 @@ FAILING = Claim("testpart.failing", "tests", "A deliberately broken claim.", _fa
 RAISING = Claim("testpart.raising", "tests", "A claim that raises.", _raising)
 SKIPPING = Claim("testpart.skipping", "tests", "A claim that cannot run here.", _skipping)
 INTERRUPTING = Claim("testpart.zz-interrupt", "tests", "Ctrl-C while running.", _interrupting)
+NO_CHECKS = Claim("testpart.no-checks", "tests", "Makes no check.", _no_checks)
 
 
 def test_first_claims_are_registered_under_their_part():
     ids = [c.id for c in select(["convnets.*"])]
     assert "convnets.by-hand" in ids and "convnets.shape-arithmetic" in ids
     assert all(i.startswith("convnets.") for i in ids)
+
+
+def test_every_registered_id_starts_with_its_parts_package():
+    for c in all_claims():
+        module = c.run.__module__
+        assert module.startswith(f"trainlab.{c.id.split('.')[0]}"), (c.id, module)
 
 
 def test_no_pattern_selects_every_claim():
@@ -80,29 +93,49 @@ def test_claim_ids_must_be_part_dot_name():
         Claim("NoDot", "s", "x", _passing)
 
 
-def test_registering_a_different_claim_under_a_taken_id_fails():
-    with registered(PASSING):
+def test_the_decorator_registers_beside_the_function_and_joins_the_statement():
+    try:
+        @claim("testpart.decorated", section="tests", statement="""
+            A statement wrapped
+            over lines.""")
+        def decorated(ctx: Context) -> str:
+            ctx.checks.equal("answer", 6 * 7, 42)
+            return "answer {answer}"
+
+        c = REGISTRY["testpart.decorated"]
+        assert decorated.claim is c and c.run is decorated
+        assert c.statement == "A statement wrapped over lines."
         with pytest.raises(ValueError, match="registered twice"):
-            register(Claim(PASSING.id, "s", "other", _failing))
-    assert PASSING.id not in REGISTRY
+            claim("testpart.decorated", section="tests", statement="other")(_failing)
+    finally:
+        REGISTRY.pop("testpart.decorated", None)
 
 
 def test_every_status_is_recorded_and_results_json_has_the_schema(tmp_path):
-    with registered(PASSING, FAILING, RAISING, SKIPPING):
+    with registered(PASSING, FAILING, RAISING, SKIPPING, NO_CHECKS):
         result = run_claims(["testpart.*"], scale="quick", seed=3, out_dir=tmp_path)
     assert result.statuses == {"testpart.passing": "passed", "testpart.failing": "failed",
-                               "testpart.raising": "error", "testpart.skipping": "skipped"}
+                               "testpart.raising": "error", "testpart.skipping": "skipped",
+                               "testpart.no-checks": "failed"}
     assert not result.ok
     data = json.loads((tmp_path / "results.json").read_text())
+    assert schema_problems(data) == []
     assert set(data) == TOP_KEYS
     assert ENV_KEYS <= set(data["environment"])
     assert data["scale"] == "quick" and data["seed"] == 3
     for c in data["claims"]:
-        assert set(c) == CLAIM_KEYS
+        assert set(c) == CLAIM_KEYS and c["status"] in STATUSES
     by_id = {c["id"]: c for c in data["claims"]}
     assert "boom in claim" in by_id["testpart.raising"]["summary"]
     assert "needs optional data" in by_id["testpart.skipping"]["summary"]
-    assert by_id["testpart.passing"]["figures"] == ["figures/testpart.passing-line.png"]
+    assert by_id["testpart.no-checks"]["summary"].startswith("no checks were made")
+    passing = by_id["testpart.passing"]
+    assert passing["figures"] == ["figures/testpart.passing-line.png"]
+    assert passing["checks"][0]["name"] == "draw" and passing["checks"][0]["passed"] is True
+    assert passing["tolerance"]["draw"] == {"min": 0.0, "max": 1.0}
+    failing = by_id["testpart.failing"]
+    assert failing["measured"] == {"value": 2.0} and failing["expected"] == {"value": 1.0}
+    assert failing["summary"].startswith("FAILED value 2") and "✗" in failing["summary"]
     assert (tmp_path / "figures" / "testpart.passing-line.png").is_file()
     assert (tmp_path / "figures" / "testpart.passing-line.json").is_file()
     assert (tmp_path / "report.md").is_file() and (tmp_path / "report.html").is_file()
@@ -135,6 +168,43 @@ def test_ctrl_c_writes_the_finished_claims_then_propagates(tmp_path):
     assert "(interrupted)" in (tmp_path / "report.md").read_text()
 
 
+def test_resume_keeps_finished_claims_and_runs_the_rest(tmp_path):
+    calls: list[str] = []
+
+    def counting(ctx: Context) -> str:
+        calls.append(ctx.claim_id)
+        return _passing(ctx)
+
+    first = Claim("testpart.first", "tests", "Counted.", counting)
+    second = Claim("testpart.second", "tests", "Counted.", counting)
+    with registered(first, second, INTERRUPTING):
+        with pytest.raises(KeyboardInterrupt):
+            run_claims(["testpart.first", "testpart.zz-interrupt"], out_dir=tmp_path)
+        assert calls == ["testpart.first"]
+        kept = json.loads((tmp_path / "results.json").read_text())["claims"][0]
+        result = run_claims(["testpart.first", "testpart.second"], out_dir=tmp_path, resume=True)
+    assert calls == ["testpart.first", "testpart.second"]  # the first was not run again
+    assert result.reused == ["testpart.first"]
+    assert result.results["claims"][0] == kept
+    assert result.statuses == {"testpart.first": "passed", "testpart.second": "passed"}
+
+
+def test_resume_refuses_a_run_of_another_seed_or_scale(tmp_path):
+    with registered(PASSING):
+        run_claims([PASSING.id], seed=1, out_dir=tmp_path)
+        with pytest.raises(ArgumentError, match="--resume=.*seed 1"):
+            run_claims([PASSING.id], seed=2, out_dir=tmp_path, resume=True)
+
+
+def test_resume_reruns_a_claim_whose_figure_is_gone(tmp_path):
+    with registered(PASSING):
+        run_claims([PASSING.id], out_dir=tmp_path)
+        (tmp_path / "figures" / "testpart.passing-line.png").unlink()
+        result = run_claims([PASSING.id], out_dir=tmp_path, resume=True)
+    assert result.reused == []
+    assert (tmp_path / "figures" / "testpart.passing-line.png").is_file()
+
+
 def test_a_claim_returning_the_wrong_type_is_an_error_not_a_crash(tmp_path):
     bad = Claim("testpart.wrong-type", "tests", "Returns a dict.", lambda ctx: {"passed": True})
     with registered(bad, PASSING):
@@ -142,6 +212,17 @@ def test_a_claim_returning_the_wrong_type_is_an_error_not_a_crash(tmp_path):
     assert result.statuses == {"testpart.passing": "passed", "testpart.wrong-type": "error"}
 
 
+def test_a_summary_naming_an_unrecorded_value_is_an_error(tmp_path):
+    def lying(ctx: Context) -> str:
+        ctx.checks.at_most("err", 1e-3, 1e-2)
+        return "error {err}, and {speedup} faster"
+
+    with registered(Claim("testpart.lying", "tests", "Names a number it never measured.", lying)):
+        result = run_claims(["testpart.lying"], out_dir=tmp_path)
+    record = result.results["claims"][0]
+    assert record["status"] == "error" and "speedup" in record["summary"]
+
+
 def test_bad_scale_is_an_argument_error(tmp_path):
-    with pytest.raises(ArgumentError, match="--scale='huge'"):
+    with pytest.raises(ArgumentError, match="scale='huge'"):
         run_claims(["convnets.by-hand"], scale="huge", out_dir=tmp_path)

@@ -9,12 +9,18 @@ import sys
 
 import pytest
 
-from trainlab.claims import Claim, Evidence, registered
-from trainlab.cli import main
+from trainlab.claims import Claim, registered
+from trainlab.cli import PART_CLIS, main
 
 
 def _broken(ctx):
-    return Evidence({"value": 2}, {"value": 1}, False, "measured 2, expected 1")
+    ctx.checks.equal("value", 2, 1)
+    return "measured {value}"
+
+
+def _buggy(ctx):
+    ctx.checks.equal("value", 1, 1)
+    return "ok"
 
 
 def _interrupt(ctx):
@@ -23,6 +29,7 @@ def _interrupt(ctx):
 
 BROKEN = Claim("testcli.broken", "tests", "A deliberately broken claim.", _broken)
 INTERRUPT = Claim("testcli.interrupt", "tests", "Interrupted.", _interrupt)
+OK = Claim("testcli.ok", "tests", "Passes.", _buggy)
 
 
 def _one_line_error(capsys) -> str:
@@ -77,6 +84,85 @@ def test_ctrl_c_during_verify_exits_130_and_keeps_results(capsys, tmp_path):
     with registered(INTERRUPT):
         assert main(["verify", "testcli.interrupt", "--out", str(tmp_path)]) == 130
     assert json.loads((tmp_path / "results.json").read_text())["interrupted"] is True
+
+
+def test_verify_refuses_an_existing_run_unless_resume_or_overwrite(capsys, tmp_path):
+    run = tmp_path / "run"
+    with registered(OK):
+        assert main(["verify", "testcli.ok", "--out", str(run)]) == 0
+        before = (run / "results.json").read_text()
+        capsys.readouterr()
+        assert main(["verify", "testcli.ok", "--out", str(run)]) == 2
+        assert "--resume" in _one_line_error(capsys)
+        assert (run / "results.json").read_text() == before  # untouched
+        assert main(["verify", "testcli.ok", "--out", str(run), "--resume"]) == 0
+        assert "(kept)" in capsys.readouterr().out
+        assert main(["verify", "testcli.ok", "--out", str(run), "--seed", "5", "--resume"]) == 2
+        assert "seed 0" in _one_line_error(capsys)
+        assert main(["verify", "testcli.ok", "--out", str(run), "--seed", "5", "--overwrite"]) == 0
+        capsys.readouterr()
+        assert main(["verify", "testcli.ok", "--out", ""]) == 2
+        assert "empty path" in _one_line_error(capsys)
+    assert json.loads((run / "results.json").read_text())["seed"] == 5
+
+
+def test_disk_full_during_verify_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    import errno
+
+    import trainlab.claims
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(trainlab.claims, "atomic_write_json", full)
+    with registered(OK):
+        assert main(["verify", "testcli.ok", "--out", str(tmp_path / "run")]) == 2
+    err = _one_line_error(capsys)
+    assert "--out=" in err and "no space is left on the device" in err
+
+
+def test_an_internal_error_exits_3_with_the_traceback_in_a_file(capsys, tmp_path, monkeypatch):
+    import trainlab.claims
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setenv("TRAINLAB_CRASH_DIR", str(tmp_path))
+    monkeypatch.setattr(trainlab.claims, "run_claims", bug)
+    with registered(OK):
+        assert main(["verify", "testcli.ok", "--out", str(tmp_path / "run")]) == 3
+    err = _one_line_error(capsys)
+    assert "internal error: ZeroDivisionError: a bug" in err
+    saved = list(tmp_path.glob("trainlab-crash-*.txt"))
+    assert len(saved) == 1 and str(saved[0]) in err
+    assert "Traceback" in saved[0].read_text() and "ZeroDivisionError" in saved[0].read_text()
+    with registered(OK):
+        assert main(["--debug", "verify", "testcli.ok", "--out", str(tmp_path / "run2")]) == 3
+    assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [[], *([p] for p in PART_CLIS)])
+def test_a_bare_group_prints_its_help_and_exits_0(capsys, argv):
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("Usage: trainlab") and "error:" not in captured.out
+    assert captured.err == ""
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from trainlab.cli import main; rc = main(['--help']); "
+            "assert rc == 0; assert 'torch' not in sys.modules, 'torch imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "optim" in proc.stdout and "colourize" in proc.stdout
+
+
+def test_piped_output_is_not_wrapped_at_80_columns(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "trainlab", "list", "optim.*"], capture_output=True,
+                          text=True, timeout=120, env={k: v for k, v in os.environ.items() if k != "COLUMNS"})
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if "optim.gd-min-norm" in line]
+    assert len(rows) == 1 and len(rows[0]) > 120  # the whole statement on the claim's one line
 
 
 def test_report_command_rerenders(capsys, tmp_path):

@@ -10,11 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab.claims import Claim, Context, Evidence, registered, run_claims
-from trainlab.errors import ArgumentError
+from trainlab.claims import Claim, Context, registered, run_claims
+from trainlab.errors import ArgumentError, OutputError, TrainlabError
 from trainlab.plotting import new_figure
 from trainlab.report import format_value, load_results, write_report
-from trainlab.runs import atomic_write_json, atomic_write_text, make_run_dir, to_jsonable
+from trainlab.runs import (
+    RUN_MARKER,
+    atomic_write_json,
+    atomic_write_text,
+    output_errors,
+    prepare_run_dir,
+    to_jsonable,
+)
 
 
 def test_atomic_write_leaves_the_old_file_when_the_rename_fails(tmp_path, monkeypatch):
@@ -45,14 +52,60 @@ def test_results_json_is_strict_json_even_with_nan(tmp_path):
     assert json.loads((tmp_path / "x.json").read_text()) == {"loss": "nan"}
 
 
-def test_make_run_dir_refuses_a_file_and_an_unwritable_place(tmp_path):
+def test_run_dir_refuses_a_file_an_unwritable_place_and_an_empty_path(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(ArgumentError, match="--out="):
-        make_run_dir(f, "verify")
-    with pytest.raises(ArgumentError, match="--out="):
-        make_run_dir(f / "sub", "verify")
-    assert make_run_dir(tmp_path / "new" / "run", "verify").is_dir()
+        prepare_run_dir(f, "verify")
+    with pytest.raises(OutputError, match="--out=.*a part of the path is a file"):
+        prepare_run_dir(f / "sub", "verify")
+    with pytest.raises(ArgumentError, match="--out=''.*empty path"):
+        prepare_run_dir("", "verify")
+    assert prepare_run_dir(tmp_path / "new" / "run", "verify").is_dir()
+
+
+def test_an_existing_run_needs_resume_or_overwrite(tmp_path):
+    run = prepare_run_dir(tmp_path / "run", "verify")
+    (run / "results.json").write_text("{}")
+    (run / "figures").mkdir()
+    (run / "figures" / "old.png").write_bytes(b"png")
+    with pytest.raises(ArgumentError, match="--resume to continue it or --overwrite"):
+        prepare_run_dir(run, "verify")
+    with pytest.raises(ArgumentError, match="at most one"):
+        prepare_run_dir(run, "verify", resume=True, overwrite=True)
+    assert prepare_run_dir(run, "verify", resume=True) == run
+    assert (run / "figures" / "old.png").is_file()  # resume keeps everything
+    prepare_run_dir(run, "verify", overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == [RUN_MARKER]  # replaced whole, figures included
+
+
+def test_overwrite_never_deletes_a_folder_trainlab_did_not_make(tmp_path):
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("precious")
+    with pytest.raises(ArgumentError, match="never overwritten"):
+        prepare_run_dir(mine, "verify", overwrite=True)
+    assert (mine / "chapter1.tex").read_text() == "precious"
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = atomic_write_text(tmp_path / "report.md", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+
+
+def test_os_errors_on_a_users_path_become_one_line_output_errors(tmp_path):
+    import errno
+
+    with pytest.raises(OutputError) as info:
+        with output_errors("-o", tmp_path / "x.png"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert isinstance(info.value, TrainlabError)
+    assert str(info.value) == f"-o='{tmp_path / 'x.png'}' cannot be written: no space is left on the device"
 
 
 def test_format_value_is_compact():
@@ -61,11 +114,12 @@ def test_format_value_is_compact():
     assert format_value(list(range(20))).endswith("… (20 items)]")
 
 
-def _with_figure(ctx: Context) -> Evidence:
+def _with_figure(ctx: Context) -> str:
     fig, ax = new_figure()
     ax.plot([0, 1], [1, 0])
     ctx.save_figure(fig, "curve", {"y": [1, 0]})
-    return Evidence({"x": 1.0}, {"x": 1.0}, True, "x = 1")
+    ctx.checks.close("x", 1.0, 1.0, atol=1e-12)
+    return "x = {x}"
 
 
 def test_report_rerenders_from_results_json_alone(tmp_path):
@@ -89,5 +143,16 @@ def test_report_of_a_folder_without_results_is_an_argument_error(tmp_path):
     with pytest.raises(ArgumentError, match="readable results.json"):
         load_results(tmp_path)
     (tmp_path / "results.json").write_text('{"claims": []}')
-    with pytest.raises(ArgumentError, match="missing"):
+    with pytest.raises(ArgumentError, match="missing key"):
         load_results(tmp_path)
+    good = {"trainlab_version": "0.1.0", "created": "now", "scale": "quick", "seed": 0,
+            "environment": {"python": "3.11", "torch": "2.13", "threads": 1, "device": "cpu"},
+            "claims": [{"id": "a.b", "section": "s", "statement": "x", "status": "maybe",
+                        "measured": {}, "expected": {}, "tolerance": {}, "summary": "",
+                        "seconds": 0.0, "figures": []}]}
+    (tmp_path / "results.json").write_text(json.dumps(good))
+    with pytest.raises(ArgumentError, match="status 'maybe'"):
+        load_results(tmp_path)
+    good["claims"][0]["status"] = "passed"
+    (tmp_path / "results.json").write_text(json.dumps(good))
+    assert load_results(tmp_path)["claims"][0]["status"] == "passed"  # 0.1 files (no "checks") still load

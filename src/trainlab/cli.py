@@ -104,12 +104,12 @@ def list_claims(patterns: tuple[str, ...], as_json: bool) -> None:
               help="quick: seconds per claim; full: minutes.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
               help="Seed for every random choice.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(), default=None,  # a str: Path('') would silently become '.'
               help="Run folder [default: runs/verify-<UTC time>].")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out: keep its finished claims (same version, scale, seed).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out, figures included.")
-def verify(patterns: tuple[str, ...], scale: str, seed: int, out: Path | None, resume: bool,
+def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, resume: bool,
            overwrite: bool) -> None:
     """Run claims (all, or those matching PATTERNS), compare with theory, write a report.
 

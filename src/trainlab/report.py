@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ArgumentError
+from trainlab.results import STATUSES, Results, schema_problems
 from trainlab.runs import atomic_write_text, read_json
 
 __all__ = ["format_value", "load_results", "render_html", "render_markdown", "write_report"]
 
-_REQUIRED = ("trainlab_version", "created", "scale", "seed", "environment", "claims")
 _COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#9a6700", "skipped": "#6e7781"}
 
 
-def load_results(run_dir: str | Path) -> dict[str, Any]:
-    """results.json of ``run_dir``, checked for the schema's top-level keys."""
+def load_results(run_dir: str | Path) -> Results:
+    """results.json of ``run_dir``, checked against the schema (:mod:`trainlab.results`)."""
     run_dir = Path(run_dir)
     path = run_dir / "results.json"
     if not run_dir.is_dir():
@@ -34,10 +34,10 @@ def load_results(run_dir: str | Path) -> dict[str, Any]:
         results = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArgumentError("RUN_DIR", str(run_dir), f"a readable results.json ({e})") from None
-    missing = [k for k in _REQUIRED if not isinstance(results, dict) or k not in results]
-    if missing:
-        raise ArgumentError("RUN_DIR", str(run_dir),
-                            f"a results.json with keys {', '.join(_REQUIRED)} (missing {missing})")
+    problems = schema_problems(results)
+    if problems:
+        raise ArgumentError("RUN_DIR", str(run_dir), f"a results.json in trainlab's schema ({problems[0]}"
+                            + (f", and {len(problems) - 1} more problems)" if len(problems) > 1 else ")"))
     return results
 
 
@@ -68,7 +68,7 @@ def _rows(claim: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def _counts(results: dict[str, Any]) -> str:
     statuses = [c["status"] for c in results["claims"]]
-    parts = [f"{statuses.count(s)} {s}" for s in ("passed", "failed", "error", "skipped")
+    parts = [f"{statuses.count(s)} {s}" for s in STATUSES
              if statuses.count(s)]
     return ", ".join(parts) or "no claims"
 
