@@ -57,6 +57,7 @@ def test_verify_unknown_claim_exits_2_with_one_line(capsys, tmp_path):
     (["verify", "--sclae", "quick"], "--sclae"),
     (["verify", "--seed", "abc"], "'abc' is not a valid integer"),
     (["frobnicate"], "frobnicate"),
+    (["convnets", "shape", "-5"], "'-5' was read as an option"),
 ])
 def test_usage_errors_exit_2_with_one_line(capsys, argv, fragment):
     assert main(argv) == 2

@@ -21,6 +21,7 @@ import datetime as _dt
 import importlib
 import json
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -172,9 +173,16 @@ def report(run_dir: Path) -> None:
     click.echo(f"wrote {md} and {page}")
 
 
+_NEGATIVE_NUMBER = re.compile(r"-\d+(\.\d*)?([eE][-+]?\d+)?")
+
+
 def _usage_line(e: click.UsageError) -> str:
     command = e.ctx.command_path if e.ctx is not None else "trainlab"
     message = " ".join(e.format_message().split())
+    if isinstance(e, click.NoSuchOption) and _NEGATIVE_NUMBER.fullmatch(e.option_name):
+        message = (f"{e.option_name!r} was read as an option, and there is none of that name: if it is "
+                   "a negative number for an argument, that argument takes none (put -- before the "
+                   "arguments to pass it anyway)")
     return f"{command}: error: {message} (see `{command} --help`)"
 
 

@@ -1,0 +1,130 @@
+"""Property-based: generated bad invocations of every command end cleanly.
+
+Every command of the tree (the root's and each part's) is walked; for each, bad values are
+generated from its parameters' own types (out-of-range numbers, non-numbers, unknown
+choices, missing files, unknown options, stray arguments). Every such invocation must end
+with exit 2, exactly one line on stderr, no traceback, and no file left behind.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trainlab.cli import PART_CLIS, cli, main
+
+
+def _leaves(group: click.Group, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], click.Command]]:
+    ctx = click.Context(group)
+    out = []
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        if isinstance(cmd, click.Group):
+            out += _leaves(cmd, (*path, name))
+        elif cmd is not None:
+            out.append(((*path, name), cmd))
+    return out
+
+
+COMMANDS = _leaves(cli, ())
+
+
+def _bad_values(param: click.Parameter) -> list[str]:
+    t = param.type
+    if isinstance(t, click.Choice):
+        return ["zz-not-a-choice"]
+    if isinstance(t, click.IntRange):
+        bad = ["abc", "1.5"]
+        if t.min is not None:
+            bad.append(str(int(t.min) - 1 if not t.min_open else int(t.min)))
+        if t.max is not None:
+            bad.append(str(int(t.max) + 1 if not t.max_open else int(t.max)))
+        return bad
+    if isinstance(t, click.FloatRange):
+        bad = ["abc"]
+        if t.min is not None:
+            bad.append(repr(float(t.min) - 1.0) if not t.min_open else repr(float(t.min)))
+        if t.max is not None:
+            bad.append(repr(float(t.max) + 1.0) if not t.max_open else repr(float(t.max)))
+        return bad
+    if t is click.INT or isinstance(t, click.types.IntParamType):
+        return ["abc", "1.5"]
+    if t is click.FLOAT or isinstance(t, click.types.FloatParamType):
+        return ["abc"]
+    if isinstance(t, click.Path) and t.exists:
+        return ["no/such/file-or-folder"]
+    return []
+
+
+def _cases() -> list[tuple[tuple[str, ...], list[str]]]:
+    cases: list[tuple[tuple[str, ...], list[str]]] = []
+    for path, cmd in COMMANDS:
+        cases.append((path, ["--no-such-option"]))
+        if not any(isinstance(p, click.Argument) and (p.nargs == -1) for p in cmd.params):
+            cases.append((path, ["stray-1", "stray-2", "stray-3", "stray-4", "stray-5"]))
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not p.is_flag and p.name not in ("help",):
+                flag = max(p.opts, key=len)
+                cases += [(path, [flag, v]) for v in _bad_values(p)]
+                if p.nargs == 1 and not p.multiple:
+                    cases.append((path, [flag]))  # option without its value
+    return cases
+
+
+CASES = _cases()
+
+
+def test_every_part_is_walked():
+    parts = {path[0] for path, _ in COMMANDS}
+    assert set(PART_CLIS) - {"hpo", "scaling", "loops"} <= parts
+    assert len(CASES) >= 100
+
+
+BY_COMMAND: dict[tuple[str, ...], list[list[str]]] = {}
+for _path, _bad in CASES:
+    BY_COMMAND.setdefault(_path, []).append(_bad)
+
+
+@st.composite
+def _combined(draw: st.DrawFn) -> tuple[tuple[str, ...], list[str]]:
+    """One command with one to three of its bad fragments, in any order."""
+    path = draw(st.sampled_from(sorted(BY_COMMAND)))
+    fragments = draw(st.lists(st.sampled_from(BY_COMMAND[path]), min_size=1, max_size=3))
+    return path, [token for f in fragments for token in f]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: " ".join(c[0]) + " " + " ".join(c[1]))
+def test_each_bad_value_exits_2_with_one_line_and_leaves_nothing(case, tmp_path_factory, capsys):
+    _check(case, tmp_path_factory, capsys)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=_combined())
+def test_combined_bad_invocations_exit_2_with_one_line_and_leave_nothing(case, tmp_path_factory, capsys):
+    _check(case, tmp_path_factory, capsys)
+
+
+def _check(case, tmp_path_factory, capsys) -> None:
+    path, bad = case
+    work = tmp_path_factory.mktemp("cwd")
+    old = os.getcwd()
+    os.chdir(work)
+    try:
+        code = main([*path, *bad])
+    finally:
+        os.chdir(old)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, (path, bad, code, err)
+    assert err and "\n" not in err and "Traceback" not in err, (path, bad, err)
+    assert list(Path(work).rglob("*")) == [], (path, bad, "left files behind")
+
+
+@pytest.mark.parametrize("path", sorted({p for p, _ in COMMANDS}), ids=" ".join)
+def test_every_command_has_help(path, capsys):
+    assert main([*path, "--help"]) == 0
+    assert capsys.readouterr().out.startswith("Usage: trainlab")
