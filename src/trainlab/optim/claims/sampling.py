@@ -26,7 +26,8 @@ from trainlab.optim.rates import (
     sampling_covariance,
     worst_one_step_ratio,
 )
-from trainlab.optim.runner import limit_threads, run_batch
+from trainlab.optim.runner import run_batch
+from trainlab.threads import limit_threads
 from trainlab.optim.samplers import Weighted
 from trainlab.plotting import new_figure
 
