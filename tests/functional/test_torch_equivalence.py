@@ -169,7 +169,7 @@ def _torch_run(problem: str, optimizer: str):
 
 
 def run_synced(problem: str, optimizer: str, make_functional: Callable | None = None) -> float:
-    """Largest |w_functional − w_torch| / (ε(|w_{k+1}| + |u_k|)) over 100 steps, each taken from torch's w_k."""
+    """Largest |w_functional − w_torch| / (ε(|w_{k+1}| + |u_k|)) over 100 steps, each from torch's w_k."""
     params, loss_fn, torch_step = _torch_run(problem, optimizer)
     opt = (make_functional or OPTIMIZERS[optimizer][2])()
     state = opt.init(params)
