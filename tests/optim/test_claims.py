@@ -83,8 +83,10 @@ def test_every_optim_claim_passes_at_quick_scale(tmp_path: Path) -> None:
     # the tolerance reported is the one enforced (it used to say 1e-8 while checking 1e-12)
     first = adaptive["first_step_max_deviation_from_closed_form_over_a"]
     assert first["bound"] == 1e-12 and first["measured"] <= 1e-12
-    assert adaptive["wilson_adam_test_error"]["measured"] == adaptive["wilson_adam_test_error"]["expected"] > 0.2
-    assert adaptive["course_rmsprop_two_steps"]["expected"] == [v for row in COURSE_RMSPROP_STEPS for v in row]
+    wilson = adaptive["wilson_adam_test_error"]
+    assert wilson["measured"] == wilson["expected"] > 0.2
+    stated = [v for row in COURSE_RMSPROP_STEPS for v in row]
+    assert adaptive["course_rmsprop_two_steps"]["expected"] == stated
     sampling = {c["name"]: c for c in records["optim.nonuniform-sampling"]["checks"]}
     assert sampling["distance_max_ratio_to_bound"]["measured"] <= 1.0
     assert sampling["counter_example_worst_unweighted_factor"]["measured"] > 1.0
