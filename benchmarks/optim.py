@@ -26,7 +26,8 @@ import torch
 
 from trainlab.optim.compare import make_optimizer
 from trainlab.optim.problems import random_problems, smoothness
-from trainlab.optim.runner import limit_threads, run_batch
+from trainlab.optim.runner import run_batch
+from trainlab.threads import limit_threads
 
 NAMES = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
 CHECKPOINT = 1000

@@ -1,5 +1,5 @@
 """One intra-op thread for these tests: they run many tiny tensor operations, where torch's thread
-pool on a shared 2-core machine costs far more than it gives (see trainlab.optim.runner.limit_threads)."""
+pool on a shared 2-core machine costs far more than it gives (see trainlab.threads.limit_threads)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from trainlab.optim.runner import limit_threads
+from trainlab.threads import limit_threads
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,28 @@
-"""Every functional optimizer equals its torch.optim counterpart step for step (float64, 100 steps)."""
+"""Every functional optimizer equals its torch.optim counterpart step for step (float64, 100 steps).
+
+Tolerances come from float64 rounding, not from a bare constant. Two correct implementations
+of one update formula differ only in how their floating-point operations round: each
+operation is exact up to a relative error of at most ε/2 (ε = 2⁻⁵² for float64), and
+torch.optim orders and fuses the operations differently (``addcdiv`` computes (ηg)/d where we
+compute η(g/d); foreach and in-place kernels; the scheduler's learning rate).
+
+* One step from the same parameters (:func:`run_synced`): the functional update is applied to
+  torch.optim's own parameters w_k, so nothing earlier can propagate. Elementwise
+  |w_{k+1} − w_{k+1}^torch| ≤ C_STEP·ε·(|w_{k+1}| + |u_k|): one rounding of the sum w + u
+  (≤ ε/2·|w_{k+1}|) and a few differently rounded operations in the update u_k (each ≤ ε/2·|u_k|,
+  the optimizer state having been built from the same gradients). C_STEP = 4 allows for up to
+  eight such roundings; measured at most 1.0 over every optimizer and problem here (torch 2.13).
+* A whole 100-step run (:func:`run_free`): rounding differences of each step then propagate
+  through the later steps, and how much they grow depends on the run (an adaptive step
+  g/√v amplifies them where v is small: on the two-layer net AdaGrad's runs drift apart to
+  4e-12 in 100 steps, on least squares constant-step RMSprop to 7e-12). The tolerance measures
+  that growth instead of guessing it: a "shadow" run of the functional optimizer whose update
+  and parameters are multiplied by (1 + ε) at every step, i.e. one extra rounding-sized error
+  in each per step, all K steps long; D = max_k max|w_k^shadow − w_k|. The torch run may
+  differ by more roundings per step than the shadow injects (up to eight, as above) and they
+  may add up less or more coherently, so tol = C_FREE·D with C_FREE = 64 (measured
+  worst/D ≤ 7.5, RMSprop on least squares; ≤ 1.4 for all others).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +35,9 @@ import trainlab.functional as F
 from trainlab.functional import apply_updates, tree_leaves, tree_map
 
 STEPS = 100
-TOL = 1e-12
+EPS = torch.finfo(torch.float64).eps  # 2⁻⁵²: the spacing of float64 numbers at 1
+C_STEP = 4.0  # roundings per step (in units of ε) allowed between two implementations of one update
+C_FREE = 64.0  # torch vs functional run, in units of the shadow run's rounding-driven drift D
 
 
 def least_squares():
@@ -118,30 +144,65 @@ OPTIMIZERS: dict[str, tuple[Callable, Callable | None, Callable]] = {
 }
 
 
-def run_both(problem: str, optimizer: str) -> float:
-    """Largest |w_torch − w_functional| over every step of a 100-step run."""
-    make_torch, make_scheduler, make_functional = OPTIMIZERS[optimizer]
+def _grads(loss_fn, params):
+    p = tree_map(lambda q: q.detach().requires_grad_(True), params)
+    return _unflatten(params, list(torch.autograd.grad(loss_fn(p), tree_leaves(p))))
+
+
+def _torch_run(problem: str, optimizer: str):
+    """(params, loss, step) where step() advances torch.optim by one step and returns its parameters."""
+    make_torch, make_scheduler, _ = OPTIMIZERS[optimizer]
     params, loss_fn = PROBLEMS[problem]()
     torch_params = tree_map(lambda p: p.clone().requires_grad_(True), params)
     torch_opt = make_torch(tree_leaves(torch_params))
     scheduler = make_scheduler(torch_opt) if make_scheduler else None
-    opt = make_functional()
-    state = opt.init(params)
-    worst = 0.0
-    for _ in range(STEPS):
+
+    def step():
         torch_opt.zero_grad()
         loss_fn(torch_params).backward()
         torch_opt.step()
         if scheduler is not None:
             scheduler.step()
-        p = tree_map(lambda q: q.detach().requires_grad_(True), params)
-        grads = torch.autograd.grad(loss_fn(p), tree_leaves(p))
-        grads_tree = _unflatten(params, list(grads))
-        updates, state = opt.update(grads_tree, state, params)
-        params = apply_updates(params, updates)
-        for a, b in zip(tree_leaves(params), tree_leaves(torch_params), strict=True):
-            worst = max(worst, float((a - b.detach()).abs().max()))
+        return tree_map(lambda q: q.detach().clone(), torch_params)
+
+    return params, loss_fn, step
+
+
+def run_synced(problem: str, optimizer: str, make_functional: Callable | None = None) -> float:
+    """Largest |w_functional − w_torch| / (ε(|w_{k+1}| + |u_k|)) over 100 steps, each from torch's w_k."""
+    params, loss_fn, torch_step = _torch_run(problem, optimizer)
+    opt = (make_functional or OPTIMIZERS[optimizer][2])()
+    state = opt.init(params)
+    current, worst = params, 0.0
+    for _ in range(STEPS):
+        after = torch_step()
+        updates, state = opt.update(_grads(loss_fn, current), state, current)
+        mine = apply_updates(current, updates)
+        for a, b, u in zip(tree_leaves(mine), tree_leaves(after), tree_leaves(updates), strict=True):
+            worst = max(worst, float(((a - b).abs() / (EPS * (b.abs() + u.abs()))).max()))
+        current = after
     return worst
+
+
+def run_free(problem: str, optimizer: str) -> tuple[float, float]:
+    """(largest |w_torch − w_functional| over a free 100-step run, the shadow run's drift D)."""
+    params, loss_fn, torch_step = _torch_run(problem, optimizer)
+    make_functional = OPTIMIZERS[optimizer][2]
+    opt, shadow_opt = make_functional(), make_functional()
+    state, shadow_state = opt.init(params), shadow_opt.init(params)
+    shadow = params
+    worst = drift = 0.0
+    for _ in range(STEPS):
+        theirs = torch_step()
+        updates, state = opt.update(_grads(loss_fn, params), state, params)
+        params = apply_updates(params, updates)
+        # the shadow: one more relative error of ε in the update and in the parameters, each step
+        u, shadow_state = shadow_opt.update(_grads(loss_fn, shadow), shadow_state, shadow)
+        shadow = tree_map(lambda w, u: (w + u * (1 + EPS)) * (1 + EPS), shadow, u)
+        for a, b, s in zip(tree_leaves(params), tree_leaves(theirs), tree_leaves(shadow), strict=True):
+            worst = max(worst, float((a - b).abs().max()))
+            drift = max(drift, float((s - a).abs().max()))
+    return worst, drift
 
 
 def _unflatten(like, leaves):
@@ -151,7 +212,22 @@ def _unflatten(like, leaves):
 @pytest.mark.parametrize("problem", sorted(PROBLEMS))
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 def test_functional_optimizer_equals_torch_optim_step_for_step(problem: str, optimizer: str) -> None:
-    assert run_both(problem, optimizer) <= TOL
+    assert run_synced(problem, optimizer) <= C_STEP
+
+
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_functional_run_stays_within_rounding_of_the_torch_optim_run(problem: str, optimizer: str) -> None:
+    worst, drift = run_free(problem, optimizer)
+    assert drift > 0  # the shadow did perturb the run
+    assert worst <= C_FREE * drift, (worst, drift)
+
+
+def test_the_step_tolerance_rejects_a_slightly_different_update() -> None:
+    """Guard against a tolerance too loose to matter: Adam with ε = 1e-7 instead of torch's 1e-8,
+    and SGD with lr 0.1·(1 + 1e-12), are both far outside C_STEP roundings."""
+    assert run_synced("least-squares", "adam", lambda: F.adam(lr=0.01, eps=1e-7)) > 100 * C_STEP
+    assert run_synced("least-squares", "sgd", lambda: F.sgd(lr=0.1 * (1 + 1e-12))) > 10 * C_STEP
 
 
 def test_the_runs_being_compared_actually_move() -> None:

@@ -50,12 +50,22 @@ def test_hypergradient_through_a_whole_run_matches_finite_differences(make) -> N
 
 
 def test_per_run_hyperparameters_equal_separate_runs() -> None:
+    """Three runs with per-run learning rates in one (R, d) tensor equal three separate runs.
+
+    Both are the same code; they differ only in how the gradient's sums are ordered
+    ((W Xᵀ − t) X for all runs vs Xᵀ(Xw − t) for one), i.e. in float64 rounding. Each step
+    that can change each coordinate by a few roundings of ‖w_k‖∞ + ‖u_k‖∞ (ε = 2⁻⁵²), and on
+    this small, well-conditioned problem a difference does not grow, so over K steps
+    |ΔW| ≤ C·ε·Σ_k (‖w_k‖∞ + ‖u_k‖∞) with C = 4 roundings per step (measured ≤ 0.12).
+    """
     X, t = _problem()
+    eps = torch.finfo(torch.float64).eps
     lrs = [0.01, 0.1, 0.3]
+    steps = 50
     W = torch.zeros(3, X.shape[1], dtype=torch.float64)
     opt = F.adam(lr=torch.tensor(lrs, dtype=torch.float64)[:, None])
     state = opt.init(W)
-    for _ in range(50):
+    for _ in range(steps):
         grads = (W @ X.T - t) @ X / len(t)  # (R, d)
         updates, state = opt.update(grads, state, W)
         W = apply_updates(W, updates)
@@ -63,10 +73,14 @@ def test_per_run_hyperparameters_equal_separate_runs() -> None:
         w = torch.zeros(X.shape[1], dtype=torch.float64)
         single = F.adam(lr=lr)
         s = single.init(w)
-        for _ in range(50):
+        scale = 0.0  # Σ_k (‖w_k‖∞ + ‖u_k‖∞)
+        for _ in range(steps):
             u, s = single.update(X.T @ (X @ w - t) / len(t), s, w)
             w = apply_updates(w, u)
-        assert torch.allclose(W[r], w, rtol=0, atol=1e-15)
+            scale += float(w.abs().max() + u.abs().max())
+        diff = float((W[r] - w).abs().max())
+        assert diff <= 4 * eps * scale, (lr, diff, 4 * eps * scale)
+        assert float(w.abs().max()) > 0.1  # the runs moved: the comparison is not of zeros
 
 
 def test_updates_are_out_of_place() -> None:

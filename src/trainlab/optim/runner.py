@@ -27,12 +27,11 @@ from trainlab.functional import GradientTransformation
 from trainlab.optim.problems import LeastSquares
 from trainlab.optim.samplers import FullBatch, Sampler
 from trainlab.plotting import subplots_or
-from trainlab.threads import limit_threads
 
 if TYPE_CHECKING:  # annotations only: figures import matplotlib when they draw
     from matplotlib.axes import Axes
 
-__all__ = ["Trajectories", "batch_gradient", "limit_threads", "run_batch", "torch_optim_reference"]
+__all__ = ["Trajectories", "batch_gradient", "run_batch", "torch_optim_reference"]
 
 
 @dataclass

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import torch
 
 import trainlab.functional as F
-from trainlab.claims import Context, Evidence
+from trainlab.claims import Context, claim
 from trainlab.optim.claims._shared import (
+    SECTION,
     cross_check,
     max_of,
     max_row_norm2,
@@ -27,11 +28,12 @@ from trainlab.optim.problems import (
     smoothness,
     worked_example,
 )
-from trainlab.optim.runner import limit_threads, run_batch, torch_optim_reference
+from trainlab.optim.runner import run_batch, torch_optim_reference
 from trainlab.optim.samplers import FullBatch, MiniBatch, Sampler
 from trainlab.plotting import new_figure
+from trainlab.threads import limit_threads
 
-__all__ = ["run_gd_min_norm", "run_sgd_min_norm", "run_momentum_min_norm"]
+__all__ = ["gd_min_norm", "momentum_min_norm", "sgd_min_norm"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -39,7 +41,12 @@ __all__ = ["run_gd_min_norm", "run_sgd_min_norm", "run_momentum_min_norm"]
 # --------------------------------------------------------------------------------------------
 
 
-def run_gd_min_norm(ctx: Context) -> Evidence:
+@claim("optim.gd-min-norm", section=SECTION, statement="""
+    Full-batch GD from w₀ = 0 with a stable step (0 < η < 2/λ_max(XᵀX/n); here η = 1/L) converges
+    to the minimum-norm interpolant w* = Xᵀ(XXᵀ)⁻¹t, and every iterate stays in the row space of X.
+    From a random w₀ it converges to w* + (I − P)w₀ instead; beyond the bound (η = 2.05/L) it
+    diverges.""")
+def gd_min_norm(ctx: Context) -> str:
     with limit_threads():
         random = random_problems(20, 100, seeds(ctx))
         worked = [worked_example(name) for name in ("x=[2,1],t=2", "x=[1,2],t=3", "x=[1,0.1,0.01],t=1")]
@@ -77,8 +84,9 @@ def run_gd_min_norm(ctx: Context) -> Evidence:
         ctrl_vs_limit = max_of(tr0.final_relative_distance(limit))
         ctrl_vs_star = min_of(tr0.final_relative_distance(w_star))
         # Control 1e: a step beyond the stability bound 2/L diverges.
+        over = 1.025  # η = 1.025 · 2/L = 2.05/L
         bound = gd_stability_bound(random.X)
-        tr_big = run_batch(random, F.sgd(lr=per_run(1.025 * bound)), 3000)
+        tr_big = run_batch(random, F.sgd(lr=per_run(over * bound)), 3000)
         diverged_at = tr_big.diverged_at.tolist()
         big_resid = min_of(torch.nan_to_num(tr_big.relative_residual[-1], nan=math.inf))
 
@@ -104,46 +112,29 @@ def run_gd_min_norm(ctx: Context) -> Evidence:
         },
     )
 
-    worst_err, worst_off = max(rel_err.values()), max(off.values())
-    passed = (
-        worst_err <= 1e-8
-        and worst_off <= 1e-12
-        and min(steps.values()) >= 0
-        and torch_diff <= 1e-12
-        and ctrl_vs_limit <= 1e-8
-        and ctrl_vs_star >= 1
-        and all(k >= 0 for k in diverged_at)
-        and big_resid > 1
-    )
-    return Evidence(
-        measured={
-            "rel_err": rel_err,
-            "off_row_space": off,
-            "steps_to_converge": steps,
-            "max_abs_diff_vs_torch_sgd": torch_diff,
-            "control_random_w0_rel_err_vs_w_star_plus_null_part": ctrl_vs_limit,
-            "control_random_w0_min_rel_err_vs_w_star": ctrl_vs_star,
-            "control_lr_2.05_over_L_diverged_at_step": diverged_at,
-        },
-        expected={
-            "rel_err": 0.0,
-            "off_row_space": 0.0,
-            "lr_bound": "η < 2/L = 2/λmax_of(XᵀX/n)",
-            "w_star": "Xᵀ(XXᵀ)⁻¹t",
-            "control_random_w0_limit": "w* + (I − P)w0",
-        },
-        tolerance={
-            "rel_err": 1e-8,
-            "off_row_space": 1e-12,
-            "torch_diff": 1e-12,
-            "control_rel_err_vs_w_star": ">= 1",
-        },
-        passed=passed,
-        summary=(
-            f"GD η=1/L from 0, {len(rel_err)} problems: ‖w−w*‖/‖w*‖ ≤ {worst_err:.1e} (≤1e-8), "
-            f"off row space ≤ {worst_off:.1e}; from random w0 off by ≥{ctrl_vs_star:.1f}; "
-            f"η=2.05/L diverges at step {min(diverged_at)}"
-        ),
+    c = ctx.checks
+    c.expect("w_star", "Xᵀ(XXᵀ)⁻¹t")
+    c.expect("lr_bound", "η < 2/L = 2/λ_max(XᵀX/n)")
+    c.expect("random_w0_limit", "w* + (I − P)w0")
+    c.record("problems", len(rel_err))
+    c.record("rel_err", rel_err)
+    c.record("off_row_space", off)
+    c.record("steps_to_converge", steps)
+    c.at_most("max_rel_err", max(rel_err.values()), 1e-8, expected=0.0)
+    c.at_most("max_off_row_space", max(off.values()), 1e-12, expected=0.0)
+    c.holds("all_converged", min(steps.values()) >= 0, "every run reaches ‖Xw − t‖/‖t‖ ≤ 1e-10 in 5000 steps")
+    c.at_most("max_abs_diff_vs_torch_sgd", torch_diff, 1e-12, expected=0.0)
+    c.at_most("random_w0_rel_err_vs_w_star_plus_null_part", ctrl_vs_limit, 1e-8, expected=0.0)
+    c.at_least("random_w0_min_rel_err_vs_w_star", ctrl_vs_star, 1)
+    c.record("big_step_times_L", 2 * over)
+    c.holds("big_step_diverges", all(k >= 0 for k in diverged_at), "every run at η = 2.05/L diverges")
+    c.record("big_step_diverged_at", diverged_at)
+    c.record("big_step_first_divergence", min(diverged_at))
+    c.at_least("big_step_min_residual", big_resid, 1, strict=True)
+    return (
+        "GD η=1/L from 0, {problems} problems: ‖w−w*‖/‖w*‖ {max_rel_err}, off row space "
+        "{max_off_row_space}; from random w0 off by {random_w0_min_rel_err_vs_w_star}; "
+        "η={big_step_times_L!v}/L diverges at step {big_step_first_divergence}"
     )
 
 
@@ -178,19 +169,21 @@ class _FromZero:
     steps: dict[str, list[int]]
     torch_diff: float
 
-    @property
-    def worst_err(self) -> float:
-        return max(self.rel_err.values())
-
-    @property
-    def worst_off(self) -> float:
-        return max(self.off.values())
-
-    @property
-    def passed(self) -> bool:
+    def check(self, ctx: Context) -> None:
         """Acceptance rows 1b, 1c and 2: rel_err ≤ 1e-8, off row space ≤ 1e-12, all converged, = torch."""
-        converged = all(s >= 0 for v in self.steps.values() for s in v)
-        return self.worst_err <= 1e-8 and self.worst_off <= 1e-12 and converged and self.torch_diff <= 1e-12
+        c = ctx.checks
+        c.expect("limit", "w* = Xᵀ(XXᵀ)⁻¹t")
+        c.record("rel_err", self.rel_err)
+        c.record("off_row_space", self.off)
+        c.record("steps_to_converge", self.steps)
+        c.record("settings", len(self.rel_err))
+        c.at_most("max_rel_err", max(self.rel_err.values()), 1e-8, expected=0.0)
+        c.at_most("max_off_row_space", max(self.off.values()), 1e-12, expected=0.0)
+        every = [s for v in self.steps.values() for s in v]
+        c.holds("all_converged", all(s >= 0 for s in every),
+                "every run reaches ‖Xw − t‖/‖t‖ ≤ 1e-10 in 50,000 steps")
+        c.record("max_steps", max(every))
+        c.at_most("max_abs_diff_vs_torch_sgd_300_steps", self.torch_diff, 1e-12, expected=0.0)
 
 
 def _runs_from_zero(
@@ -239,7 +232,11 @@ def _runs_from_zero(
     return _FromZero(rel_err, off, steps, torch_diff)
 
 
-def run_sgd_min_norm(ctx: Context) -> Evidence:
+@claim("optim.sgd-min-norm", section=SECTION, statement="""
+    Single-example and mini-batch SGD (b = 1 reshuffled or with replacement, b = 5, …) from 0 with a
+    small enough constant step (η = 1/max‖x_i‖², 3/max‖x_i‖² for b = 5) converges to the same w*:
+    each update is a combination of the x_i, so iterates never leave span{x_i}.""")
+def sgd_min_norm(ctx: Context) -> str:
     with limit_threads():
         problem = random_problems(20, 100, seeds(ctx))
         w_star = min_norm_solution(problem.X, problem.t)
@@ -252,24 +249,12 @@ def run_sgd_min_norm(ctx: Context) -> Evidence:
             ctx, problem, w_star, settings, generator_base=10, record_every=10,
             title="SGD from 0 (n=20, d=100) → w*",
         )
-    rel_err, off, steps, torch_diff = runs.rel_err, runs.off, runs.steps, runs.torch_diff
-    worst_err, worst_off, passed = runs.worst_err, runs.worst_off, runs.passed
-    return Evidence(
-        measured={
-            "rel_err": rel_err,
-            "off_row_space": off,
-            "steps_to_converge": steps,
-            "max_abs_diff_vs_torch_sgd_300_steps": torch_diff,
-            "instances": len(seeds(ctx)),
-        },
-        expected={"rel_err": 0.0, "off_row_space": 0.0, "limit": "w* = Xᵀ(XXᵀ)⁻¹t for every batch size"},
-        tolerance={"rel_err": 1e-8, "off_row_space": 1e-12, "torch_diff": 1e-12},
-        passed=passed,
-        summary=(
-            f"SGD from 0, {len(rel_err)} batch settings × {len(seeds(ctx))} instances: "
-            f"‖w−w*‖/‖w*‖ ≤ {worst_err:.1e} (≤1e-8), off row space ≤ {worst_off:.1e}, "
-            f"≤{max(max(v) for v in steps.values())} steps; = torch.optim to {torch_diff:.0e}"
-        ),
+    runs.check(ctx)
+    ctx.checks.record("instances", len(seeds(ctx)))
+    return (
+        "SGD from 0, {settings} batch settings × {instances} instances: ‖w−w*‖/‖w*‖ {max_rel_err}, "
+        "off row space {max_off_row_space}, ≤{max_steps} steps; = torch.optim to "
+        "{max_abs_diff_vs_torch_sgd_300_steps}"
     )
 
 
@@ -278,7 +263,11 @@ def run_sgd_min_norm(ctx: Context) -> Evidence:
 # --------------------------------------------------------------------------------------------
 
 
-def run_momentum_min_norm(ctx: Context) -> Evidence:
+@claim("optim.momentum-min-norm", section=SECTION, statement="""
+    Heavy-ball and Nesterov momentum (velocity starting at 0, any dampening), full batch or
+    stochastic, from 0 with a stable step converge to w*: the velocity is a sum of gradients, all in
+    span{x_i}.""")
+def momentum_min_norm(ctx: Context) -> str:
     with limit_threads():
         problem = random_problems(20, 100, seeds(ctx))
         w_star = min_norm_solution(problem.X, problem.t)
@@ -319,25 +308,10 @@ def run_momentum_min_norm(ctx: Context) -> Evidence:
             ctx, problem, w_star, settings, generator_base=20, record_every=5,
             title="momentum from 0 (velocity 0) → w*",
         )
-    rel_err, off, steps, torch_diff = runs.rel_err, runs.off, runs.steps, runs.torch_diff
-    worst_err, worst_off, passed = runs.worst_err, runs.worst_off, runs.passed
-    return Evidence(
-        measured={
-            "rel_err": rel_err,
-            "off_row_space": off,
-            "steps_to_converge": steps,
-            "max_abs_diff_vs_torch_sgd_300_steps": torch_diff,
-        },
-        expected={
-            "rel_err": 0.0,
-            "off_row_space": 0.0,
-            "why": "the velocity is a sum of gradients, each in span{x_i}, so iterates stay there",
-        },
-        tolerance={"rel_err": 1e-8, "off_row_space": 1e-12, "torch_diff": 1e-12},
-        passed=passed,
-        summary=(
-            f"{len(settings)} momentum settings × {problem.num_runs} instances from 0: "
-            f"‖w−w*‖/‖w*‖ ≤ {worst_err:.1e} (≤1e-8), off row space ≤ {worst_off:.1e}; "
-            f"= torch.optim to {torch_diff:.0e}"
-        ),
+    runs.check(ctx)
+    ctx.checks.expect("why", "the velocity is a sum of gradients, each in span{x_i}, so iterates stay there")
+    ctx.checks.record("instances", problem.num_runs)
+    return (
+        "{settings} momentum settings × {instances} instances from 0: ‖w−w*‖/‖w*‖ {max_rel_err}, "
+        "off row space {max_off_row_space}; = torch.optim to {max_abs_diff_vs_torch_sgd_300_steps}"
     )

@@ -6,8 +6,9 @@ import torch
 from torch import Tensor
 
 import trainlab.functional as F
-from trainlab.claims import Context, Evidence
+from trainlab.claims import Context, claim
 from trainlab.optim.claims._shared import (
+    SECTION,
     max_of,
     min_of,
     per_run,
@@ -20,11 +21,12 @@ from trainlab.optim.problems import (
     smoothness,
     worked_example,
 )
-from trainlab.optim.runner import limit_threads, run_batch, torch_optim_reference
+from trainlab.optim.runner import run_batch, torch_optim_reference
 from trainlab.optim.samplers import FullBatch, MiniBatch
 from trainlab.plotting import new_figure
+from trainlab.threads import limit_threads
 
-__all__ = ["run_preconditioned_solution"]
+__all__ = ["preconditioned_solution_claim"]
 
 
 def _torch_preconditioned_three_ways(
@@ -64,8 +66,13 @@ def _torch_preconditioned_three_ways(
     return out
 
 
-def run_preconditioned_solution(ctx: Context) -> Evidence:
-    checks: dict[str, bool] = {}
+@claim("optim.preconditioned-solution", section=SECTION, statement="""
+    Preconditioned GD/SGD (and heavy ball) with a fixed positive diagonal M, w ← w − ηM∇J, from 0
+    with a stable step (η < 2/λ_max(M^½XᵀXM^½/n)) converges to the M⁻¹-norm-minimal interpolant
+    M Xᵀ(XMXᵀ)⁻¹t: on x = [1, 0.1, 0.01], t = 1, M = diag(1, 100, 10⁴) that is [1, 10, 100]/3,
+    while plain GD gives x/‖x‖².""")
+def preconditioned_solution_claim(ctx: Context) -> str:
+    c = ctx.checks
     with limit_threads():
         # 4a: the textbook example.
         ex = worked_example("x=[1,0.1,0.01],t=1")
@@ -74,19 +81,30 @@ def run_preconditioned_solution(ctx: Context) -> Evidence:
         w_star = min_norm_solution(ex.X, ex.t)
         textbook = torch.tensor([[1.0, 10.0, 100.0]], dtype=torch.float64) / 3
         L_M = float(smoothness(ex.X * m.sqrt()))  # λmax_of(M^½ H M^½) = xᵀMx = 3 here
-        tr = run_batch(ex, F.preconditioned_sgd(0.5, m), 50, record_params=True, record_every=1, tol=0.0)
+        lr, big_lr = 0.5, 0.68  # stable, and beyond 2/L_M = 2/3
+        tr = run_batch(ex, F.preconditioned_sgd(lr, m), 50, record_params=True, record_every=1, tol=0.0)
         ex_err = float(tr.final_relative_distance(textbook)[0])
-        three = _torch_preconditioned_three_ways(ex.X[0, 0], float(ex.t[0, 0]), m, 0.5, 50)
+        three = _torch_preconditioned_three_ways(ex.X[0, 0], float(ex.t[0, 0]), m, lr, 50)
         three_diff = max(float((v - tr.final_params[0]).abs().max()) for v in three.values())
-        big = run_batch(ex, F.preconditioned_sgd(0.68, m), 3000)
+        big = run_batch(ex, F.preconditioned_sgd(big_lr, m), 3000)
         gd = run_batch(ex, F.sgd(lr=float(1 / smoothness(ex.X))), 5000)
-        checks["textbook"] = (
-            ex_err <= 1e-10
-            and float((w_M - textbook).abs().max()) <= 1e-12
-            and three_diff <= 1e-12
-            and bool(big.diverged[0])
-            and max_of(gd.final_relative_distance(w_star)) <= 1e-8
-        )
+        c.expect("textbook_w_M", textbook[0])
+        c.expect("plain_gd_w_star", w_star[0])
+        c.record("textbook_x", ex.X[0, 0])
+        c.record("textbook_m", m)
+        c.record("textbook_w_T", tr.final_params[0])
+        c.at_most("textbook_rel_err_vs_w_M", ex_err, 1e-10, expected=0.0)
+        c.at_most("closed_form_w_M_vs_textbook", float((w_M - textbook).abs().max()), 1e-12, expected=0.0)
+        c.at_most("textbook_torch_three_ways_max_abs_diff", three_diff, 1e-12, expected=0.0)
+        c.record("textbook_lr", lr)
+        c.record("textbook_big_lr", big_lr)
+        c.record("textbook_stability_bound", 2 / L_M)
+        c.holds("textbook_big_lr_diverges", bool(big.diverged[0]),
+                f"preconditioned GD at η = {big_lr} > 2/L_M diverges")
+        c.record("textbook_big_lr_diverged_at", int(big.diverged_at[0]))
+        c.record("plain_gd_w_T", gd.final_params[0])
+        c.at_most("plain_gd_rel_err_vs_w_star", max_of(gd.final_relative_distance(w_star)), 1e-8,
+                  expected=0.0)
 
         # 4b: random instances with m log-uniform on [1e-2, 1e2].
         problem = random_problems(20, 100, seeds(ctx))
@@ -123,6 +141,7 @@ def run_preconditioned_solution(ctx: Context) -> Evidence:
                 "rel_err_vs_w_M": max_of(trk.final_relative_distance(wM_r)),
                 "min_rel_err_vs_w_star": min_of(trk.final_relative_distance(ws_r)),
                 "max_steps": int(trk.converged_at.max()),
+                "all_converged": bool(trk.converged.all()),
             }
 
         # Cross-check the random GD run against torch.optim.SGD with a gradient hook.
@@ -132,13 +151,15 @@ def run_preconditioned_solution(ctx: Context) -> Evidence:
 
         ref = torch_optim_reference(problem, hooked, 50_000, runs=[0])
         torch_diff = float((ref[0] - traces[settings[0][0]].final_params[0]).abs().max())
-        checks["random"] = (
-            all(
-                v["rel_err_vs_w_M"] <= 1e-8 and v["min_rel_err_vs_w_star"] >= 0.5 and v["max_steps"] >= 0
-                for v in rand.values()
-            )
-            and torch_diff <= 1e-12
-        )
+        c.record("random", rand)
+        c.expect("random", "rel_err_vs_w_M ≤ 1e-8, vs w* ≥ 0.5")
+        c.at_most("random_max_rel_err_vs_w_M", max(v["rel_err_vs_w_M"] for v in rand.values()), 1e-8,
+                  expected=0.0)
+        c.at_least("random_min_rel_err_vs_w_star",
+                   min(v["min_rel_err_vs_w_star"] for v in rand.values()), 0.5)
+        c.holds("random_all_converged", all(v["all_converged"] for v in rand.values()),
+                "every run reaches ‖Xw − t‖/‖t‖ ≤ 1e-10 in 50,000 steps")
+        c.at_most("random_gd_vs_torch_hook_max_abs_diff", torch_diff, 1e-12, expected=0.0)
 
     fig, axes = new_figure(1, 2, size=(10, 3.8))
     assert tr.params is not None
@@ -180,35 +201,10 @@ def run_preconditioned_solution(ctx: Context) -> Evidence:
             },
         },
     )
-    passed = all(checks.values())
-    return Evidence(
-        measured={
-            "textbook_w_T": tr.final_params[0],
-            "textbook_rel_err_vs_w_M": ex_err,
-            "textbook_torch_three_ways_max_abs_diff": three_diff,
-            "textbook_eta_0.68_diverged_at": int(big.diverged_at[0]),
-            "plain_gd_w_T": gd.final_params[0],
-            "random": rand,
-            "random_gd_vs_torch_hook_max_abs_diff": torch_diff,
-            "checks": checks,
-        },
-        expected={
-            "textbook_w_M": textbook[0],
-            "plain_gd_w_star": w_star[0],
-            "stability_bound": f"η < 2/L_M = {2 / L_M:.4f}",
-            "random": "rel_err_vs_w_M ≤ 1e-8, vs w* ≥ 0.5",
-        },
-        tolerance={
-            "textbook": 1e-10,
-            "torch_three_ways": 1e-12,
-            "random_vs_w_M": 1e-8,
-            "random_vs_w_star": ">= 0.5",
-        },
-        passed=passed,
-        summary=(
-            f"x=[1,.1,.01], M=diag(1,1e2,1e4): w_T = [1,10,100]/3 to {ex_err:.0e} (hook/param groups/√M "
-            f"reparam agree to {three_diff:.0e}), η=0.68 > 2/3 diverges; random: ‖w−w_M‖/‖w_M‖ ≤ "
-            f"{max(v['rel_err_vs_w_M'] for v in rand.values()):.0e}, ‖w−w*‖/‖w*‖ ≥ "
-            f"{min(v['min_rel_err_vs_w_star'] for v in rand.values()):.2f}"
-        ),
+    return (
+        "x={textbook_x}, M=diag{textbook_m}, η={textbook_lr}: ‖w_T − w_M‖/‖w_M‖ {textbook_rel_err_vs_w_M} "
+        "(hook/param groups/√M reparam agree to {textbook_torch_three_ways_max_abs_diff}), "
+        "η={textbook_big_lr} > 2/L_M = {textbook_stability_bound:.4f} diverges at step "
+        "{textbook_big_lr_diverged_at}; random: ‖w−w_M‖/‖w_M‖ {random_max_rel_err_vs_w_M}, "
+        "‖w−w*‖/‖w*‖ {random_min_rel_err_vs_w_star}"
     )

@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 import trainlab.functional as F
-from trainlab.claims import Context, Evidence
+from trainlab.claims import Context, claim
 from trainlab.optim.claims._shared import (
+    SECTION,
     cross_check,
     max_of,
     max_row_norm2,
@@ -26,11 +27,12 @@ from trainlab.optim.rates import (
     sampling_covariance,
     worst_one_step_ratio,
 )
-from trainlab.optim.runner import limit_threads, run_batch
+from trainlab.optim.runner import run_batch
 from trainlab.optim.samplers import Weighted
 from trainlab.plotting import new_figure
+from trainlab.threads import limit_threads
 
-__all__ = ["run_nonuniform_sampling"]
+__all__ = ["nonuniform_sampling"]
 
 
 def _sampling_distributions(X: Tensor) -> dict[str, Tensor]:
@@ -58,9 +60,20 @@ def _counter_example() -> tuple[Tensor, Tensor]:
     )
 
 
-def run_nonuniform_sampling(ctx: Context) -> Evidence:
-    checks: dict[str, bool] = {}
-    measured: dict[str, object] = {}
+@claim("optim.nonuniform-sampling", section=SECTION, statement="""
+    SGD sampling example i with probability p_i (loss not reweighted) from 0 with η = 1/max‖x_i‖²
+    converges to w*, and E‖w_k − w*‖² ≤ (1 − ρ)^k‖w*‖² with ρ = η(2 − η max‖x_i‖²)λ⁺(Σ p_i x_i x_iᵀ)
+    (randomized Kaczmarz: ρ = σ⁺_min²/‖X‖_F²). The sampling-weighted loss L_p = Σ p_i(x_iᵀw − t_i)²
+    falls in expectation by 1 − ρ_L per step, ρ_L = η(2λ⁺ − η max_i x_iᵀGx_i), for
+    η < 2λ⁺/max_i x_iᵀGx_i (smaller than 1/max‖x_i‖²). The unweighted loss can rise in one expected
+    step when p is not uniform, at any small step (shown, not asserted as a contraction).""")
+def nonuniform_sampling(ctx: Context) -> str:
+    c = ctx.checks
+    c.expect("limit", "w*")
+    c.expect("distance_rate", "E‖e_k‖² ≤ (1 − ρ)^k‖e_0‖², ρ = η(2 − ηR²)λ⁺(Σ p_i x_i x_iᵀ)")
+    c.expect("kaczmarz_rate", "ρ = σ⁺_min(X)²/‖X‖_F²")
+    c.expect("weighted_loss", "E[L_p(w')] ≤ (1 − ρ_L)L_p(w), ρ_L = η(2λ⁺ − η max_i x_iᵀGx_i)")
+    c.expect("counter_example", "worst unweighted one-step factor > 1")
     with limit_threads():
         base = random_problems(20, 100, seeds(ctx), row_scale=(0.5, 2.0))
         R = base.num_runs
@@ -89,12 +102,14 @@ def run_nonuniform_sampling(ctx: Context) -> Evidence:
             Weighted(P[:1]),
             lambda: ctx.generator(1),
         )
-        measured["rel_err_vs_w_star"] = {k: rel[i * R : (i + 1) * R] for i, k in enumerate(names)}
-        measured["steps_to_converge"] = {k: tr.converged_at[i * R : (i + 1) * R] for i, k in enumerate(names)}
-        measured["max_abs_diff_vs_torch_sgd_300_steps"] = torch_diff
-        checks["converges_to_w_star"] = (
-            max_of(rel) <= 1e-8 and bool(tr.converged.all()) and torch_diff <= 1e-12
-        )
+        c.record("distributions", len(names))
+        c.record("instances", R)
+        c.record("rel_err_vs_w_star", {k: rel[i * R : (i + 1) * R] for i, k in enumerate(names)})
+        c.record("steps_to_converge", {k: tr.converged_at[i * R : (i + 1) * R] for i, k in enumerate(names)})
+        c.at_most("max_rel_err_vs_w_star", max_of(rel), 1e-8, expected=0.0)
+        c.holds("all_converged", bool(tr.converged.all()),
+                f"every run reaches ‖Xw − t‖/‖t‖ ≤ 1e-10 within K = ⌈60/ρ⌉ = {K} steps")
+        c.at_most("max_abs_diff_vs_torch_sgd_300_steps", torch_diff, 1e-12, expected=0.0)
 
         # 5b: the exact second-moment recursion against (1 − ρ)^k at k = ⌈3/ρ⌉.
         ctx.progress("exact second moments")
@@ -104,8 +119,9 @@ def run_nonuniform_sampling(ctx: Context) -> Evidence:
         idx = torch.arange(problem.num_runs)
         dist_k = moments.squared_distance[k_rate, idx] / moments.squared_distance[0]
         bound_k = (1 - rho) ** k_rate
-        checks["distance_rate"] = bool((dist_k <= bound_k).all())
-        measured["E_dist2_at_3_over_rho"] = {k: dist_k[i * R : (i + 1) * R] for i, k in enumerate(names)}
+        c.record("E_dist2_at_3_over_rho", {k: dist_k[i * R : (i + 1) * R] for i, k in enumerate(names)})
+        c.record("bound_at_3_over_rho", {k: bound_k[i * R : (i + 1) * R] for i, k in enumerate(names)})
+        c.at_most("distance_max_ratio_to_bound", float((dist_k / bound_k).max()), 1.0)
         # 5c: randomized Kaczmarz, p ∝ ‖x‖², per-example step 1/‖x_i‖².
         sq = base.X.pow(2).sum(-1)
         rho_rk = torch.stack([kaczmarz_rate(base.X[r]) for r in range(R)])
@@ -123,8 +139,9 @@ def run_nonuniform_sampling(ctx: Context) -> Evidence:
             example_weights=1 / sq,
         )
         rk_rel = tr_rk.final_relative_distance(min_norm_solution(base.X, base.t))
-        checks["kaczmarz_rate"] = bool((rk_k <= rk_bound).all()) and max_of(rk_rel) <= 1e-8
-        measured["kaczmarz"] = {"E_dist2_at_3_over_rho": rk_k, "bound": rk_bound, "rel_err_vs_w_star": rk_rel}
+        c.record("kaczmarz", {"E_dist2_at_3_over_rho": rk_k, "bound": rk_bound, "rel_err_vs_w_star": rk_rel})
+        c.at_most("kaczmarz_max_ratio_to_bound", float((rk_k / rk_bound).max()), 1.0)
+        c.at_most("kaczmarz_max_rel_err_vs_w_star", max_of(rk_rel), 1e-8, expected=0.0)
 
         # The sampling-weighted loss: one expected step contracts by 1 − ρ_L at the step
         # η_L = λ⁺/max_i x_iᵀGx_i (which maximises ρ_L = η(2λ⁺ − η max_i x_iᵀGx_i)).
@@ -141,16 +158,16 @@ def run_nonuniform_sampling(ctx: Context) -> Evidence:
         steps_L = 300 if ctx.quick else 1000
         wl = error_moments(Y, P, per_run(lr_L), z0, steps_L).weighted_loss  # (T, 3R)
         ratio = wl[1:] / wl[:-1]
-        checks["weighted_loss_one_step_bound"] = bool((worst_Lp <= 1 - rho_L + 1e-12).all()) and bool(
-            (ratio <= 1 - rho_L + 1e-12).all()
-        )
-        measured["weighted_loss"] = {
+        # worst-case and exact expected one-step factors of L_p against the bound 1 − ρ_L (to 1e-12)
+        c.at_most("weighted_loss_worst_factor_minus_bound", float((worst_Lp - (1 - rho_L)).max()), 1e-12)
+        c.at_most("weighted_loss_exact_ratio_minus_bound", float((ratio - (1 - rho_L)).max()), 1e-12)
+        c.record("weighted_loss", {
             "step_eta_L_times_R2": lr_L * R2,
             "rho_L": rho_L,
             "worst_one_step_factor_at_eta_L": worst_Lp,
             "max_exact_step_ratio_E_Lp": ratio.max(0).values,
             "worst_one_step_factor_at_eta_1_over_R2": worst_Lp_big,
-        }
+        })
         # Monte Carlo: the mean of L_p over many runs follows the exact expectation.
         n_mc = 200 if ctx.quick else 2000
         first = problem.select([i * R for i in range(len(names))])  # the first instance, each p
@@ -176,8 +193,8 @@ def run_nonuniform_sampling(ctx: Context) -> Evidence:
         mc_mean, mc_se = obs.mean(-1), obs.std(-1) / math.sqrt(n_mc)
         exact_first = wl[:, [i * R for i in range(len(names))]]
         z = ((mc_mean - exact_first) / mc_se.clamp_min(1e-300))[1:]
-        checks["monte_carlo_matches_exact"] = float(z.abs().max()) <= 5.0
-        measured["monte_carlo_max_abs_z"] = float(z.abs().max())
+        c.record("monte_carlo_runs", n_mc)
+        c.at_most("monte_carlo_max_abs_z", float(z.abs().max()), 5.0)
         del ws_mc
 
         # 5d: the unweighted loss can rise in expectation for a step, at any small η.
@@ -208,14 +225,12 @@ def run_nonuniform_sampling(ctx: Context) -> Evidence:
         etas = torch.logspace(-6, 0, 25, dtype=torch.float64)
         curve_unweighted = torch.stack([worst_one_step_ratio(Xc, pc, float(h), Hc) for h in etas])
         curve_weighted = torch.stack([worst_one_step_ratio(Xc, pc, float(h), Gc) for h in etas])
-        checks["unweighted_loss_can_rise"] = (
-            worst_unweighted > 1 and stepped_unweighted > 1 and stepped_weighted < 1
-        )
-        measured["counter_example"] = {
-            "worst_unweighted_factor_eta_1e-4": worst_unweighted,
-            "stepped_unweighted_factor": stepped_unweighted,
-            "stepped_weighted_factor": stepped_weighted,
-        }
+        c.record("counter_example_eta", eta_c)
+        c.record("counter_example_cosine", float(Xc[0] @ Xc[1]))
+        c.record("counter_example_p", pc)
+        c.at_least("counter_example_worst_unweighted_factor", worst_unweighted, 1, strict=True)
+        c.at_least("counter_example_stepped_unweighted_factor", stepped_unweighted, 1, strict=True)
+        c.at_most("counter_example_stepped_weighted_factor", stepped_weighted, 1, strict=True)
         del evals, evecs
 
     fig, axes = new_figure(1, 3, size=(15, 4.2))
@@ -280,22 +295,11 @@ def run_nonuniform_sampling(ctx: Context) -> Evidence:
             "worst_weighted": curve_weighted,
         },
     )
-    passed = all(checks.values())
-    return Evidence(
-        measured={**measured, "checks": checks},
-        expected={
-            "limit": "w*",
-            "distance_rate": "E‖e_k‖² ≤ (1 − ρ)^k‖e_0‖², ρ = η(2 − ηR²)λ⁺(Σ p_i x_i x_iᵀ)",
-            "kaczmarz_rate": "ρ = σ⁺min_of(X)²/‖X‖_F²",
-            "weighted_loss": "E[L_p(w')] ≤ (1 − ρ_L)L_p(w), ρ_L = η(2λ⁺ − η max_i x_iᵀGx_i)",
-            "counter_example": "worst unweighted one-step factor > 1",
-        },
-        tolerance={"rel_err_vs_w_star": 1e-8, "monte_carlo_z": 5.0, "torch_diff": 1e-12},
-        passed=passed,
-        summary=(
-            f"3 p's × {R} instances → w* (≤{max_of(rel):.0e}); E‖e_k‖² ≤ (1−ρ)^k: max ratio "
-            f"{float((dist_k / bound_k).max()):.2f} (RK {float((rk_k / rk_bound).max()):.2f}); "
-            f"E[L_p] step ratio ≤ 1−ρ_L; MC |z| ≤ {float(z.abs().max()):.1f}; unweighted L rises "
-            f"×{worst_unweighted:.7f} at η=1e-4 (cos .95, p=[.9,.1])"
-        ),
+    return (
+        "{distributions} p's × {instances} instances → w* ({max_rel_err_vs_w_star}); E‖e_k‖²/(1−ρ)^k "
+        "{distance_max_ratio_to_bound:.2f} (RK {kaczmarz_max_ratio_to_bound:.2f}); "
+        "E[L_p] step ratio − (1−ρ_L) {weighted_loss_exact_ratio_minus_bound}; "
+        "MC |z| {monte_carlo_max_abs_z:.1f}; unweighted L rises "
+        "×{counter_example_worst_unweighted_factor:.7f} at η={counter_example_eta} "
+        "(cos {counter_example_cosine:.2f}, p={counter_example_p})"
     )

@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 import trainlab.functional as F
-from trainlab.claims import Context, Evidence
+from trainlab.claims import Context, claim
 from trainlab.optim.claims._shared import (
+    SECTION,
     max_of,
     min_of,
     per_run,
@@ -21,10 +22,11 @@ from trainlab.optim.problems import (
     ridge_solution,
     smoothness,
 )
-from trainlab.optim.runner import limit_threads, run_batch, torch_optim_reference
+from trainlab.optim.runner import run_batch, torch_optim_reference
 from trainlab.plotting import new_figure
+from trainlab.threads import limit_threads
 
-__all__ = ["run_weight_decay_vs_l2"]
+__all__ = ["weight_decay_vs_l2"]
 
 
 def _distance_to_ridge_path(X: Tensor, t: Tensor, w: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -80,9 +82,18 @@ def _cross_check_from(
     return float((ref[0] - mine.final_params[0]).abs().max())
 
 
-def run_weight_decay_vs_l2(ctx: Context) -> Evidence:
-    checks: dict[str, bool] = {}
-    measured: dict[str, object] = {}
+@claim("optim.weight-decay-vs-l2", section=SECTION, statement="""
+    For plain GD, training J(w) + λ‖w‖² with step η is identical to decoupled weight decay
+    w ← (1 − λ')w − η∇J(w) with λ' = 2ηλ. With heavy-ball momentum or Adam they differ: L2 passes
+    through the momentum buffer or the adaptive rescaling, decoupled decay does not; HB + L2 ends at
+    ridge(λ), decoupled HB at ridge(λ(1 − μ)); Adam + L2 at ridge(λ), AdamW off the ridge path. With
+    a fixed preconditioner M, decoupled decay equals an L2 penalty weighted by M⁻¹.""")
+def weight_decay_vs_l2(ctx: Context) -> str:
+    c = ctx.checks
+    c.expect("sgd", "identical (λ' = 2ηλ)")
+    c.expect("heavy_ball", "coupled → ridge(λ), decoupled → ridge(λ(1 − μ))")
+    c.expect("adam", "Adam + L2 → ridge(λ); AdamW off the ridge path")
+    c.expect("preconditioned", "identical")
     lam, mu = 0.05, 0.9
     with limit_threads():
         problem = random_problems(20, 100, seeds(ctx))
@@ -136,12 +147,10 @@ def run_weight_decay_vs_l2(ctx: Context) -> Evidence:
         wrong_diff = max_of((w_wrong - w_dec).norm(dim=-1) / w_dec.norm(dim=-1))
         ridge = ridge_solution(problem.X, problem.t, lam)
         sgd_to_ridge = max_of((w_dec - ridge).norm(dim=-1) / ridge.norm(dim=-1))
-        checks["sgd_identical"] = sgd_diff <= 1e-12 and wrong_diff > 1e-3
-        measured["sgd"] = {
-            "max_abs_diff_three_ways_and_torch": sgd_diff,
-            "wrong_factor_eta_lambda_rel_diff": wrong_diff,
-            "rel_dist_to_ridge": sgd_to_ridge,
-        }
+        c.record("lambda", lam)
+        c.at_most("sgd_max_abs_diff_three_ways_and_torch", sgd_diff, 1e-12, expected=0.0)
+        c.at_least("sgd_wrong_factor_eta_lambda_rel_diff", wrong_diff, 1e-3, strict=True)
+        c.record("sgd_rel_dist_to_ridge", sgd_to_ridge)
         assert tr_l2.params is not None
         sgd_gap = (tr_l2.params - torch.stack(dec_path)).abs().amax(dim=(1, 2))
 
@@ -170,15 +179,12 @@ def run_weight_decay_vs_l2(ctx: Context) -> Evidence:
             F.sgd(lr=float(eta[0]), momentum=mu, weight_decay=2 * lam),
             lambda p: torch.optim.SGD(p, lr=float(eta[0]), momentum=mu, weight_decay=2 * lam),
         )
-        checks["momentum_differs"] = (
-            float(hb_gap.max()) > 1e-2 and hb_coupled <= 1e-8 and hb_decoupled <= 1e-8 and hb_torch <= 1e-12
-        )
-        measured["heavy_ball"] = {
-            "max_abs_diff": float(hb_gap.max()),
-            "coupled_rel_dist_to_ridge(λ)": hb_coupled,
-            "decoupled_rel_dist_to_ridge(λ(1−μ))": hb_decoupled,
-            "coupled_vs_torch": hb_torch,
-        }
+        c.at_least("heavy_ball_max_abs_diff", float(hb_gap.max()), 1e-2, strict=True)
+        c.at_most("heavy_ball_coupled_rel_dist_to_ridge_lambda", hb_coupled, 1e-8, expected=0.0)
+        c.at_most("heavy_ball_decoupled_rel_dist_to_ridge_lambda_1_minus_mu", hb_decoupled, 1e-8,
+                  expected=0.0)
+        c.record("heavy_ball_max_rel_dist_to_ridge", max(hb_coupled, hb_decoupled))
+        c.at_most("heavy_ball_coupled_vs_torch", hb_torch, 1e-12, expected=0.0)
 
         # 6c: Adam + L2 vs AdamW, with lr 1e-2 · 0.9995^k.
         ctx.progress("Adam + L2 vs AdamW")
@@ -241,19 +247,12 @@ def run_weight_decay_vs_l2(ctx: Context) -> Evidence:
             tol=0.0,
         ).final_params
         adam_torch = max(adam_torch, float((both300 - torch.cat([sep_l2, sep_w])).abs().max()))
-        checks["adam_differs"] = (
-            first_step_gap > 1e-3
-            and adam_l2_to_ridge <= 1e-8
-            and min_of(adamw_off) >= 0.1
-            and adam_torch <= 1e-12
-        )
-        measured["adam"] = {
-            "first_step_max_abs_diff": first_step_gap,
-            "adam_l2_rel_dist_to_ridge(λ)": adam_l2_to_ridge,
-            "adamw_min_rel_dist_to_ridge_path": adamw_off,
-            "adamw_nearest_ridge_lambda": adamw_best_lam,
-            "functional_vs_torch_adam_adamw_300_steps": adam_torch,
-        }
+        c.at_least("adam_first_step_max_abs_diff", first_step_gap, 1e-3, strict=True)
+        c.at_most("adam_l2_rel_dist_to_ridge_lambda", adam_l2_to_ridge, 1e-8, expected=0.0)
+        c.record("adamw_rel_dist_to_ridge_path", adamw_off)
+        c.record("adamw_nearest_ridge_lambda", adamw_best_lam)
+        c.at_least("adamw_min_rel_dist_to_ridge_path", min_of(adamw_off), 0.1)
+        c.at_most("functional_vs_torch_adam_adamw_300_steps", adam_torch, 1e-12, expected=0.0)
 
         # 6d: with a fixed preconditioner M, decoupled decay = L2 penalty (λ_wd/2η)‖w ⊙ √s‖², s = 1/m.
         m = 10 ** (4 * torch.rand(R, problem.d, generator=ctx.generator(2), dtype=torch.float64) - 2)
@@ -271,8 +270,7 @@ def run_weight_decay_vs_l2(ctx: Context) -> Evidence:
             problem, F.preconditioned_sgd(eta_M, m, weight_decay=(lam_wd / eta_M) / m), steps, w0=w0, tol=0.0
         )  # w ← w − ηM(∇J + (λ_wd/η) s ⊙ w)
         pre_diff = float((dec.final_params - l2.final_params).abs().max())
-        checks["preconditioned_identical"] = pre_diff <= 1e-12
-        measured["preconditioned"] = {"max_abs_diff": pre_diff}
+        c.at_most("preconditioned_max_abs_diff", pre_diff, 1e-12, expected=0.0)
 
     fig, axes = new_figure(1, 2, size=(11, 4))
     axes[0].semilogy(tr_l2.steps, sgd_gap.clamp_min(1e-17), label="GD: L2 vs decoupled")
@@ -311,30 +309,10 @@ def run_weight_decay_vs_l2(ctx: Context) -> Evidence:
             "adam_l2_to_ridge": adam_curve,
         },
     )
-    passed = all(checks.values())
-    return Evidence(
-        measured={**measured, "checks": checks},
-        expected={
-            "sgd": "identical (λ' = 2ηλ)",
-            "heavy_ball": "coupled → ridge(λ), decoupled → ridge(λ(1 − μ))",
-            "adam": "Adam + L2 → ridge(λ); AdamW off the ridge path",
-            "preconditioned": "identical",
-        },
-        tolerance={
-            "sgd_identical": 1e-12,
-            "wrong_factor_rel_diff": ">= 1e-3",
-            "differ": 1e-2,
-            "adam_first_step": 1e-3,
-            "to_ridge": 1e-8,
-            "adamw_off_path": ">= 0.1",
-        },
-        passed=passed,
-        summary=(
-            f"GD: L2 ≡ decay (max Δw {sgd_diff:.0e}, wrong factor ηλ: {wrong_diff:.1e}); HB: Δ "
-            f"{float(hb_gap.max()):.2f}, ends at ridge(λ) / ridge(λ(1−μ)) to "
-            f"{max(hb_coupled, hb_decoupled):.0e}; "
-            f"Adam+L2 → ridge(λ) ({adam_l2_to_ridge:.0e}), AdamW ≥ {min_of(adamw_off):.2f} off the ridge "
-            "path; "
-            f"precond. ≡ ({pre_diff:.0e})"
-        ),
+    return (
+        "GD: L2 ≡ decay (max Δw {sgd_max_abs_diff_three_ways_and_torch}, wrong factor ηλ: "
+        "{sgd_wrong_factor_eta_lambda_rel_diff}); HB: Δ {heavy_ball_max_abs_diff}, ends at ridge(λ) / "
+        "ridge(λ(1−μ)) to {heavy_ball_max_rel_dist_to_ridge:.0e}; Adam+L2 → ridge(λ) "
+        "({adam_l2_rel_dist_to_ridge_lambda}), AdamW {adamw_min_rel_dist_to_ridge_path} off the ridge path; "
+        "precond. ≡ ({preconditioned_max_abs_diff})"
     )
