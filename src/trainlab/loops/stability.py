@@ -17,7 +17,8 @@ What theory predicts for a finite horizon. Just above 2/λ, at η = (2/λ)(1 + �
 mode grows by |1 − ηλ| = 1 + 2δ per step while the others shrink, so L_T exceeds L_0 only
 once (1 + 2δ)^{2T} ≥ L_0 / L_top, with L_top = (g₀·v)²/(2λ) the part of the starting
 loss in the top eigendirection v (g₀ the starting gradient). Hence the measured threshold
-lies in [2/λ, (2/λ)(1 + δ_T)] with δ_T ≈ ln(L_0/L_top)/(4T) (:func:`horizon_slack`).
+lies in [2/λ, (2/λ)(1 + δ_T)] with δ_T = ((L_0/L_top)^{1/(2T)} − 1)/2 ≈ ln(L_0/L_top)/(4T)
+(:func:`horizon_slack`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
     from trainlab.loops.sharpness import FlatLoss
 
-__all__ = ["GDRuns", "Threshold", "divergence_threshold", "gd_runs", "horizon_slack"]
+__all__ = ["GDRuns", "Threshold", "divergence_threshold", "gd_runs", "horizon_slack", "minimize"]
 
 
 @dataclass
@@ -89,12 +90,12 @@ def gd_runs(f: FlatLoss, lrs: list[float] | Tensor, steps: int, w0: Tensor | Non
 
 
 def horizon_slack(f: FlatLoss, lambda_max: float, eigenvector: Tensor, steps: int,
-                  w0: Tensor | None = None) -> float:
-    """δ_T = ln(L_0/L_top)/(4T): how far above 2/λ a horizon of T steps can place the threshold.
+                  w0: Tensor | None = None, loss_min: float = 0.0) -> float:
+    """δ_T: how far above 2/λ a horizon of T = ``steps`` steps places the threshold.
 
-    L_top = (g₀·v)²/(2λ) is the quadratic model's loss in the top eigendirection v, L_0
-    the starting loss above its minimum (for a minimum of value L*, pass the loss minus L*
-    through ``f``; here the loss is used as it is, which overstates L_0 and so the slack).
+    From (1 + 2δ)^{2T}·L_top = L_0 (module doc): δ_T = ((L_0/L_top)^{1/(2T)} − 1)/2, where
+    L_0 = L(w₀) − ``loss_min`` is the starting loss above the minimum and L_top = (g₀·v)²/(2λ)
+    the quadratic model's share of it in the top eigendirection v (g₀ the gradient at w₀).
     """
     w0 = f.w0 if w0 is None else w0
     w = w0.detach().requires_grad_(True)
@@ -102,9 +103,10 @@ def horizon_slack(f: FlatLoss, lambda_max: float, eigenvector: Tensor, steps: in
     (g,) = torch.autograd.grad(loss, w)
     v = eigenvector.to(g.dtype)
     l_top = float(g @ v) ** 2 / (2 * lambda_max)
-    if l_top <= 0:
+    l_0 = float(loss.detach()) - loss_min
+    if l_top <= 0 or l_0 <= 0:
         return math.inf
-    return max(math.log(float(loss.detach()) / l_top), 0.0) / (4 * steps)
+    return (max(l_0 / l_top, 1.0) ** (1 / (2 * steps)) - 1) / 2
 
 
 @dataclass
@@ -174,3 +176,27 @@ def divergence_threshold(f: FlatLoss, *, steps: int, w0: Tensor | None = None, l
             lo = inner[-1]
         rounds += 1
     return Threshold(lo, hi, steps, rounds, runs, tried)
+
+
+def minimize(f: FlatLoss, w0: Tensor | None = None, *, max_iter: int = 2000) -> tuple[Tensor, float, float]:
+    """A minimum near ``w0`` by L-BFGS with strong-Wolfe line search: (w*, L(w*), ‖∇L(w*)‖).
+
+    Used to place GD at a point where the local quadratic model is the whole story
+    (the gradient there is at rounding level).
+    """
+    w = (f.w0 if w0 is None else w0).detach().clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([w], lr=1, max_iter=max_iter, tolerance_grad=1e-14, tolerance_change=0,
+                            history_size=50, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = f(w)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    w_star = w.detach()
+    ws = w_star.clone().requires_grad_(True)
+    loss = f(ws)
+    (g,) = torch.autograd.grad(loss, ws)
+    return w_star, float(loss.detach()), float(g.norm())
