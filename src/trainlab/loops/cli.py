@@ -72,6 +72,13 @@ def _check_batch(batch_size: int | None, num_examples: int) -> None:
         raise ArgumentError("--batch-size", batch_size, f"at most the {num_examples} training examples")
 
 
+def _threads_for(num_params: int) -> int:
+    """One thread for small models (many tiny kernels: threads only contend); all for large ones."""
+    import os
+
+    return 1 if num_params < 1_000_000 else (os.cpu_count() or 1)
+
+
 def _emit(obj: dict[str, Any]) -> None:
     from trainlab.runs import to_jsonable
 
@@ -117,7 +124,7 @@ def sharpness(problem: str, n: int, d: int, data: str | None, loss: str | None, 
     itemsize = 8 if dtype is not None else p.dtype.itemsize
     steps = min(max_hvps, p.num_params)
     require_memory("--max-hvps", max_hvps, (steps + 8) * p.num_params * itemsize)  # the Lanczos basis
-    with limit_threads(4):
+    with limit_threads(_threads_for(p.num_params)):
         batch = None if batch_size is None else p.sample_batch(batch_size, generator(seed, "sharpness-batch"))
         result = measure(p, batch=batch, tol=tol, max_hvps=max_hvps, seed=seed, dtype=dtype)
     closed = p.info.get("lambda_max") if batch is None else None
@@ -191,7 +198,7 @@ def lr_find(problem: str, n: int, d: int, data: str | None, loss: str | None, se
         _check_output(output, overwrite)
     p = _load(problem, n, d, data, loss, seed)
     _check_batch(batch_size, p.num_examples)
-    with limit_threads(4):
+    with limit_threads(_threads_for(p.num_params)):
         result = run(p, optimizer=optimizer, momentum=momentum, seeds=seeds, seed=seed, min_lr=min_lr,
                      max_lr=max_lr, num_steps=steps, batch_size=batch_size, smoothing=smoothing,
                      diverge_factor=diverge_factor, suggest=suggest)
