@@ -32,7 +32,7 @@ def test_both_claims_pass_at_quick_scale_with_figures(tmp_path: Path) -> None:
                                "lr_range_test"}),
     (trainlab.loops.stability, {"GDRuns", "Threshold", "divergence_threshold", "gd_runs", "horizon_slack",
                                 "minimize"}),
-    (trainlab.loops.zero_grad, {"PLACEMENTS", "LoopRun", "compare_placements", "train_loop"}),
+    (trainlab.loops.zero_grad, {"PLACEMENTS", "LoopRun", "compare_placements", "plot_placements", "train_loop"}),
 ])
 def test_public_names(module, names: set[str]) -> None:
     assert set(module.__all__) == names and all(hasattr(module, n) for n in names)

@@ -29,14 +29,19 @@ def zero_grad_claim(ctx: Context) -> str:
     from trainlab.loops.zero_grad import PLACEMENTS, compare_placements, plot_placements
     from trainlab.plotting import new_figure
 
-    steps, reps = (150, 3) if ctx.quick else (400, 10)
+    steps, reps = (150, 2) if ctx.quick else (400, 10)
     lr, batch_size = 0.5, 64
     checks = ctx.checks
     with limit_threads(1):
         problem = digits_mlp(derive_seed(ctx.claim_seed, "digits"))
         ctx.progress("four placements of zero_grad()")
-        runs = compare_placements(problem, lr=lr, steps=steps, batch_size=batch_size,
-                                  seed=derive_seed(ctx.claim_seed, "batches", 0))
+        batches = derive_seed(ctx.claim_seed, "batches", 0)
+        runs = compare_placements(problem, lr=lr, steps=steps, batch_size=batch_size, seed=batches,
+                                  placements=("before-backward", "missing"))
+        # The other two placements are exact statements (nothing moves; the same curve): a
+        # shorter run shows them as well as a long one.
+        runs.update(compare_placements(problem, lr=lr, steps=steps // 5, batch_size=batch_size, seed=batches,
+                                       placements=("after-backward", "after-step")))
         pairs = [(runs["before-backward"], runs["missing"])]
         for r in range(1, reps):  # other batch orders: the consequence must not hinge on one
             ctx.progress(f"batch order {r + 1}/{reps}")
@@ -66,7 +71,9 @@ def zero_grad_claim(ctx: Context) -> str:
     checks.holds("after_backward_never_moves", not runs["after-backward"].params_moved
                  and len(set(runs["after-backward"].losses)) == 1,
                  "parameters and loss bitwise unchanged after every step")
-    checks.holds("after_step_same_as_correct", runs["after-step"].losses == runs["before-backward"].losses,
+    short = len(runs["after-step"].losses)
+    checks.holds("after_step_same_as_correct",
+                 runs["after-step"].losses == runs["before-backward"].losses[:short],
                  "the same loss curve as the correct loop, bitwise")
 
     fig, axes = new_figure(1, 2, size=(9, 3.4))

@@ -33,7 +33,7 @@ from trainlab.seeding import generator
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["PLACEMENTS", "LoopRun", "compare_placements", "train_loop"]
+__all__ = ["PLACEMENTS", "LoopRun", "compare_placements", "plot_placements", "train_loop"]
 
 #: Where zero_grad() is called in each variant of the loop.
 PLACEMENTS = ("before-backward", "missing", "after-backward", "after-step")
