@@ -58,7 +58,9 @@ def pyhessian_top(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int)
     return float(eigenvalues[0]), calls, time.perf_counter() - t0
 
 
-def ours(problem: Problem, tol: float, dtype: torch.dtype | None, seed: int) -> tuple[float, int, float, bool]:
+def ours(
+    problem: Problem, tol: float, dtype: torch.dtype | None, seed: int
+) -> tuple[float, int, float, bool]:
     t0 = time.perf_counter()
     r = sharpness(problem, tol=tol, dtype=dtype, seed=seed, max_hvps=300)
     return r.lambda_max, r.hvps, time.perf_counter() - t0, r.converged
@@ -88,6 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         import pyhessian.hessian  # noqa: F401
+
         have_pyhessian = True
     except Exception as e:  # noqa: BLE001 - any import failure means: skip the anchor
         have_pyhessian = False
@@ -98,20 +101,28 @@ def main() -> None:
         # -- 1. speed on the digits MLP, at its initialisation and after 300 GD steps ------------
         base = digits_mlp(0)
         for label, p in (("at initialisation", base), ("after 300 GD steps (lr 0.5)", trained(base, 300))):
-            print(f"\n1. digits MLP {label}: {p.num_params:,} parameters, {p.num_examples:,} examples, "
-                  f"full batch; medians over {args.repeats} random starts")
+            print(
+                f"\n1. digits MLP {label}: {p.num_params:,} parameters, {p.num_examples:,} examples, "
+                f"full batch; medians over {args.repeats} random starts"
+            )
             exact = sharpness(p, tol=1e-12, max_hvps=300).lambda_max
             rows = {
-                "trainlab Lanczos tol 1e-6 float32": medians(lambda i, p=p: ours(p, 1e-6, None, i), args.repeats),
-                "trainlab Lanczos tol 1e-6 float64": medians(lambda i, p=p: ours(p, 1e-6, torch.float64, i),
-                                                             args.repeats),
+                "trainlab Lanczos tol 1e-6 float32": medians(
+                    lambda i, p=p: ours(p, 1e-6, None, i), args.repeats
+                ),
+                "trainlab Lanczos tol 1e-6 float64": medians(
+                    lambda i, p=p: ours(p, 1e-6, torch.float64, i), args.repeats
+                ),
             }
             if have_pyhessian:
                 rows["PyHessian power iteration tol 1e-3"] = medians(
-                    lambda i, p=p: pyhessian_top(p.model, p.x, p.y, i), args.repeats)
+                    lambda i, p=p: pyhessian_top(p.model, p.x, p.y, i), args.repeats
+                )
             for name, (lam, hvps, secs, counts) in rows.items():
-                print(f"  {name:<36} λ_max {lam:.9f}  rel. error {abs(lam - exact) / exact:.1e}  "
-                      f"HVPs {hvps:g} {counts}  {secs * 1e3:.0f} ms")
+                print(
+                    f"  {name:<36} λ_max {lam:.9f}  rel. error {abs(lam - exact) / exact:.1e}  "
+                    f"HVPs {hvps:g} {counts}  {secs * 1e3:.0f} ms"
+                )
             if have_pyhessian:
                 _, h_ph, t_ph, _ = rows["PyHessian power iteration tol 1e-3"]
                 for dt in ("float32", "float64"):
@@ -129,17 +140,23 @@ def main() -> None:
         H = torch.autograd.functional.hessian(f, f.w0)  # (610, 610)
         exact = float(torch.linalg.eigvalsh((H + H.T) / 2)[-1])
         t_full = time.perf_counter() - t0
-        print(f"\n2. digits MLP width 8, {q.num_params} parameters, 300 examples: exact λ_max {exact:.12f} "
-              f"(full Hessian, {t_full:.2f} s)")
+        print(
+            f"\n2. digits MLP width 8, {q.num_params} parameters, 300 examples: exact λ_max {exact:.12f} "
+            f"(full Hessian, {t_full:.2f} s)"
+        )
         lam, n, t, _ = ours(q, 1e-6, torch.float64, 0)
         print(f"  trainlab Lanczos tol 1e-6: {lam:.12f}  rel. error {abs(lam - exact) / exact:.1e}  {n} HVPs")
         lam, n, t, _ = ours(q, 1e-10, torch.float64, 0)
-        print(f"  trainlab Lanczos tol 1e-10: {lam:.12f}  rel. error {abs(lam - exact) / exact:.1e}  {n} HVPs")
+        print(
+            f"  trainlab Lanczos tol 1e-10: {lam:.12f}  rel. error {abs(lam - exact) / exact:.1e}  {n} HVPs"
+        )
         if have_pyhessian:
             small32 = copy.deepcopy(small).float()
             lam_ph, n_ph, _ = pyhessian_top(small32, x.float(), y, 0)
-            print(f"  PyHessian tol 1e-3 (float32): {lam_ph:.12f}  rel. error {abs(lam_ph - exact) / exact:.1e}"
-                  f"  {n_ph} HVPs")
+            print(
+                f"  PyHessian tol 1e-3 (float32): {lam_ph:.12f}  rel. error {abs(lam_ph - exact) / exact:.1e}"
+                f"  {n_ph} HVPs"
+            )
 
     # -- 3. the claims at quick scale ---------------------------------------------------------
     from trainlab.claims import run_claims

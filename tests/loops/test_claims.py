@@ -25,14 +25,34 @@ def test_both_claims_pass_at_quick_scale_with_figures(tmp_path: Path) -> None:
     assert records["loops.zero-grad"]["measured"]["missing_minus_running_sum"] < 1e-5
 
 
-@pytest.mark.parametrize("module, names", [
-    (trainlab.loops.sharpness, {"FlatLoss", "Sharpness", "flat_loss", "hvp_operator",
-                                "lanczos_top_eigenvalue", "sharpness"}),
-    (trainlab.loops.lr_range, {"SUGGESTIONS", "LRFind", "RangeTest", "copy_training_state", "lr_find",
-                               "lr_range_test"}),
-    (trainlab.loops.stability, {"GDRuns", "Threshold", "divergence_threshold", "gd_runs", "horizon_slack",
-                                "minimize"}),
-    (trainlab.loops.zero_grad, {"PLACEMENTS", "LoopRun", "compare_placements", "plot_placements", "train_loop"}),
-])
+@pytest.mark.parametrize(
+    "module, names",
+    [
+        (
+            trainlab.loops.sharpness,
+            {
+                "BOUNDS",
+                "FlatLoss",
+                "Sharpness",
+                "flat_loss",
+                "hvp_operator",
+                "lanczos_top_eigenvalue",
+                "sharpness",
+            },
+        ),
+        (
+            trainlab.loops.lr_range,
+            {"SUGGESTIONS", "LRFind", "RangeTest", "copy_training_state", "lr_find", "lr_range_test"},
+        ),
+        (
+            trainlab.loops.stability,
+            {"GDRuns", "Threshold", "divergence_threshold", "gd_runs", "horizon_slack", "minimize"},
+        ),
+        (
+            trainlab.loops.zero_grad,
+            {"PLACEMENTS", "LoopRun", "compare_placements", "plot_placements", "train_loop"},
+        ),
+    ],
+)
 def test_public_names(module, names: set[str]) -> None:
     assert set(module.__all__) == names and all(hasattr(module, n) for n in names)

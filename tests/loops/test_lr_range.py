@@ -20,8 +20,11 @@ def _data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def _trained(optimizer: str) -> tuple[nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(10, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
-    opt = (torch.optim.Adam(model.parameters(), lr=1e-3) if optimizer == "adam"
-           else torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=1e-3)
+        if optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    )
     x, y = _data()
     for _ in range(3):  # give the optimizer state (moments, momentum buffers, step counts)
         opt.zero_grad()
@@ -33,6 +36,7 @@ def _trained(optimizer: str) -> tuple[nn.Module, torch.optim.Optimizer]:
 
 def _snapshot(obj) -> dict:
     import copy
+
     return copy.deepcopy(obj.state_dict())
 
 
@@ -73,8 +77,10 @@ def test_copied_optimizer_has_the_same_state_in_new_tensors() -> None:
 def test_same_seed_same_curve_other_seed_other_batches() -> None:
     model, opt = _trained("sgd")
     x, y = _data(2)
-    a, b, c = (lr_range_test(model, opt, nn.functional.cross_entropy, x, y, num_steps=50, batch_size=16,
-                             seed=s) for s in (3, 3, 4))
+    a, b, c = (
+        lr_range_test(model, opt, nn.functional.cross_entropy, x, y, num_steps=50, batch_size=16, seed=s)
+        for s in (3, 3, 4)
+    )
     assert a.raw_losses == b.raw_losses and a.suggested_lr == b.suggested_lr  # dropout too: seeded
     assert a.raw_losses != c.raw_losses
 
@@ -109,9 +115,17 @@ def test_suggestion_rules() -> None:
     assert steep.suggested_lr != tenth.suggested_lr
 
 
-@pytest.mark.parametrize("kwargs, name", [({"min_lr": 1.0, "max_lr": 0.5}, "max_lr"), ({"min_lr": 0.0}, "min_lr"),
-                                          ({"num_steps": 2}, "num_steps"), ({"seeds": 0}, "seeds"),
-                                          ({"suggest": "valley"}, "suggest"), ({"smoothing": 0.0}, "smoothing")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"min_lr": 1.0, "max_lr": 0.5}, "max_lr"),
+        ({"min_lr": 0.0}, "min_lr"),
+        ({"num_steps": 2}, "num_steps"),
+        ({"seeds": 0}, "seeds"),
+        ({"suggest": "valley"}, "suggest"),
+        ({"smoothing": 0.0}, "smoothing"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs: dict, name: str) -> None:
     with pytest.raises(ArgumentError, match=name):
         lr_find(load_problem("linreg", n=4, d=8), **kwargs)

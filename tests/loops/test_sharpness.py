@@ -26,8 +26,9 @@ def test_lanczos_error_is_within_its_residual_bound_on_a_quadratic(tol: float) -
     assert r.converged and r.hvps == len(r.history)
     assert abs(r.lambda_max - 7.0) <= r.residual  # some eigenvalue lies within the residual: λ_max here
     assert abs(r.lambda_max - 7.0) / 7.0 <= tol
-    assert float((A @ r.eigenvector - r.lambda_max * r.eigenvector).norm()) == pytest.approx(r.residual,
-                                                                                              rel=1e-3, abs=1e-12)
+    assert float((A @ r.eigenvector - r.lambda_max * r.eigenvector).norm()) == pytest.approx(
+        r.residual, rel=1e-3, abs=1e-12
+    )
 
 
 def test_lanczos_returns_the_largest_algebraic_eigenvalue_not_the_largest_magnitude() -> None:
@@ -38,8 +39,9 @@ def test_lanczos_returns_the_largest_algebraic_eigenvalue_not_the_largest_magnit
 
 def test_lanczos_reports_non_convergence_when_out_of_hvps() -> None:
     A = _matrix_with_spectrum(torch.linspace(1.0, 1.01, 200).tolist(), seed=3)  # no gap: slow
-    r = lanczos_top_eigenvalue(lambda v: A @ v, 200, tol=1e-12, max_hvps=3,
-                               generator=torch.Generator().manual_seed(0))
+    r = lanczos_top_eigenvalue(
+        lambda v: A @ v, 200, tol=1e-12, max_hvps=3, generator=torch.Generator().manual_seed(0)
+    )
     assert not r.converged and r.hvps == 3 and r.relative_error_bound > 1e-12
 
 
@@ -97,3 +99,38 @@ def test_hvp_of_a_quadratic_is_the_matrix_product() -> None:
 def test_bad_tolerance_is_refused() -> None:
     with pytest.raises(ArgumentError, match="tol"):
         lanczos_top_eigenvalue(lambda v: v, 3, tol=0.0)
+
+
+@pytest.mark.parametrize(
+    "eigs",
+    [
+        [1.0, 1.001, 1.002, 2.0],  # clustered bottom, isolated top
+        [0.5] * 30 + [2.99, 3.0],  # two close top eigenvalues
+        torch.linspace(-1.0, 1.0, 80).tolist(),  # no gap at all
+    ],
+)
+@pytest.mark.parametrize("bound", ["gap", "residual"])
+def test_stopping_bound_covers_the_true_error_at_the_stop(eigs: list[float], bound: str) -> None:
+    A = _matrix_with_spectrum(eigs, seed=len(eigs))
+    top = max(eigs)
+    for seed in range(3):
+        r = lanczos_top_eigenvalue(
+            lambda v, A=A: A @ v,
+            len(eigs),
+            tol=1e-8,
+            bound=bound,
+            max_hvps=len(eigs),
+            generator=torch.Generator().manual_seed(seed),
+        )
+        # At the stop the bound covers the true error (it may not early on: there θ can sit
+        # near an interior eigenvalue, which is all the residual bound speaks of).
+        assert r.converged and abs(r.lambda_max - top) <= r.error_bound * (1 + 1e-6) + 1e-13
+        assert abs(r.lambda_max - top) <= 1e-8 * top + 1e-13
+
+
+def test_gap_bound_needs_fewer_hvps_than_the_residual_bound() -> None:
+    p = load_problem("digits-mlp", seed=0)
+    batch = (p.x[:300], p.y[:300])
+    gap = sharpness(p, batch=batch, tol=1e-6, bound="gap")
+    res = sharpness(p, batch=batch, tol=1e-6, bound="residual")
+    assert gap.hvps < res.hvps and gap.lambda_max == pytest.approx(res.lambda_max, rel=2e-6)

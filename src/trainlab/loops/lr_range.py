@@ -97,11 +97,18 @@ class LRFind:
 
     def as_dict(self) -> dict[str, Any]:
         first = self.runs[0]
-        return {"suggested_lr": self.suggested_lr, "divergence_lr": self.divergence_lr,
-                "spread": self.spread, "spread_ratio": self.spread_ratio,
-                "divergence_spread": self.divergence_spread, "seeds": [r.seed for r in self.runs],
-                "suggest": first.suggest, "lrs": first.lrs, "losses": first.losses,
-                "raw_losses": first.raw_losses}
+        return {
+            "suggested_lr": self.suggested_lr,
+            "divergence_lr": self.divergence_lr,
+            "spread": self.spread,
+            "spread_ratio": self.spread_ratio,
+            "divergence_spread": self.divergence_spread,
+            "seeds": [r.seed for r in self.runs],
+            "suggest": first.suggest,
+            "lrs": first.lrs,
+            "losses": first.losses,
+            "raw_losses": first.raw_losses,
+        }
 
     def plot(self, ax: Axes | None = None) -> Axes:
         from trainlab.plotting import subplots_or
@@ -115,8 +122,9 @@ class LRFind:
         return ax
 
 
-def copy_training_state(model: nn.Module, optimizer: torch.optim.Optimizer | None
-                        ) -> tuple[nn.Module, torch.optim.Optimizer | None]:
+def copy_training_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer | None
+) -> tuple[nn.Module, torch.optim.Optimizer | None]:
     """Deep copies of ``model`` and of ``optimizer`` bound to the copy's parameters.
 
     The optimizer copy has the same class, parameter groups, hyperparameters and state
@@ -130,10 +138,12 @@ def copy_training_state(model: nn.Module, optimizer: torch.optim.Optimizer | Non
     for g in optimizer.param_groups:
         missing = [p for p in g["params"] if id(p) not in to_copy]
         if missing:
-            raise ArgumentError("optimizer", type(optimizer).__name__,
-                                "an optimizer over the model's own parameters")
-        groups.append({**{k: v for k, v in g.items() if k != "params"},
-                       "params": [to_copy[id(p)] for p in g["params"]]})
+            raise ArgumentError(
+                "optimizer", type(optimizer).__name__, "an optimizer over the model's own parameters"
+            )
+        groups.append(
+            {**{k: v for k, v in g.items() if k != "params"}, "params": [to_copy[id(p)] for p in g["params"]]}
+        )
     opt_copy = type(optimizer)(groups, **optimizer.defaults)
     # load_state_dict may keep the caller's tensors (a .to() that changes nothing is a no-op): copy them
     opt_copy.load_state_dict(copy.deepcopy(optimizer.state_dict()))
@@ -155,8 +165,9 @@ def _suggest(lrs: list[float], smoothed: list[float], rule: str) -> float | None
     return lrs[skip + int(np.argmin(slope[skip:]))]
 
 
-def _check_range(min_lr: float, max_lr: float, num_steps: int, smoothing: float,
-                 diverge_factor: float, suggest: str) -> None:
+def _check_range(
+    min_lr: float, max_lr: float, num_steps: int, smoothing: float, diverge_factor: float, suggest: str
+) -> None:
     if not (math.isfinite(min_lr) and min_lr > 0):
         raise ArgumentError("min_lr", min_lr, "a positive learning rate")
     if not (math.isfinite(max_lr) and max_lr > min_lr):
@@ -171,11 +182,22 @@ def _check_range(min_lr: float, max_lr: float, num_steps: int, smoothing: float,
         raise ArgumentError("suggest", suggest, "one of: " + ", ".join(SUGGESTIONS))
 
 
-def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
-                  loss_fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor, *,
-                  min_lr: float = 1e-6, max_lr: float = 10.0, num_steps: int = 100,
-                  batch_size: int | None = None, smoothing: float = 0.05, diverge_factor: float = 5.0,
-                  suggest: str = "steepest", seed: int = 0) -> RangeTest:
+def lr_range_test(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    x: Tensor,
+    y: Tensor,
+    *,
+    min_lr: float = 1e-6,
+    max_lr: float = 10.0,
+    num_steps: int = 100,
+    batch_size: int | None = None,
+    smoothing: float = 0.05,
+    diverge_factor: float = 5.0,
+    suggest: str = "steepest",
+    seed: int = 0,
+) -> RangeTest:
     """One LR range test of ``model`` trained by (a copy of) ``optimizer`` on (x, y).
 
     Every step sets the copy's LR (all groups) to η_k, draws a batch of ``batch_size``
@@ -233,14 +255,26 @@ def _make_optimizer(name: str, params: Any, lr: float, momentum: float) -> torch
     raise ArgumentError("optimizer", name, "one of: " + ", ".join(OPTIMIZERS))
 
 
-def lr_find(problem: Problem, *, optimizer: str = "sgd", momentum: float = 0.0, seeds: int = 1,
-            seed: int = 0, min_lr: float = 1e-6, max_lr: float = 10.0, num_steps: int = 100,
-            batch_size: int | None = None, smoothing: float = 0.05, diverge_factor: float = 5.0,
-            suggest: str = "steepest") -> LRFind:
+def lr_find(
+    problem: Problem,
+    *,
+    optimizer: str = "sgd",
+    momentum: float = 0.0,
+    seeds: int = 1,
+    seed: int = 0,
+    min_lr: float = 1e-6,
+    max_lr: float = 10.0,
+    num_steps: int = 100,
+    batch_size: int | None = None,
+    smoothing: float = 0.05,
+    diverge_factor: float = 5.0,
+    suggest: str = "steepest",
+) -> LRFind:
     """Range tests of ``problem``'s model with a fresh ``optimizer`` on ``seeds`` seeds.
 
-    Run i uses seed ``seed`` + i (so ``seeds=1, seed=s`` repeats one of them). The reported suggestion and divergence
-    point are the medians over the seeds that produced one; ``spread`` lists each seed's.
+    Run i uses seed ``seed`` + i (so ``seeds=1, seed=s`` repeats one of them). The reported
+    suggestion and divergence point are the (geometric) medians over the seeds that produced
+    one; ``spread`` lists each seed's.
     """
     if not isinstance(seeds, int) or seeds < 1:
         raise ArgumentError("seeds", seeds, "a positive number of seeds")
@@ -249,10 +283,24 @@ def lr_find(problem: Problem, *, optimizer: str = "sgd", momentum: float = 0.0, 
     _check_range(min_lr, max_lr, num_steps, smoothing, diverge_factor, suggest)
     model = problem.model
     opt = _make_optimizer(optimizer, model.parameters(), min_lr, momentum)
-    runs = [lr_range_test(model, opt, problem.criterion, problem.x, problem.y, min_lr=min_lr,
-                          max_lr=max_lr, num_steps=num_steps, batch_size=batch_size,
-                          smoothing=smoothing, diverge_factor=diverge_factor, suggest=suggest,
-                          seed=seed + i) for i in range(seeds)]
+    runs = [
+        lr_range_test(
+            model,
+            opt,
+            problem.criterion,
+            problem.x,
+            problem.y,
+            min_lr=min_lr,
+            max_lr=max_lr,
+            num_steps=num_steps,
+            batch_size=batch_size,
+            smoothing=smoothing,
+            diverge_factor=diverge_factor,
+            suggest=suggest,
+            seed=seed + i,
+        )
+        for i in range(seeds)
+    ]
     spread = [r.suggested_lr for r in runs]
     div = [r.divergence_lr for r in runs]
 

@@ -16,8 +16,9 @@ from trainlab.seeding import generator
 __all__ = ["tanh_regression"]
 
 
-def tanh_regression(seed: int = 0, *, n: int = 8, d_in: int = 4, width: int = 16,
-                    dtype: torch.dtype = torch.float64) -> Problem:
+def tanh_regression(
+    seed: int = 0, *, n: int = 8, d_in: int = 4, width: int = 16, dtype: torch.dtype = torch.float64
+) -> Problem:
     """MLP d_in-width-1 with tanh on n Gaussian inputs and Gaussian targets, MSE loss.
 
     With more parameters ((d_in + 2)·width + 1) than examples it can fit the targets
@@ -30,7 +31,7 @@ def tanh_regression(seed: int = 0, *, n: int = 8, d_in: int = 4, width: int = 16
     model = nn.Sequential(nn.Linear(d_in, width), nn.Tanh(), nn.Linear(width, 1), nn.Flatten(0)).to(dtype)
     with torch.no_grad():
         for layer in (model[0], model[2]):
-            bound = layer.in_features ** -0.5
+            bound = layer.in_features**-0.5
             layer.weight.uniform_(-bound, bound, generator=g)
             layer.bias.uniform_(-bound, bound, generator=g)
     return Problem("tanh-regression", model, x, y, "mse", info={"n": n, "d_in": d_in, "width": width})

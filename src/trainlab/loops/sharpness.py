@@ -84,7 +84,7 @@ class FlatLoss:
         out, offset = {}, 0
         for name, shape in zip(self.names, self.shapes, strict=True):
             n = math.prod(shape)
-            out[name] = w[offset:offset + n].view(shape)  # (d,) -> the parameter's shape
+            out[name] = w[offset : offset + n].view(shape)  # (d,) -> the parameter's shape
             offset += n
         return out
 
@@ -92,8 +92,13 @@ class FlatLoss:
         return self.problem.loss(self.unflatten(w), self.x, self.y, self.buffers)
 
 
-def flat_loss(problem: Problem, params: Mapping[str, Tensor] | None = None, x: Tensor | None = None,
-              y: Tensor | None = None, dtype: torch.dtype | None = None) -> FlatLoss:
+def flat_loss(
+    problem: Problem,
+    params: Mapping[str, Tensor] | None = None,
+    x: Tensor | None = None,
+    y: Tensor | None = None,
+    dtype: torch.dtype | None = None,
+) -> FlatLoss:
     """``problem``'s loss on (x, y) (the training set by default) as a function of a flat vector.
 
     With ``dtype`` (e.g. float64) the parameters, buffers and floating inputs are converted;
@@ -136,8 +141,12 @@ def hvp_operator(f: Callable[[Tensor], Tensor], w: Tensor) -> tuple[HVP, Tensor,
             loss = f.problem.loss(dict(zip(f.names, leaves, strict=True)), f.x, f.y, f.buffers)
             grads = torch.autograd.grad(loss, leaves, create_graph=True, allow_unused=True)
         live = [(leaf, g) for leaf, g in zip(leaves, grads, strict=True) if g is not None and g.requires_grad]
-        flat_g = torch.cat([(torch.zeros_like(leaf) if g is None else g.detach()).reshape(-1)
-                            for leaf, g in zip(leaves, grads, strict=True)])
+        flat_g = torch.cat(
+            [
+                (torch.zeros_like(leaf) if g is None else g.detach()).reshape(-1)
+                for leaf, g in zip(leaves, grads, strict=True)
+            ]
+        )
 
         def hvp_leaves(v: Tensor) -> Tensor:
             if not live:  # the loss is linear in every parameter: H = 0
@@ -145,12 +154,22 @@ def hvp_operator(f: Callable[[Tensor], Tensor], w: Tensor) -> tuple[HVP, Tensor,
             views = f.unflatten(v)  # (d,) -> each parameter's shape
             by_leaf = {id(leaf): name for name, leaf in zip(f.names, leaves, strict=True)}
             with torch.enable_grad():
-                hv = torch.autograd.grad([g for _, g in live], [leaf for leaf, _ in live],
-                                         grad_outputs=[views[by_leaf[id(leaf)]] for leaf, _ in live],
-                                         retain_graph=True, allow_unused=True)
+                hv = torch.autograd.grad(
+                    [g for _, g in live],
+                    [leaf for leaf, _ in live],
+                    grad_outputs=[views[by_leaf[id(leaf)]] for leaf, _ in live],
+                    retain_graph=True,
+                    allow_unused=True,
+                )
             out = dict(zip([by_leaf[id(leaf)] for leaf, _ in live], hv, strict=True))
-            return torch.cat([(out[n] if out.get(n) is not None else torch.zeros(shape, dtype=v.dtype))
-                              .detach().reshape(-1) for n, shape in zip(f.names, f.shapes, strict=True)])
+            return torch.cat(
+                [
+                    (out[n] if out.get(n) is not None else torch.zeros(shape, dtype=v.dtype))
+                    .detach()
+                    .reshape(-1)
+                    for n, shape in zip(f.names, f.shapes, strict=True)
+                ]
+            )
 
         return hvp_leaves, loss.detach(), flat_g
 
@@ -207,10 +226,17 @@ class Sharpness:
         return self.error_bound / abs(self.lambda_max) if self.lambda_max else math.inf
 
     def as_dict(self) -> dict[str, Any]:
-        return {"lambda_max": self.lambda_max, "stable_lr_bound": self.stable_lr_bound,
-                "hvps": self.hvps, "converged": self.converged, "tol": self.tol, "bound": self.bound,
-                "residual": self.residual, "relative_error_bound": self.relative_error_bound,
-                "seconds": self.seconds}
+        return {
+            "lambda_max": self.lambda_max,
+            "stable_lr_bound": self.stable_lr_bound,
+            "hvps": self.hvps,
+            "converged": self.converged,
+            "tol": self.tol,
+            "bound": self.bound,
+            "residual": self.residual,
+            "relative_error_bound": self.relative_error_bound,
+            "seconds": self.seconds,
+        }
 
     def plot(self, ax: Axes | None = None, exact: float | None = None) -> Axes:
         """Relative error bounds per HVP (and the error against ``exact`` when given)."""
@@ -218,15 +244,22 @@ class Sharpness:
 
         _, ax = subplots_or(ax)
         k = range(1, len(self.history) + 1)
-        ax.semilogy(k, [max(r / abs(h), 1e-18) if h else 1.0 for r, h in zip(self.residuals, self.history,
-                                                                            strict=True)],
-                    label="residual / |θ|")
-        ax.semilogy(k, [max(b / abs(h), 1e-18) if h else 1.0 for b, h in zip(self.bounds, self.history,
-                                                                            strict=True)],
-                    label=f"{self.bound} bound / |θ|")
+        ax.semilogy(
+            k,
+            [max(r / abs(h), 1e-18) if h else 1.0 for r, h in zip(self.residuals, self.history, strict=True)],
+            label="residual / |θ|",
+        )
+        ax.semilogy(
+            k,
+            [max(b / abs(h), 1e-18) if h else 1.0 for b, h in zip(self.bounds, self.history, strict=True)],
+            label=f"{self.bound} bound / |θ|",
+        )
         if exact is not None:
-            ax.semilogy(k, [max(abs(h - exact) / abs(exact), 1e-18) for h in self.history],
-                        label="|θ − λ_max| / λ_max (exact)")
+            ax.semilogy(
+                k,
+                [max(abs(h - exact) / abs(exact), 1e-18) for h in self.history],
+                label="|θ − λ_max| / λ_max (exact)",
+            )
         ax.axhline(self.tol, color="grey", lw=0.8, ls="--", label=f"tol {self.tol:g}")
         ax.set_xlabel("Hessian–vector products")
         ax.set_ylabel("relative error")
@@ -234,9 +267,17 @@ class Sharpness:
         return ax
 
 
-def lanczos_top_eigenvalue(hvp: HVP, dim: int, *, tol: float = 1e-6, max_hvps: int = 200,
-                           bound: str = "gap", generator: torch.Generator | None = None,
-                           dtype: torch.dtype = torch.float64, start: Tensor | None = None) -> Sharpness:
+def lanczos_top_eigenvalue(
+    hvp: HVP,
+    dim: int,
+    *,
+    tol: float = 1e-6,
+    max_hvps: int = 200,
+    bound: str = "gap",
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+    start: Tensor | None = None,
+) -> Sharpness:
     """The largest (algebraic) eigenvalue of the symmetric operator ``hvp`` on R^dim.
 
     Stops when the error ``bound`` ("gap": Kato–Temple, "residual": r; see the module doc)
@@ -293,14 +334,35 @@ def lanczos_top_eigenvalue(hvp: HVP, dim: int, *, tol: float = 1e-6, max_hvps: i
         betas.append(beta)
         q = z / beta
     Q = torch.stack(basis)
-    y = (s.to(dtype) @ Q)  # (k,) @ (k, d) -> (d,)
-    return Sharpness(theta, len(history), residuals[-1], bounds[-1], converged, tol, bound, history,
-                     residuals, bounds, evals.tolist(), y / y.norm(), time.perf_counter() - t0)
+    y = s.to(dtype) @ Q  # (k,) @ (k, d) -> (d,)
+    return Sharpness(
+        theta,
+        len(history),
+        residuals[-1],
+        bounds[-1],
+        converged,
+        tol,
+        bound,
+        history,
+        residuals,
+        bounds,
+        evals.tolist(),
+        y / y.norm(),
+        time.perf_counter() - t0,
+    )
 
 
-def sharpness(problem: Problem, *, params: Mapping[str, Tensor] | None = None,
-              batch: tuple[Tensor, Tensor] | None = None, tol: float = 1e-6, max_hvps: int = 200,
-              seed: int = 0, dtype: torch.dtype | None = torch.float64, bound: str = "gap") -> Sharpness:
+def sharpness(
+    problem: Problem,
+    *,
+    params: Mapping[str, Tensor] | None = None,
+    batch: tuple[Tensor, Tensor] | None = None,
+    tol: float = 1e-6,
+    max_hvps: int = 200,
+    seed: int = 0,
+    dtype: torch.dtype | None = torch.float64,
+    bound: str = "gap",
+) -> Sharpness:
     """λ_max of the Hessian of ``problem``'s mean training loss at ``params`` (its start by default).
 
     ``batch`` = (x, y) measures the loss of that batch instead of the whole training set.
@@ -312,5 +374,12 @@ def sharpness(problem: Problem, *, params: Mapping[str, Tensor] | None = None,
     x, y = batch if batch is not None else (None, None)
     f = flat_loss(problem, params, x, y, dtype)
     hvp, _, _ = hvp_operator(f, f.w0)
-    return lanczos_top_eigenvalue(hvp, f.w0.numel(), tol=tol, max_hvps=max_hvps, bound=bound,
-                                  generator=generator(seed, "lanczos-start"), dtype=f.w0.dtype)
+    return lanczos_top_eigenvalue(
+        hvp,
+        f.w0.numel(),
+        tol=tol,
+        max_hvps=max_hvps,
+        bound=bound,
+        generator=generator(seed, "lanczos-start"),
+        dtype=f.w0.dtype,
+    )

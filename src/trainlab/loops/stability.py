@@ -89,8 +89,14 @@ def gd_runs(f: FlatLoss, lrs: list[float] | Tensor, steps: int, w0: Tensor | Non
     return GDRuns([float(e) for e in eta.reshape(-1)], losses.detach())
 
 
-def horizon_slack(f: FlatLoss, lambda_max: float, eigenvector: Tensor, steps: int,
-                  w0: Tensor | None = None, loss_min: float = 0.0) -> float:
+def horizon_slack(
+    f: FlatLoss,
+    lambda_max: float,
+    eigenvector: Tensor,
+    steps: int,
+    w0: Tensor | None = None,
+    loss_min: float = 0.0,
+) -> float:
     """δ_T: how far above 2/λ a horizon of T = ``steps`` steps places the threshold.
 
     From (1 + 2δ)^{2T}·L_top = L_0 (module doc): δ_T = ((L_0/L_top)^{1/(2T)} − 1)/2, where
@@ -130,13 +136,27 @@ class Threshold:
         return self.diverging_lr / self.stable_lr - 1.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"threshold_lr": self.lr, "stable_lr": self.stable_lr, "diverging_lr": self.diverging_lr,
-                "steps": self.steps, "rounds": self.rounds, "gd_runs": self.runs}
+        return {
+            "threshold_lr": self.lr,
+            "stable_lr": self.stable_lr,
+            "diverging_lr": self.diverging_lr,
+            "steps": self.steps,
+            "rounds": self.rounds,
+            "gd_runs": self.runs,
+        }
 
 
-def divergence_threshold(f: FlatLoss, *, steps: int, w0: Tensor | None = None, low: float = 1e-4,
-                         high: float = 1e4, rtol: float = 1e-4, per_round: int = 15,
-                         max_rounds: int = 12) -> Threshold:
+def divergence_threshold(
+    f: FlatLoss,
+    *,
+    steps: int,
+    w0: Tensor | None = None,
+    low: float = 1e-4,
+    high: float = 1e4,
+    rtol: float = 1e-4,
+    per_round: int = 15,
+    max_rounds: int = 12,
+) -> Threshold:
     """Smallest LR at which GD from ``w0`` fails to lower the loss in ``steps`` steps (module doc).
 
     The first round tries ``per_round`` LRs spaced evenly in log from ``low`` to ``high``; a
@@ -185,8 +205,15 @@ def minimize(f: FlatLoss, w0: Tensor | None = None, *, max_iter: int = 2000) -> 
     (the gradient there is at rounding level).
     """
     w = (f.w0 if w0 is None else w0).detach().clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([w], lr=1, max_iter=max_iter, tolerance_grad=1e-14, tolerance_change=0,
-                            history_size=50, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w],
+        lr=1,
+        max_iter=max_iter,
+        tolerance_grad=1e-14,
+        tolerance_change=0,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> Tensor:
         opt.zero_grad()

@@ -62,8 +62,9 @@ class LoopRun:
         from trainlab.plotting import subplots_or
 
         _, ax = subplots_or(ax)
-        ax.semilogy(range(len(self.losses)), [min(v, 1e30) for v in self.losses],
-                    label=f"zero_grad {self.placement}")
+        ax.semilogy(
+            range(len(self.losses)), [min(v, 1e30) for v in self.losses], label=f"zero_grad {self.placement}"
+        )
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
         ax.legend(fontsize=7)
@@ -71,12 +72,17 @@ class LoopRun:
 
 
 def _flat(tensors: list[Tensor | None], like: list[Tensor]) -> Tensor:
-    return torch.cat([(torch.zeros_like(p) if t is None else t).detach().reshape(-1)
-                      for t, p in zip(tensors, like, strict=True)])
+    return torch.cat(
+        [
+            (torch.zeros_like(p) if t is None else t).detach().reshape(-1)
+            for t, p in zip(tensors, like, strict=True)
+        ]
+    )
 
 
-def train_loop(problem: Problem, placement: str, *, lr: float, steps: int, batch_size: int | None = None,
-               seed: int = 0) -> LoopRun:
+def train_loop(
+    problem: Problem, placement: str, *, lr: float, steps: int, batch_size: int | None = None, seed: int = 0
+) -> LoopRun:
     """Train a fresh copy of ``problem``'s model with SGD(lr), zero_grad() at ``placement``.
 
     Batches of ``batch_size`` (the whole set when None) are drawn from ``seed``, the same
@@ -130,26 +136,35 @@ def train_loop(problem: Problem, placement: str, *, lr: float, steps: int, batch
     return run
 
 
-def compare_placements(problem: Problem, *, lr: float, steps: int, batch_size: int | None = None,
-                       seed: int = 0, placements: tuple[str, ...] = PLACEMENTS) -> dict[str, LoopRun]:
+def compare_placements(
+    problem: Problem,
+    *,
+    lr: float,
+    steps: int,
+    batch_size: int | None = None,
+    seed: int = 0,
+    placements: tuple[str, ...] = PLACEMENTS,
+) -> dict[str, LoopRun]:
     """:func:`train_loop` for every placement, on the same batches."""
-    return {p: train_loop(problem, p, lr=lr, steps=steps, batch_size=batch_size, seed=seed)
-            for p in placements}
+    return {
+        p: train_loop(problem, p, lr=lr, steps=steps, batch_size=batch_size, seed=seed) for p in placements
+    }
 
 
 def plot_placements(runs: dict[str, LoopRun], axes: Any = None) -> Any:
-    """Loss curves (left) and the norm of the applied vs the true gradient (right)."""
+    """Loss curves (left) and ‖applied gradient‖/‖true gradient g_t‖ per step (right)."""
     from trainlab.plotting import new_figure
 
     if axes is None:
         _, axes = new_figure(1, 2, size=(9, 3.4))
     for run in runs.values():
         run.plot(axes[0])
-        axes[1].semilogy(range(1, len(run.applied_norm) + 1), [max(v, 1e-30) for v in run.applied_norm],
-                         label=f"applied, {run.placement}")
-    first = next(iter(runs.values()))
-    axes[1].semilogy(range(1, len(first.true_norm) + 1), first.true_norm, "k:", label="‖g_t‖ (correct loop)")
+        ratio = [a / t if t > 0 else 0.0 for a, t in zip(run.applied_norm, run.true_norm, strict=True)]
+        axes[1].plot(range(len(ratio)), ratio, label=f"zero_grad {run.placement}")
+    if "missing" in runs:
+        worst = max(runs["missing"].err_vs_sum)
+        axes[1].set_title(f"missing: ‖applied − Σ g_s‖ / Σ‖g_s‖ ≤ {worst:.1e}", fontsize=8)
     axes[1].set_xlabel("step")
-    axes[1].set_ylabel("‖applied gradient‖")
+    axes[1].set_ylabel("‖applied gradient‖ / ‖g_t‖")
     axes[1].legend(fontsize=7)
     return axes
