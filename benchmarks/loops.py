@@ -11,10 +11,14 @@
 2. Accuracy, on a model small enough for the full Hessian (digits MLP of width 8, 610
    parameters, 300 examples): both against the top eigenvalue of
    ``torch.autograd.functional.hessian`` (float64).
-3. Quick scale of ``loops.*``: wall time of ``trainlab verify 'loops.*'`` in process.
+3. The LR range test against torch-lr-finder 0.2.2 (same sweep, smoothing and stop rule):
+   the same curve on a full batch; with shuffled mini-batches, torch-lr-finder's
+   suggestion moves with the global RNG while ours is fixed by its seed.
+4. Quick scale of ``loops.*``: wall time of ``trainlab verify 'loops.*'`` in process.
 
-PyHessian is an anchor for this script only (``pip install pyhessian==0.1``); without it
-the comparison is skipped with a note. Usage: ``python benchmarks/loops.py [--repeats 5]``.
+PyHessian and torch-lr-finder are anchors for this script only (``pip install pyhessian==0.1
+torch-lr-finder==0.2.2``); without them their comparisons are skipped with a note.
+Usage: ``python benchmarks/loops.py [--repeats 5]``.
 """
 
 from __future__ import annotations
@@ -82,6 +86,83 @@ def trained(p: Problem, steps: int) -> Problem:
         p.criterion(model(p.x), p.y).backward()
         opt.step()
     return dataclasses.replace(p, model=model)
+
+
+def torch_lr_finder_run(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, num_iter: int
+) -> tuple[list[float], list[float], float | None]:
+    """torch-lr-finder's range test: SGD, 1e-6 → 10, smoothing 0.05, stop at 5× the best.
+
+    Returns (lrs, smoothed losses, its 'steepest' suggestion).
+    """
+    import contextlib
+    import io
+
+    import numpy as np
+    from torch_lr_finder import LRFinder
+
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle
+    )
+    finder = LRFinder(model, opt, nn.functional.cross_entropy, device="cpu")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        finder.range_test(loader, end_lr=10, num_iter=num_iter, step_mode="exp", smooth_f=0.05, diverge_th=5)
+    finder.reset()
+    lrs, losses = finder.history["lr"], finder.history["loss"]
+    # its plot(suggest_lr=True) rule without the plot: steepest np.gradient after skipping 10 + 5 points
+    cut_l, cut_r = lrs[10:-5], losses[10:-5]
+    steepest = cut_l[int(np.gradient(np.array(cut_r)).argmin())] if len(cut_r) > 2 else None
+    return lrs, losses, steepest
+
+
+def range_test_vs_torch_lr_finder(repeats: int) -> None:
+    try:
+        import torch_lr_finder  # noqa: F401
+    except Exception as e:  # noqa: BLE001
+        print(f"\n3. note: torch-lr-finder could not be imported ({type(e).__name__}: {e}); skipped")
+        return
+    from trainlab.loops.lr_range import lr_find, lr_range_test
+
+    p = digits_mlp(0)
+    with limit_threads(1):
+        # Full batch: no randomness, so both must trace the same curve.
+        lrs, losses, steep = torch_lr_finder_run(p.fresh_model(), p.x, p.y, len(p.x), False, 100)
+        ours_run = lr_range_test(
+            p.model,
+            torch.optim.SGD(p.model.parameters(), lr=1e-6),
+            p.criterion,
+            p.x,
+            p.y,
+            min_lr=1e-6,
+            max_lr=10,
+            num_steps=100,
+        )
+        n = min(len(lrs), len(ours_run.lrs))
+        diff = max(abs(a - b) / abs(b) for a, b in zip(ours_run.losses[:n], losses[:n], strict=True))
+        print("\n3. LR range test, digits MLP: SGD 1e-6 → 10 in 100 steps, smoothing 0.05, stop at 5× best")
+        print(
+            f"  full batch: {n} points in common, max relative difference of the smoothed losses {diff:.1e}; "
+            f"divergence at step {len(ours_run.lrs)} (trainlab) vs {len(lrs)} (torch-lr-finder)"
+        )
+        print(f"  suggestion: trainlab {ours_run.suggested_lr:.4g}, torch-lr-finder steepest {steep:.4g}")
+        # Mini-batches of 64: torch-lr-finder's suggestion depends on the global RNG's shuffling.
+        theirs, rng_moved = [], False
+        for _ in range(repeats):
+            before = torch.get_rng_state()
+            theirs.append(torch_lr_finder_run(p.fresh_model(), p.x, p.y, 64, True, 100)[2])
+            rng_moved |= not torch.equal(before, torch.get_rng_state())
+        before = torch.get_rng_state()
+        mine = lr_find(p, seeds=repeats, seed=0, batch_size=64, min_lr=1e-6, max_lr=10, num_steps=100)
+        again = lr_find(p, seeds=repeats, seed=0, batch_size=64, min_lr=1e-6, max_lr=10, num_steps=100)
+        fmt = ", ".join
+        print(
+            f"  batch 64, {repeats} runs: torch-lr-finder suggestions [{fmt(f'{v:.3g}' for v in theirs)}] "
+            f"(global RNG advanced: {rng_moved}); trainlab seeds 0..{repeats - 1} "
+            f"[{fmt(f'{v:.3g}' for v in mine.spread)}], median {mine.suggested_lr:.3g}, "
+            f"rerun identical: {again.spread == mine.spread}, global RNG untouched: "
+            f"{torch.equal(before, torch.get_rng_state())}"
+        )
 
 
 def main() -> None:
@@ -158,7 +239,10 @@ def main() -> None:
                 f"  {n_ph} HVPs"
             )
 
-    # -- 3. the claims at quick scale ---------------------------------------------------------
+    # -- 3. the LR range test against torch-lr-finder ---------------------------------------
+    range_test_vs_torch_lr_finder(args.repeats)
+
+    # -- 4. the claims at quick scale ---------------------------------------------------------
     from trainlab.claims import run_claims
 
     with tempfile.TemporaryDirectory() as out:
@@ -166,7 +250,7 @@ def main() -> None:
         result = run_claims(["loops.*"], scale="quick", seed=0, out_dir=out)
         total = time.perf_counter() - t0
     per = ", ".join(f"{c['id']} {c['status']} {c['seconds']:.1f} s" for c in result.results["claims"])
-    print(f"\n3. trainlab verify 'loops.*' quick: {total:.1f} s in all ({per}); target ≤ 20 s")
+    print(f"\n4. trainlab verify 'loops.*' quick: {total:.1f} s in all ({per}); target ≤ 20 s")
 
 
 if __name__ == "__main__":

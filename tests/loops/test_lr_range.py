@@ -129,3 +129,31 @@ def test_suggestion_rules() -> None:
 def test_bad_arguments_are_refused(kwargs: dict, name: str) -> None:
     with pytest.raises(ArgumentError, match=name):
         lr_find(load_problem("linreg", n=4, d=8), **kwargs)
+
+
+def test_full_batch_curve_is_torch_lr_finders_curve() -> None:
+    pytest.importorskip("torch_lr_finder")
+    import contextlib
+    import io
+
+    from torch_lr_finder import LRFinder
+
+    p = load_problem("digits-mlp", seed=0)
+    x, y = p.x[:200], p.y[:200]
+    model = p.fresh_model()
+    finder = LRFinder(model, torch.optim.SGD(model.parameters(), lr=1e-5), p.criterion, device="cpu")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=200)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        finder.range_test(loader, end_lr=30, num_iter=60, smooth_f=0.05, diverge_th=5)
+    ours = lr_range_test(
+        p.model,
+        torch.optim.SGD(p.model.parameters(), lr=1e-5),
+        p.criterion,
+        x,
+        y,
+        min_lr=1e-5,
+        max_lr=30,
+        num_steps=60,
+    )
+    assert ours.lrs == pytest.approx(finder.history["lr"], rel=1e-12)
+    assert ours.losses == pytest.approx(finder.history["loss"], rel=1e-6)  # same ops: equal in practice
