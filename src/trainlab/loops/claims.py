@@ -26,7 +26,8 @@ SECTION = "Midterm: training-loop pitfalls"
     statement="""
     Without optimizer.zero_grad() before backward(), gradients accumulate across steps: the gradient
     an SGD step applies is the running sum of all gradients so far (to float rounding), i.e.
-    momentum with β = 1, and training goes wrong (the loss stays far above the correct loop's);
+    momentum with β = 1, and training goes wrong (late in the run its loss stays above twice the
+    correct loop's, on every batch order tried);
     zero_grad() between backward() and step() applies nothing, so the model never moves.""",
 )
 def zero_grad_claim(ctx: Context) -> str:
@@ -94,7 +95,7 @@ def zero_grad_claim(ctx: Context) -> str:
     separation = [min(m.losses[q:]) / max(c.losses[q:]) for c, m in pairs]
     checks.record("final_loss_correct", runs["before-backward"].losses[-1])
     checks.record("final_loss_missing", runs["missing"].losses[-1])
-    checks.at_least("late_loss_missing_over_correct", min(separation), 1.0, strict=True)
+    checks.at_least("late_loss_missing_over_correct", min(separation), 2.0)
     checks.record("separation_per_batch_order", separation)
     checks.holds(
         "after_backward_never_moves",
@@ -139,7 +140,9 @@ def zero_grad_claim(ctx: Context) -> str:
     Constant-LR full-batch GD converges for η < 2/λ_max of the loss's Hessian and diverges above it:
     the threshold measured by bisection matches 2/λ_max from the sharpness meter (within the
     finite-horizon slack) on a quadratic and on a small tanh network around a minimum; the meter
-    matches the exact eigenvalue; an LR range test on the same model diverges only past 2/λ_max.""",
+    matches the exact eigenvalue; an LR range test on the quadratic diverges only past 2/λ_max. (From
+    the network's initialisation the threshold is recorded, not judged: its sharpness changes as GD
+    runs, so 2/λ_max at the start is no bound there.)""",
 )
 def lr_too_high_claim(ctx: Context) -> str:
     from trainlab.loops.lr_range import lr_find
