@@ -134,3 +134,16 @@ def test_gap_bound_needs_fewer_hvps_than_the_residual_bound() -> None:
     gap = sharpness(p, batch=batch, tol=1e-6, bound="gap")
     res = sharpness(p, batch=batch, tol=1e-6, bound="residual")
     assert gap.hvps < res.hvps and gap.lambda_max == pytest.approx(res.lambda_max, rel=2e-6)
+
+
+def test_a_model_with_dropout_and_batchnorm_gives_one_answer_per_seed() -> None:
+    x, y, _, _ = digits_data(0, dtype=torch.float64)
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        nn.Linear(64, 16), nn.BatchNorm1d(16), nn.Tanh(), nn.Dropout(0.3), nn.Linear(16, 10)
+    )
+    p = Problem("dropout", model.double(), x[:256], y[:256], "cross-entropy")
+    rng = torch.get_rng_state()
+    a, b, c = (sharpness(p, tol=1e-8, seed=s).lambda_max for s in (0, 0, 1))
+    assert a == b and a != c  # the dropout mask follows the seed
+    assert torch.equal(rng, torch.get_rng_state())
