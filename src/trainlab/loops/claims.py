@@ -184,7 +184,7 @@ def lr_too_high_claim(ctx: Context) -> str:
         fn = flat_loss(net)
         w_star, loss_star, grad_star = minimize(fn)
         checks.record("loss_at_minimum", loss_star)
-        checks.at_most("grad_norm_at_minimum", grad_star, 1e-9, expected=0.0)
+        checks.record("grad_norm_at_minimum", grad_star)
         hessian = torch.autograd.functional.hessian(fn, w_star)  # (d, d), exact, float64
         exact = torch.linalg.eigvalsh(hessian)
         hvp, _, _ = hvp_operator(fn, w_star)
@@ -193,6 +193,10 @@ def lr_too_high_claim(ctx: Context) -> str:
         checks.record("hvps_network", sn.hvps)
         u = torch.randn(w_star.numel(), generator=generator(seed, "perturbation"), dtype=w_star.dtype)
         w0 = w_star + 1e-6 * u / u.norm()  # a small kick: the quadratic model holds to O(1e-6)
+        # The minimum's own gradient must be negligible beside the kick's (≈ H·kick): ≤ 0.1%.
+        w0_ = w0.clone().requires_grad_(True)
+        (g_kick,) = torch.autograd.grad(fn(w0_), w0_)
+        checks.at_most("grad_at_minimum_over_kick", grad_star / float(g_kick.norm()), 1e-3, expected=0.0)
         thn = divergence_threshold(fn, steps=steps_n, w0=w0, rtol=bisect_rtol)
         bound_n = 2 / sn.lambda_max
         slack_n = horizon_slack(fn, sn.lambda_max, sn.eigenvector, steps_n, w0, loss_min=loss_star)
@@ -215,7 +219,7 @@ def lr_too_high_claim(ctx: Context) -> str:
         # -- the same network from its initialisation: not judged, see the module doc ---------
         ctx.progress("network from its initialisation")
         s0 = sharpness(net, tol=1e-10, seed=derive_seed(seed, "lanczos-init"))
-        th0 = divergence_threshold(fn, steps=steps_init, rtol=1e-3)
+        th0 = divergence_threshold(fn, steps=steps_init, rtol=1e-2)
         checks.record("lambda_init", s0.lambda_max)
         checks.record("lambda_at_minimum_over_init", sn.lambda_max / s0.lambda_max)
         checks.record("init_threshold_over_init_bound", th0.lr * s0.lambda_max / 2)
