@@ -56,3 +56,9 @@ def test_both_claims_pass_at_quick_scale_with_figures(tmp_path: Path) -> None:
 )
 def test_public_names(module, names: set[str]) -> None:
     assert set(module.__all__) == names and all(hasattr(module, n) for n in names)
+
+
+@pytest.mark.slow
+def test_both_claims_pass_at_full_scale(tmp_path: Path) -> None:
+    result = run_claims(["loops.*"], scale="full", seed=7, out_dir=tmp_path)
+    assert all(c["status"] == "passed" for c in result.results["claims"]), result.results["claims"]

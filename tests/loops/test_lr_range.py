@@ -157,3 +157,11 @@ def test_full_batch_curve_is_torch_lr_finders_curve() -> None:
     )
     assert ours.lrs == pytest.approx(finder.history["lr"], rel=1e-12)
     assert ours.losses == pytest.approx(finder.history["loss"], rel=1e-6)  # same ops: equal in practice
+
+
+def test_an_optimizer_over_other_parameters_is_refused() -> None:
+    model, _ = _trained("sgd")
+    stranger = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
+    x, y = _data()
+    with pytest.raises(ArgumentError, match="optimizer"):
+        lr_range_test(model, stranger, nn.functional.cross_entropy, x, y, num_steps=5)

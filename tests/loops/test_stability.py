@@ -39,3 +39,13 @@ def test_a_run_that_overflows_is_marked_diverged_and_frozen() -> None:
     p = load_problem("linreg", n=5, d=12, seed=0)
     runs = gd_runs(flat_loss(p), [1e6], 200)
     assert runs.diverged == [True] and torch.isinf(runs.losses[0, -1])
+
+
+def test_minimize_reaches_an_interpolating_minimum_to_rounding() -> None:
+    from trainlab.loops.models import tanh_regression
+    from trainlab.loops.stability import minimize
+
+    f = flat_loss(tanh_regression(5))
+    w_star, loss, grad = minimize(f)
+    assert loss < 1e-25 and grad < 1e-12
+    assert float((w_star - f.w0).norm()) > 0  # it moved from the start
