@@ -19,7 +19,7 @@ from trainlab.convnets.receptive_field import (
     through_window,
 )
 from trainlab.convnets.tracer import summary
-from trainlab.errors import ArgumentError
+from trainlab.errors import ArgumentError, ShapeError
 
 
 def formula_support(rf: ReceptiveField, pos: tuple[int, ...], shape: tuple[int, ...]):
@@ -52,10 +52,24 @@ def test_chain_fields_equal_the_gradient_support_of_a_unit(layers, data):
             modules.append(nn.AvgPool2d(k, s, p))
     model = nn.Sequential(*modules)
     size = (1, 40, 40)
-    try:
-        result = summary(model, size)
-    except Exception:  # a chain that shrinks the image below one pixel
+    # The output size by the formula, layer by layer; a chain that shrinks the image below one
+    # pixel must be refused with a ShapeError naming the layer (and torch refuses it too).
+    h, shrinks = 40, False
+    for kind, k, s, p, d in layers:
+        p = min(p, k // 2)
+        span = h + 2 * p - (d if kind == "conv" else 1) * (k - 1) - 1  # pools here are undilated
+        if span < 0:
+            shrinks = True
+            break
+        h = span // s + 1
+    if shrinks:
+        with pytest.raises(ShapeError, match="layer"):
+            summary(model, size)
+        with pytest.raises(RuntimeError):
+            model(torch.zeros(1, *size))
         return
+    result = summary(model, size)
+    assert result.rows[-1].output_shape == (1, 1, h, h)
     row = result.rows[-1]
     out = row.output_shape[2:]
     pos = tuple(data.draw(st.integers(0, n - 1)) for n in out)
