@@ -197,11 +197,9 @@ def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
             shape, numel, macs, k, s, p, d = hit
             out = torch.empty(shape, dtype=x.dtype, device=_META)
             tr.last = (out, shape)
-            entry = tr.fields.get(id(x))
-            if entry is not None and entry[0] is x:
-                rf = entry[1]
-                if rf.ndim == len(k):
-                    tr.set_field(out, _window_field(rf, k, s, p, d))
+            rf = tr.image_field(x, len(k)) if tr.fields else None
+            if rf is not None:
+                tr.set_field(out, _window_field(rf, k, s, p, d))
             stack = tr.stack
             if stack and stack[-1].leaf:  # book() inside a layer: add up
                 top = stack[-1]
@@ -265,8 +263,8 @@ def _conv_book(
     shape: tuple, numel: int, macs: int, k: tuple, s: tuple, p: tuple, d: tuple,
 ) -> torch.Tensor:
     out = torch.empty(shape, dtype=x.dtype, device=_META)
-    rf = tr.field_of(x)
-    if rf is not None and rf.ndim == len(k):
+    rf = tr.image_field(x, len(k))
+    if rf is not None:
         tr.set_field(out, _window_field(rf, k, s, p, d))
     tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, bias))
     return out
@@ -299,8 +297,8 @@ def _conv_transpose(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.
     out = _meta(out_shape[1:] if unbatched else out_shape, x.dtype)
     # Each input value is multiplied by k^d·(C_out/groups) weights: C_in·C_out·k^d·H_in·W_in/groups.
     macs = math.prod(xb_shape) * w.shape[1] * math.prod(k)
-    rf = tr.field_of(x)
-    if rf is not None and rf.ndim == nd:
+    rf = tr.image_field(x, nd)
+    if rf is not None:
         reach = [-(-(di * (ki - 1) + 1) // si) - 1 for ki, si, di in zip(k, s, d, strict=True)]
         offset = [(pi - di * (ki - 1) / 2) / si for ki, si, pi, di in zip(k, s, p, d, strict=True)]
         tr.set_field(
@@ -319,6 +317,9 @@ def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
             f"but gets {x.shape[-1]} (input {_shape(x)})"
         )
     out = _meta((*x.shape[:-1], w.shape[0]) if w.dim() == 2 else tuple(x.shape[:-1]), x.dtype)
+    entry = tr.entry(x)
+    if entry is not None and entry[1] is not None and x.dim() - 1 not in entry[1]:
+        tr.fields[id(out)] = (out, entry[0], entry[1])  # features last (channels last): the field stays
     numel = out.numel()
     macs = numel * w.shape[-1]  # n_in·n_out for every row of the input (all leading dimensions)
     tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, b["bias"]))
@@ -455,8 +456,8 @@ def _pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
         for h, ki, si, pi, di in zip(x.shape[-nd:], k, s, p, d, strict=True)
     )
     out = _meta((*x.shape[:-nd], *spatial), x.dtype)
-    rf = tr.field_of(x)
-    if rf is not None and rf.ndim == nd:
+    rf = tr.image_field(x, nd)
+    if rf is not None:
         tr.set_field(out, through_window(rf, k, s, p, d))
     numel = out.numel()
     tr.book(
@@ -477,8 +478,8 @@ def _adaptive_pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     windows = [adaptive_pool_windows(h, o) for h, o in zip(x.shape[-nd:], spatial, strict=True)]
     links_per_channel = math.prod(sum(e - s for s, e in w) for w in windows)
     connections = math.prod(x.shape[:-nd]) * links_per_channel
-    rf = tr.field_of(x)
-    if rf is not None and rf.ndim == nd:
+    rf = tr.image_field(x, nd)
+    if rf is not None:
         if all(h % o == 0 for h, o in zip(x.shape[-nd:], spatial, strict=True)):
             ks = tuple(h // o for h, o in zip(x.shape[-nd:], spatial, strict=True))
             tr.set_field(out, through_window(rf, ks, ks, 0, 1))
@@ -524,8 +525,8 @@ def _interpolate(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Ten
     else:
         connections = 0
         tr.not_counted[f"interpolate mode {mode!r} in {tr.where(name)}"] = None
-    rf = tr.field_of(x)
-    if rf is not None and rf.ndim == nd:
+    rf = tr.image_field(x, nd)
+    if rf is not None:
         reach = {"nearest": 0, "nearest-exact": 0, "bicubic": 3}.get(mode, 1)
         if b.get("align_corners") and mode not in ("nearest", "nearest-exact", "area"):
             # output o samples input o·(H − 1)/(H_out − 1): corners on corners
@@ -576,7 +577,9 @@ def _to(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     out = _as_meta(x)
     if dtype is not None and dtype != out.dtype:
         out = out.to(dtype)
-    tr.set_field(out, tr.field_of(x))
+    entry = tr.entry(x)
+    if entry is not None:
+        tr.fields[id(out)] = (out, entry[0], entry[1])
     return out
 
 
@@ -586,7 +589,12 @@ def _pad(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     b = _bind(args, kwargs, ("input", "pad", "mode", "value"), {"mode": "constant", "value": None})
     x, pads = b["input"], tuple(b["pad"])
     out = torch.nn.functional.pad(_as_meta(x), pads, b["mode"], b["value"])
-    rf = tr.field_of(x)
+    rf = tr.image_field(x, x.dim() - 2) if x.dim() > 2 else None
+    entry = tr.entry(x)
+    if rf is None and entry is not None and entry[1] is not None:
+        padded = range(x.dim() - len(pads) // 2, x.dim())
+        if not set(padded) & set(entry[1]):  # padding channels (channels last): the field stays
+            tr.fields[id(out)] = (out, entry[0], entry[1])
     if rf is not None and len(pads) // 2 <= rf.ndim:
         left = [0] * rf.ndim
         for i in range(len(pads) // 2):  # pads come last dimension first: (left_W, right_W, left_H, ...)
@@ -603,7 +611,7 @@ def _reduction(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     tr.not_counted.pop(f"{name} in {tr.where(name)}", None)
     x = args[0]
     dims = args[1] if len(args) > 1 else kwargs.get("dim")
-    rf = tr.field_of(x)
+    rf = tr.image_field(x, x.dim() - 2) if x.dim() > 2 else None
     if not isinstance(out, torch.Tensor) or dims is None or rf is None:
         return out
     dims = {dd % x.dim() for dd in _tuple(dims, 1)}

@@ -136,6 +136,8 @@ def summary(
     for x in inputs:
         if isinstance(x, torch.Tensor) and x.is_floating_point() and 3 <= x.dim() <= 5:
             tracer.set_field(x, input_field(x.dim() - 2))
+            if tracer.extent is None:
+                tracer.extent = tuple(x.shape[2:])
     pre = nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = nn.modules.module.register_module_forward_hook(tracer.post_hook, always_call=True)
     try:

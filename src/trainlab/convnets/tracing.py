@@ -17,11 +17,16 @@ from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree as pytree
 
 from trainlab.convnets.receptive_field import (
+    _RANK,
     APPROXIMATE,
     EXACT,
+    GLOBAL,
     MISALIGNED,
+    VARIES,
     ReceptiveField,
     merge_fields,
+    region_field,
+    through_window,
 )
 from trainlab.convnets.rules import (
     _COMPARISONS,
@@ -61,16 +66,70 @@ class _Frame:
         self.connections = 0
 
 
-def _merge_two(a: ReceptiveField, b: ReceptiveField) -> ReceptiveField:
-    """``merge_fields([a, b])``, spelled out for two fields (the same result)."""
-    if b.ndim != a.ndim:
-        return ReceptiveField(a.size, a.jump, a.start, MISALIGNED)
-    size = tuple(max(x, y) for x, y in zip(a.size, b.size, strict=True))
-    if b.jump != a.jump or b.start != a.start or MISALIGNED in (a.status, b.status):
+def _merge_two(a: ReceptiveField, b: ReceptiveField, extent: tuple[int, ...] | None = None) -> ReceptiveField:
+    """``merge_fields([a, b], extent)``, spelled out for two moving fields on one grid (the same result)."""
+    n = a.ndim
+    if b.ndim != n or 0 in a.jump or 0 in b.jump or a.jump != b.jump or VARIES in (a.status, b.status):
+        return merge_fields([a, b], extent)
+    if a.start == b.start and a.size == b.size and a.extent == b.extent:
+        status = a.status if _RANK.get(a.status, 3) >= _RANK.get(b.status, 3) else b.status
+        if GLOBAL in (a.status, b.status):
+            status = GLOBAL
+        return ReceptiveField(a.size, a.jump, a.start, status, a.extent if status == GLOBAL else None)
+    size, start = [], []
+    for i in range(n):
+        ra, rb = (a.size[i] - 1) / 2, (b.size[i] - 1) / 2
+        lo = min(a.start[i] - ra, b.start[i] - rb)
+        hi = max(a.start[i] + ra, b.start[i] + rb)
+        size.append(hi - lo + 1)
+        start.append((lo + hi) / 2)
+    if GLOBAL in (a.status, b.status):
+        whole = a.extent if a.extent is not None else b.extent if b.extent is not None else extent
+        if whole is None:
+            return ReceptiveField(tuple(size), a.jump, tuple(start), VARIES)
+        return ReceptiveField(tuple(size), a.jump, tuple(start), GLOBAL, tuple(int(e) for e in whole))
+    if a.start != b.start or MISALIGNED in (a.status, b.status):
         status = MISALIGNED
     else:
         status = APPROXIMATE if APPROXIMATE in (a.status, b.status) else EXACT
-    return ReceptiveField(size, a.jump, a.start, status)
+    return ReceptiveField(tuple(size), a.jump, tuple(start), status)
+
+
+_PERMUTES = frozenset("permute transpose transpose_ t t_ movedim moveaxis swapaxes swapdims swapaxes_ swapdims_".split())
+_VIEWS = frozenset("view reshape flatten unflatten squeeze squeeze_ unsqueeze unsqueeze_ view_as reshape_as".split())
+
+
+def map_axes(before: tuple[int, ...], after: tuple[int, ...],
+             axes: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """Where the spatial ``axes`` of a tensor of shape ``before`` go in a reshape to ``after``.
+
+    Row-major reshapes keep axis i intact when the product of the sizes before it is the same
+    on both sides and its size is unchanged; an axis split into (outer, inner…) keeps its outer
+    part, whose index o covers ``block`` consecutive input indices (a window k = s = block).
+    Returns (new axes, block per axis), or None when an axis is merged with others.
+    """
+    pre_a = [1]
+    for n in before:
+        pre_a.append(pre_a[-1] * n)
+    pre_b = [1]
+    for n in after:
+        pre_b.append(pre_b[-1] * n)
+    new, blocks = [], []
+    for a in axes:
+        n, pre = before[a], pre_a[a]
+        candidates = [j for j in range(len(after)) if pre_b[j] == pre]
+        exact = [j for j in candidates if after[j] == n]
+        if exact:
+            new.append(exact[0] if n != 1 or len(exact) == 1 else exact[-1])
+            blocks.append(1)
+            continue
+        split = [j for j in candidates if 1 < after[j] < n and n % after[j] == 0
+                 and pre_b[j] * n in pre_b[j + 2:]]
+        if not split:
+            return None
+        new.append(split[0])
+        blocks.append(n // after[split[0]])
+    return tuple(new), tuple(blocks)
 
 
 class _Tracer(TorchFunctionMode):
@@ -122,7 +181,10 @@ class _Tracer(TorchFunctionMode):
         self.counted: set[int] = set()
         self.stack: list[_Frame] = []
         self.rows: list[LayerRow] = []
-        self.fields: dict[int, tuple[torch.Tensor, ReceptiveField]] = {}
+        # id(tensor) -> (tensor, its field, the tensor's spatial axes); axes None: a fixed region that
+        # every element depends on (jump 0), once the spatial axes were mixed or lost
+        self.fields: dict[int, tuple[torch.Tensor, ReceptiveField, tuple[int, ...] | None]] = {}
+        self.extent: tuple[int, ...] | None = None  # the image input's spatial size
         self.not_counted: dict[str, None] = {}
         self.row_names: dict[str, int] = {}
         self.calls: dict[int, int] = {}
@@ -132,21 +194,137 @@ class _Tracer(TorchFunctionMode):
         self.last: tuple[torch.Tensor, tuple[int, ...]] | None = None
 
     # -- receptive-field bookkeeping --------------------------------------------------------
-    def field_of(self, t: Any) -> ReceptiveField | None:
+    def entry(self, t: Any) -> tuple[ReceptiveField, tuple[int, ...] | None] | None:
         entry = self.fields.get(id(t)) if isinstance(t, torch.Tensor) else None
-        return entry[1] if entry is not None and entry[0] is t else None
+        return (entry[1], entry[2]) if entry is not None and entry[0] is t else None
 
-    def set_field(self, t: Any, rf: ReceptiveField | None) -> None:
-        if rf is not None and isinstance(t, torch.Tensor) and t.dim() == rf.ndim + 2:
-            self.fields[id(t)] = (t, rf)
+    def field_of(self, t: Any) -> ReceptiveField | None:
+        """The field of an image-like tensor whose spatial axes are tracked (None for a region)."""
+        entry = self.fields.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return entry[1] if entry is not None and entry[0] is t and entry[2] is not None else None
 
-    def merged_field(self, tensors: Iterable[Any]) -> ReceptiveField | None:
-        if isinstance(tensors, list) and len(tensors) == 2:  # a residual add: two branches
-            a, b = self.field_of(tensors[0]), self.field_of(tensors[1])
-            if a is not None and b is not None:
-                return _merge_two(a, b)
-        found = [f for f in (self.field_of(t) for t in tensors) if f is not None]
-        return merge_fields(found) if found else None
+    def image_field(self, x: Any, nd: int) -> ReceptiveField | None:
+        """``x``'s field when its spatial axes are its last ``nd`` (the layout convs and pools read)."""
+        entry = self.fields.get(id(x))
+        if entry is None or entry[0] is not x or entry[2] is None:
+            return None
+        axes, dim = entry[2], x.dim()
+        return entry[1] if len(axes) == nd and axes == tuple(range(dim - nd, dim)) else None
+
+    def set_field(self, t: Any, rf: ReceptiveField | None, axes: tuple[int, ...] | None = None) -> None:
+        if rf is None or not isinstance(t, torch.Tensor):
+            return
+        if axes is None:
+            if t.dim() != rf.ndim + 2:
+                return
+            axes = tuple(range(2, t.dim()))
+        self.fields[id(t)] = (t, rf, axes)
+
+    def region(self, t: torch.Tensor) -> ReceptiveField | None:
+        """What every element of ``t`` depends on together (a jump-0 region), or None."""
+        entry = self.fields.get(id(t))
+        if entry is None or entry[0] is not t:
+            return None
+        rf, axes = entry[1], entry[2]
+        if axes is None:
+            return rf
+        if self.extent is None or len(self.extent) != rf.ndim:
+            return None
+        return region_field(rf, [t.shape[a] for a in axes], self.extent)
+
+    def derive(self, inputs: Iterable[Any], outputs: Any) -> None:
+        """Outputs of an operation that mixes the spatial axes: the union of the inputs' regions."""
+        regions = [r for r in (self.region(t) for t in inputs if isinstance(t, torch.Tensor)) if r is not None]
+        if not regions:
+            return
+        merged = merge_fields(regions, self.extent) if len(regions) > 1 else regions[0]
+        for o in (outputs,) if isinstance(outputs, torch.Tensor) else pytree.tree_leaves(outputs):
+            if isinstance(o, torch.Tensor) and self.entry(o) is None:
+                self.fields[id(o)] = (o, merged, None)
+
+    def follow(self, x: torch.Tensor, out: torch.Tensor, nd: int, through: Any) -> None:
+        """``out``'s field from ``x``'s by ``through(rf)`` (a window layer on the last ``nd`` axes);
+        if ``x``'s spatial axes are elsewhere or lost, its region."""
+        rf = self.image_field(x, nd)
+        if rf is not None:
+            self.set_field(out, through(rf))
+        elif self.entry(x) is not None:
+            self.derive((x,), out)
+
+    def merged(self, tensors: list[Any], out: torch.Tensor) -> tuple[ReceptiveField, tuple[int, ...] | None] | None:
+        """The field of ``out`` = an elementwise function of ``tensors`` (broadcast to ``out``)."""
+        entries = [(t, e) for t in tensors if (e := self.entry(t)) is not None]
+        if not entries:
+            return None
+        out_shape = out.shape
+        if len(entries) == 1 and entries[0][0].shape == out_shape:
+            return entries[0][1]
+        if len(entries) == 2:  # a residual add: two branches of one layout
+            (ta, (a, axa)), (tb, (b, axb)) = entries
+            if axa is not None and axa == axb and ta.shape == out_shape and tb.shape == out_shape:
+                return _merge_two(a, b, self.extent), axa
+        out_axes: tuple[int, ...] | None = None
+        mapped = []
+        for t, (rf, axes) in entries:
+            if axes is None:
+                mapped.append(rf)
+                continue
+            shift = out.dim() - t.dim()
+            moved = tuple(a + shift for a in axes)
+            spread = [t.shape[a] == 1 and out_shape[a + shift] != 1 for a in axes]
+            if any(spread):  # broadcast along a spatial axis: every output index reads unit 0
+                rf = ReceptiveField(rf.size, tuple(0.0 if b else j for b, j in zip(spread, rf.jump, strict=True)),
+                                    rf.start, rf.status, rf.extent)
+            if not all(spread):
+                if out_axes is None:
+                    out_axes = moved
+                elif out_axes != moved:
+                    return None if self.extent is None else self._lost(tensors)
+            mapped.append(rf)
+        field = merge_fields(mapped, self.extent)
+        if out_axes is None and any(j != 0 for j in field.jump):
+            return None
+        return field, out_axes
+
+    def _lost(self, tensors: list[Any]) -> tuple[ReceptiveField, None] | None:
+        regions = [r for r in (self.region(t) for t in tensors if isinstance(t, torch.Tensor)) if r is not None]
+        return (merge_fields(regions, self.extent), None) if regions else None
+
+    def reshaped(self, name: str, func: Any, src: torch.Tensor, args: tuple, kwargs: dict, out: Any) -> None:
+        """Carry ``src``'s field to the outputs of a view, permutation, slice or copy."""
+        entry = self.entry(src)
+        if entry is None:
+            return
+        rf, axes = entry
+        outs = (out,) if type(out) is torch.Tensor else [o for o in pytree.tree_leaves(out)
+                                                         if isinstance(o, torch.Tensor)]
+        if axes is not None and type(out) is torch.Tensor:
+            moved: tuple[int, ...] | None = None
+            if name in _PERMUTES:
+                probe = torch.empty(tuple(range(2, src.dim() + 2)), device=_META)
+                order = list(func(probe, *args[1:], **kwargs).shape)
+                moved = tuple(order.index(a + 2) for a in axes)
+            elif name in _VIEWS:
+                found = map_axes(tuple(src.shape), tuple(out.shape), axes)
+                if found is not None:
+                    moved, blocks = found
+                    if any(b > 1 for b in blocks):
+                        rf = through_window(rf, blocks, blocks)
+            elif name == "__getitem__" and len(args) == 2:
+                sliced = _sliced(src, args[1], axes, rf)
+                if sliced is not None:
+                    moved, rf = sliced
+            elif out.dim() == src.dim() and all(out.shape[a] == src.shape[a] for a in axes):
+                moved = axes
+            if moved is not None:
+                self.fields[id(out)] = (out, rf, moved)
+                return
+        if axes is not None and type(out) is not torch.Tensor and name in ("chunk", "split", "unbind",
+                                                                          "split_with_sizes", "tensor_split"):
+            kept = [o for o in outs if o.dim() == src.dim() and all(o.shape[a] == src.shape[a] for a in axes)]
+            for o in kept:
+                self.fields[id(o)] = (o, rf, axes)
+        self.derive((src,), out)
 
     # -- parameters ----------------------------------------------------------------------------
     def take_params(self, params: Iterable[torch.Tensor]) -> tuple[int, int]:
@@ -197,7 +375,7 @@ class _Tracer(TorchFunctionMode):
                 with torch._C.DisableTorchFunction():  # hooks run inside the mode: read the shape directly
                     shape = tuple(out.shape)
             entry = self.fields.get(id(out))
-            rf = entry[1] if entry is not None and entry[0] is out else None
+            rf = entry[1] if entry is not None and entry[0] is out and entry[2] is not None else None
         else:
             shape = rf = None
         label = frame.name or "(model)"
@@ -278,11 +456,14 @@ class _Tracer(TorchFunctionMode):
             out = torch.empty(shape, dtype=x.dtype, device=_META)
             self.last = (out, shape)
             entry = self.fields.get(id(x))
-            if entry is not None and entry[0] is x and out.dim() == entry[1].ndim + 2:
-                self.fields[id(out)] = (out, entry[1])
+            if entry is not None and entry[0] is x:
+                self.fields[id(out)] = (out, entry[1], entry[2])
             return out
         if kind is not None:
-            return kind(self, name, args, kwargs)
+            out = kind(self, name, args, kwargs)
+            if self.fields:  # a rule that mixes spatial axes: the outputs depend on the inputs' regions
+                self.derive([*args, *kwargs.values()], out)
+            return out
         if name in _FACTORIES:
             kwargs = {**kwargs, "device": "meta"}
         return self.fallback(func, name, args, kwargs)
@@ -329,9 +510,9 @@ class _Tracer(TorchFunctionMode):
             return first
         if len(tensors) == 1:
             entry = self.fields.get(id(first))
-            rf = entry[1] if entry is not None and entry[0] is first else None
+            found = (entry[1], entry[2]) if entry is not None and entry[0] is first else None
         else:
-            rf = self.merged_field(tensors)
+            found = None
         if inplace and first.shape == shape:
             out = first
         else:
@@ -339,8 +520,10 @@ class _Tracer(TorchFunctionMode):
             if name == "where" and len(args) > 1 and isinstance(args[1], torch.Tensor):
                 dtype = args[1].dtype  # where(condition, x, y) has the values' dtype
             out = torch.empty(shape, dtype=dtype, device=_META)
-        if rf is not None and out.dim() == rf.ndim + 2:  # set_field
-            self.fields[id(out)] = (out, rf)
+        if len(tensors) > 1 and self.fields:
+            found = self.merged(tensors, out)
+        if found is not None:
+            self.fields[id(out)] = (out, found[0], found[1])
         # Two activations meeting (a residual add, a gating product) get a row in a container; any
         # other elementwise op is booked with nothing to count and no row, which changes nothing.
         if merge_op and len(tensors) > 1 and sum(t.dim() >= 2 for t in tensors) >= 2:
@@ -383,15 +566,17 @@ class _Tracer(TorchFunctionMode):
             and name not in _SAME_SHAPE
         ):
             self.not_counted[f"{name} in {self.where(name)}"] = None
-        leaves = args if flat else pytree.tree_leaves(args)
-        src = next((a for a in leaves if isinstance(a, torch.Tensor)), None)
-        rf = self.field_of(src)
-        if rf is not None:
-            for o in (out,) if type(out) is torch.Tensor else pytree.tree_leaves(out):
-                if isinstance(o, torch.Tensor) and o.dim() == src.dim() and o.shape[2:] == src.shape[2:]:
-                    self.set_field(o, rf)
         if name in ("cat", "concat", "concatenate"):
             self._cat_field(args, kwargs, out)
+            return out
+        if self.fields:
+            leaves = args if flat else pytree.tree_leaves(args)
+            src = next((a for a in leaves if isinstance(a, torch.Tensor)), None)
+            if src is not None:
+                self.reshaped(name, func, src, meta_args, meta_kwargs, out)
+            others = [a for a in leaves if isinstance(a, torch.Tensor) and a is not src]
+            if others:
+                self.derive([src, *others], out)
         return out
 
     def _cat_field(self, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
@@ -399,6 +584,58 @@ class _Tracer(TorchFunctionMode):
         dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
         dim = dim % out.dim() if out.dim() else 0
         self.fields.pop(id(out), None)
-        if dim == 1:  # joining channels: the units see the union of the branches' fields
-            self.set_field(out, self.merged_field(tensors))
+        if self.fields:
+            entries = [e for e in (self.entry(t) for t in tensors) if e is not None]
+            if entries and all(e[1] is not None and dim not in e[1] for e in entries):
+                # joining along channels (or any non-spatial axis): the union of the branches' fields
+                found = self.merged(tensors, out)
+                if found is not None:
+                    self.fields[id(out)] = (out, found[0], found[1])
+            if self.entry(out) is None:
+                self.derive(tensors, out)
         self.book("cat", out, row=len(tensors) > 1)
+
+
+def _sliced(src: torch.Tensor, index: Any, axes: tuple[int, ...],
+            rf: ReceptiveField) -> tuple[tuple[int, ...], ReceptiveField] | None:
+    """Axes and field after ``src[index]`` for basic indexing (slices, ints, None, ...).
+
+    A slice start:stop:step of a spatial axis maps output o to input start + o·step: a window of
+    size 1, stride ``step`` and padding −start. An integer on a spatial axis drops it (None).
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    if not all(i is None or i is Ellipsis or type(i) in (int, slice) for i in items):
+        return None
+    used = sum(1 for i in items if i is not None and i is not Ellipsis)
+    expanded: list[Any] = []
+    for i in items:
+        if i is Ellipsis:
+            expanded.extend([slice(None)] * (src.dim() - used))
+        else:
+            expanded.append(i)
+    expanded.extend([slice(None)] * (src.dim() - sum(1 for i in expanded if i is not None)))
+    where: dict[int, tuple[int, slice]] = {}  # input dim -> (output dim, slice)
+    d_in = d_out = 0
+    for i in expanded:
+        if i is None:
+            d_out += 1
+        elif type(i) is int:
+            if d_in in axes:
+                return None
+            d_in += 1
+        else:
+            where[d_in] = (d_out, i)
+            d_in += 1
+            d_out += 1
+    moved, steps, starts = [], [], []
+    for a in axes:
+        d, sl = where[a]
+        start, _, step = sl.indices(src.shape[a])
+        if step < 1:
+            return None
+        moved.append(d)
+        steps.append(step)
+        starts.append(-start)
+    if any(s != 1 for s in steps) or any(starts):
+        rf = through_window(rf, 1, steps, starts)
+    return tuple(moved), rf
