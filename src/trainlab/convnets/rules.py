@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torch.utils import _pytree as pytree
 
 from trainlab.convnets.receptive_field import (
     APPROXIMATE,
@@ -135,6 +134,8 @@ to type type_as float double half bfloat16 long int bool clone detach detach_ re
 zero_ fill_ copy_ zeros ones empty full arange linspace eye rand randn randint tensor as_tensor
 zeros_like ones_like empty_like full_like rand_like randn_like new_zeros new_ones new_empty new_full
 new_tensor triu tril cat concat concatenate stack gather index_select one_hot
+unfold fold cumsum cumprod max min norm sort topk argmax argmin argsort std var logsumexp prod any all
+std_mean var_mean count_nonzero _assert_async bernoulli bernoulli_ dropout_ nonzero
 """.split()
 )
 _READ_ONLY = frozenset(
@@ -438,6 +439,9 @@ def _pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
             ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
             {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False},
         )
+    elif name.startswith("lp_pool"):  # (Σ x^p)^(1/p) over the window: avg_pool's windows, no padding
+        b = _bind(args, kwargs, ("input", "norm_type", "kernel_size", "stride", "ceil_mode"),
+                  {"stride": None, "ceil_mode": False})
     else:
         b = _bind(
             args,
@@ -449,7 +453,7 @@ def _pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     nd = int(re.search(r"(\d)d", name).group(1))
     k = _tuple(b["kernel_size"], nd)
     s = _tuple(b["stride"], nd) if b["stride"] not in (None, [], ()) else k
-    p, d = _tuple(b["padding"], nd), _tuple(b.get("dilation", 1), nd)
+    p, d = _tuple(b.get("padding", 0), nd), _tuple(b.get("dilation", 1), nd)
     where = tr.where(name)
     spatial = tuple(
         pool_output_size(h, ki, si, pi, di, bool(b["ceil_mode"]), layer=f"layer {where}")
@@ -553,15 +557,131 @@ def _embedding(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tenso
 
 def _recurrent(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     """``nn.LSTM``/``nn.GRU``/``nn.RNN``: every weight matrix (input-to-hidden, hidden-to-hidden,
-    projection) multiplies one vector per time step and sequence: MACs = T·B·Σ numel(W)."""
-    x, weights = args[0], args[2] if len(args) > 2 else None
-    if not isinstance(weights, list | tuple) or not isinstance(args[1], torch.Tensor | list | tuple):
+    projection) multiplies one vector per time step and sequence: MACs = T·B·Σ numel(W).
+
+    The outputs' shapes are worked out, not run (running the cell step by step on meta tensors
+    costs T steps of every gate): output (…, D·H_out) with D = 2 when bidirectional, and the final
+    states the shapes of the initial ones.
+    """
+    x, hx, weights = args[0], args[1], args[2] if len(args) > 2 else None
+    if (kwargs or len(args) != 9 or not isinstance(weights, list | tuple)
+            or not isinstance(x, torch.Tensor) or isinstance(hx, torch.Tensor) == (name == "lstm")):
         return tr.fallback(getattr(torch._VF, name), name, args, kwargs)  # packed sequences: not counted
-    out = getattr(torch._VF, name)(*pytree.tree_map(_as_meta, args), **kwargs)
+    states = tuple(hx) if name == "lstm" else (hx,)
+    directions = 2 if args[7] else 1
+    out = _meta((*x.shape[:-1], directions * states[0].shape[-1]), x.dtype)
+    final = tuple(_meta(tuple(h.shape), h.dtype) for h in states)
     steps = x.numel() // x.shape[-1]  # T·B
     macs = steps * sum(w.numel() for w in weights if isinstance(w, torch.Tensor) and w.dim() == 2)
-    tr.book(name, out[0], neurons=out[0].numel(), macs=macs, connections=macs, params=weights)
+    tr.book(name, out, neurons=out.numel(), macs=macs, connections=macs, params=weights)
+    return (out, *final)
+
+
+def _einsum_macs(equation: str, shapes: Sequence[tuple[int, ...]]) -> int:
+    """Product of the sizes of every index (free and contracted) of a contraction of ≥ 2 operands:
+    each combination of index values is one multiply-accumulate (``…`` dimensions broadcast)."""
+    terms = equation.replace(" ", "").split("->")[0].split(",")
+    sizes: dict[str, int] = {}
+    spread: list[tuple[int, ...]] = []
+    for term, shape in zip(terms, shapes, strict=True):
+        if "..." in term:
+            head, tail = term.split("...")
+            n = len(shape) - len(head) - len(tail)
+            spread.append(tuple(shape[len(head):len(head) + n]))
+            letters, dims = head + tail, (*shape[:len(head)], *shape[len(head) + n:])
+        else:
+            letters, dims = term, shape
+        for letter, size in zip(letters, dims, strict=True):
+            sizes[letter] = max(sizes.get(letter, 1), size)  # a size-1 index broadcasts
+    return math.prod(sizes.values()) * (math.prod(_broadcast(spread)) if spread else 1)
+
+
+def _einsum(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    equation = args[0] if args else kwargs.get("equation")
+    operands = args[1:] if len(args) > 1 else tuple(kwargs.get("operands", ()))
+    if len(operands) == 1 and isinstance(operands[0], list | tuple):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str) or not all(isinstance(o, torch.Tensor) for o in operands):
+        return tr.fallback(torch.einsum, name, args, kwargs)  # the sublist form: not counted
+    out = torch.einsum(equation, *(_as_meta(o) for o in operands))
+    # One operand is a permutation, a trace or a sum: no multiplications.
+    macs = _einsum_macs(equation, [tuple(o.shape) for o in operands]) if len(operands) > 1 else 0
+    tr.book("einsum", out, neurons=out.numel() if macs else 0, macs=macs, connections=macs, params=operands)
     return out
+
+
+def _tensordot(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    b = _bind(args, kwargs, ("a", "b", "dims"), {"dims": 2})
+    a, m, dims = b["a"], b["b"], b["dims"]
+    out = torch.tensordot(_as_meta(a), _as_meta(m), dims)
+    if isinstance(dims, int):
+        contracted = set(range(dims))
+    elif isinstance(dims, torch.Tensor):
+        contracted = {int(v) % m.dim() for v in dims[1].tolist()} if dims.dim() == 2 else set(range(int(dims)))
+    else:
+        second = dims[1]
+        contracted = {int(v) % m.dim() for v in (second if isinstance(second, list | tuple) else [second])}
+    # a's every element meets every free element of b once: Π a.shape · Π (free sizes of b)
+    macs = a.numel() * math.prod(n for i, n in enumerate(m.shape) if i not in contracted)
+    tr.book("tensordot", out, neurons=out.numel(), macs=macs, connections=macs, params=(a, m))
+    return out
+
+
+def _bilinear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    """``nn.Bilinear``: y_k = x1ᵀ W_k x2 + b_k, the contraction 'bi,kij,bj->bk': rows·out·in1·in2 MACs."""
+    b = _bind(args, kwargs, ("input1", "input2", "weight", "bias"), {"bias": None})
+    x1, x2, w = b["input1"], b["input2"], b["weight"]
+    if x1.shape[-1] != w.shape[1] or x2.shape[-1] != w.shape[2]:
+        raise ShapeError(f"layer {tr.where(name)} expects inputs of {w.shape[1]} and {w.shape[2]} features "
+                         f"(weight {_shape(w)}) but gets {_shape(x1)} and {_shape(x2)}")
+    out = _meta((*x1.shape[:-1], w.shape[0]), x1.dtype)
+    macs = out.numel() * w.shape[1] * w.shape[2]
+    tr.book("bilinear", out, neurons=out.numel(), macs=macs, connections=macs, params=(w, b["bias"]))
+    return out
+
+
+def _fractional_max_pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    """Pseudo-random windows of size k with an average stride H/H_out: k^d links per output; the field
+    is approximate (largest window, average jump)."""
+    b = _bind(args, kwargs, ("input", "kernel_size", "output_size", "output_ratio", "return_indices",
+                             "_random_samples"), {"output_size": None, "output_ratio": None,
+                                                  "return_indices": False})
+    x = b["input"]
+    nd = int(re.search(r"(\d)d", name).group(1))
+    k = _tuple(b["kernel_size"], nd)
+    if b["output_size"] is not None:
+        spatial = tuple(int(o) for o in _tuple(b["output_size"], nd))
+    else:
+        spatial = tuple(int(h * float(r)) for h, r in zip(x.shape[-nd:], _tuple(b["output_ratio"], nd),
+                                                           strict=True))
+    out = _meta((*x.shape[:-nd], *spatial), x.dtype)
+    rf = tr.image_field(x, nd)
+    if rf is not None:
+        steps = [h / o for h, o in zip(x.shape[-nd:], spatial, strict=True)]
+        f = through_window(rf, k, steps)
+        tr.set_field(out, ReceptiveField(f.size, f.jump, f.start, APPROXIMATE, f.extent))
+    tr.book("fractional_max_pool", out, neurons=out.numel(), connections=out.numel() * math.prod(k))
+    if "indices" in name or b["return_indices"]:
+        return out, _meta(tuple(out.shape), torch.int64)
+    return out
+
+
+def _pixel_shuffle(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    """Depth to space (nearest upsampling of the field by r) and space to depth (an r×r window of
+    stride r): rearrangements, no MACs and no neurons of their own."""
+    x = args[0] if args else kwargs["input"]
+    r = int(args[1] if len(args) > 1 else kwargs.get("upscale_factor", kwargs.get("downscale_factor")))
+    out = getattr(torch.nn.functional, name)(_as_meta(x), r)
+    if name == "pixel_shuffle":
+        tr.follow(x, out, 2, lambda rf: through_upsampling(rf, [r, r], [0, 0], [0.5 / r - 0.5] * 2))
+    else:
+        tr.follow(x, out, 2, lambda rf: through_window(rf, r, r))
+    return out
+
+
+def _no_op(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+    """``torch._assert``: a check on sizes (or on values, which a shape-only trace cannot see)."""
+    return None
 
 
 def _to(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
@@ -666,6 +786,15 @@ _HANDLERS: dict[str, Callable[[_Tracer, str, tuple, dict], Any]] = {
     **dict.fromkeys(("to", "cpu", "cuda", "type_as"), _to),
     **dict.fromkeys(("lstm", "gru", "rnn_tanh", "rnn_relu"), _recurrent),
     "embedding": _embedding,
+    "einsum": _einsum,
+    "tensordot": _tensordot,
+    "bilinear": _bilinear,
+    **dict.fromkeys(("lp_pool1d", "lp_pool2d", "lp_pool3d"), _pool),
+    **dict.fromkeys(("fractional_max_pool2d", "fractional_max_pool3d", "fractional_max_pool2d_with_indices",
+                     "fractional_max_pool3d_with_indices", "_fractional_max_pool2d",
+                     "_fractional_max_pool3d"), _fractional_max_pool),
+    **dict.fromkeys(("pixel_shuffle", "pixel_unshuffle"), _pixel_shuffle),
+    **dict.fromkeys(("_assert", "_assert_async"), _no_op),
     **dict.fromkeys(("mean", "sum", "amax", "amin"), _reduction),
 }
 

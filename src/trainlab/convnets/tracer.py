@@ -111,6 +111,7 @@ def summary(
     dtype: torch.dtype = torch.float32,
     ignore: Iterable[str] = (),
     strict: bool = False,
+    training: bool = False,
 ) -> Summary:
     """Count neurons, parameters, MACs and connections of every layer of ``model``, and its receptive fields.
 
@@ -119,6 +120,11 @@ def summary(
     (tensors, of which only shapes and dtypes are used). Counts are for the whole batch.
     ``ignore`` may hold ``"bias"`` and ``"batchnorm"``. The model is called once on meta
     tensors and is left unchanged (no moving, no parameter or buffer updates).
+
+    The trace runs in eval mode (``training=False``, the default): stochastic depth and dropout
+    are off, batch norm uses its running statistics and auxiliary heads that only run in
+    training (GoogLeNet, Inception-v3) are left out, as at inference. ``training=True`` traces
+    the training forward pass. Each module's own mode is restored afterwards.
     """
     if not isinstance(model, nn.Module):
         raise ArgumentError("model", type(model).__name__, "a torch.nn.Module")
@@ -140,12 +146,16 @@ def summary(
                 tracer.extent = tuple(x.shape[2:])
     pre = nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = nn.modules.module.register_module_forward_hook(tracer.post_hook, always_call=True)
+    modes = [(m, m.training) for m in tracer.modules.values()]
     try:
+        model.train(training)
         with torch.no_grad(), tracer:
             model(*inputs)
     finally:
         pre.remove()
         post.remove()
+        for m, mode in modes:
+            m.training = mode
     # Parameters of modules never called, or held directly by containers (cls tokens, ...).
     counted = tracer.counted
     for mod_name, module in zip(tracer.names.values(), tracer.modules.values(), strict=True):
