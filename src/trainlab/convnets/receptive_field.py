@@ -200,7 +200,10 @@ def merge_fields(fields: Sequence[ReceptiveField], extent: Sequence[int] | None 
     n = first.ndim
     if any(f.ndim != n for f in fields):
         return ReceptiveField(first.size, first.jump, first.start, VARIES)
-    known = extent if extent is not None else next((f.extent for f in fields if f.extent is not None), None)
+    if any(f.status == VARIES for f in fields):
+        return ReceptiveField(first.size, first.jump, first.start, VARIES)
+    known = next((f.extent for f in fields if f.extent is not None), None)
+    known = extent if known is None else known  # a global field's own extent first
     size, jump, start = [], [], []
     status = max((f.status for f in fields if f.status in _RANK), key=_RANK.__getitem__, default=EXACT)
     whole = any(f.status == GLOBAL for f in fields)
@@ -281,6 +284,8 @@ class _MaxToAvgPool(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = dict(kwargs or {})
+        if func is F.layer_norm:
+            return _channel_affine(*args, **kwargs)
         avg = self._MAX.get(func)
         if avg is None:
             return func(*args, **kwargs)
@@ -307,6 +312,19 @@ class _MaxToAvgPool(TorchFunctionMode):
         )
 
 
+def _channel_affine(input: torch.Tensor, normalized_shape: Any, weight: torch.Tensor | None = None,
+                    bias: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
+    """Layer norm over the last (feature) dimensions without the normalisation: on the probe's
+    constant input every feature is equal, x − mean is 0 and the gradient would vanish. The
+    statistics mix only the normalised (non-spatial) dimensions, so the support is unchanged."""
+    out = input
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
 def _first_tensor(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out
@@ -327,7 +345,8 @@ def empirical_receptive_field(
     A copy of ``model`` (the model itself is untouched) gets every parameter set to a positive
     constant (weights 1/fan-in, biases 0.01), batch-norm statistics reset (mean 0, variance 1)
     and is run in eval mode in float64 on an all-ones input of shape ``(1, *input_size)``; max
-    pooling is replaced by average pooling over the same windows. All activations are then
+    pooling is replaced by average pooling over the same windows, and layer norm (over feature
+    dimensions) by its affine part, whose dependencies are the same. All activations are then
     positive, ReLUs pass gradient, and no two paths cancel, so the gradient of
     Σ_c out[0, c, *position] is non-zero exactly on the pixels the unit depends on.
     ``position`` defaults to the centre unit.

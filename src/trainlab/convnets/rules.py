@@ -17,6 +17,9 @@ from torch import nn
 
 from trainlab.convnets.receptive_field import (
     APPROXIMATE,
+    GLOBAL,
+    MISALIGNED,
+    VARIES,
     ReceptiveField,
     through_upsampling,
     through_window,
@@ -176,6 +179,7 @@ def _window_field(rf: ReceptiveField, k: tuple, s: tuple, p: tuple, d: tuple) ->
             (j0 * s[0], j1 * s[1]),
             (a0 + (e0 / 2 - p[0]) * j0, a1 + (e1 / 2 - p[1]) * j1),
             rf.status,
+            rf.extent,
         )
     size, jump, start = [], [], []
     for r, j, s0, ki, si, pi, di in zip(rf.size, rf.jump, rf.start, k, s, p, d, strict=True):
@@ -183,7 +187,14 @@ def _window_field(rf: ReceptiveField, k: tuple, s: tuple, p: tuple, d: tuple) ->
         size.append(r + reach * j)
         start.append(s0 + (reach / 2 - pi) * j)
         jump.append(j * si)
-    return ReceptiveField(tuple(size), tuple(jump), tuple(start), rf.status)
+    return ReceptiveField(tuple(size), tuple(jump), tuple(start), rf.status, rf.extent)
+
+
+def _approximate(rf: ReceptiveField) -> ReceptiveField:
+    """``rf`` marked approximate (a global or varying field stays what it is)."""
+    if rf.status in (GLOBAL, VARIES, MISALIGNED):
+        return rf
+    return ReceptiveField(rf.size, rf.jump, rf.start, APPROXIMATE, rf.extent)
 
 
 def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
@@ -490,7 +501,7 @@ def _adaptive_pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
         else:
             widest = [max(e - s for s, e in w) for w in windows]
             field_ = through_window(rf, widest, [h / o for h, o in zip(x.shape[-nd:], spatial, strict=True)])
-            tr.set_field(out, ReceptiveField(field_.size, field_.jump, field_.start, APPROXIMATE))
+            tr.set_field(out, _approximate(field_))
     tr.book(name.replace("_with_indices", ""), out, neurons=out.numel(), connections=connections)
     if "max" in name and b["return_indices"]:
         return out, _meta(tuple(out.shape), torch.int64)
@@ -659,7 +670,7 @@ def _fractional_max_pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> A
     if rf is not None:
         steps = [h / o for h, o in zip(x.shape[-nd:], spatial, strict=True)]
         f = through_window(rf, k, steps)
-        tr.set_field(out, ReceptiveField(f.size, f.jump, f.start, APPROXIMATE, f.extent))
+        tr.set_field(out, _approximate(f))
     tr.book("fractional_max_pool", out, neurons=out.numel(), connections=out.numel() * math.prod(k))
     if "indices" in name or b["return_indices"]:
         return out, _meta(tuple(out.shape), torch.int64)
@@ -720,7 +731,7 @@ def _pad(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
         for i in range(len(pads) // 2):  # pads come last dimension first: (left_W, right_W, left_H, ...)
             left[rf.ndim - 1 - i] = pads[2 * i]
         start = tuple(st - lp * j for st, lp, j in zip(rf.start, left, rf.jump, strict=True))
-        tr.set_field(out, ReceptiveField(rf.size, rf.jump, start, rf.status))
+        tr.set_field(out, ReceptiveField(rf.size, rf.jump, start, rf.status, rf.extent))
     return out
 
 
