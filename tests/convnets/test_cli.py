@@ -80,7 +80,7 @@ def test_summary_of_a_file_factory(capsys, tmp_path: Path):
         (["convnets", "summary", VGG, "--input", "3x112"], "--input='3x112'"),
         (["convnets", "summary", VGG, "--input", "3xbig"], "--input='3xbig'"),
         (["convnets", "summary", VGG, "--input", "3x112x112", "--ignore", "weights"], "--ignore='weights'"),
-        (["convnets", "summary", "no.such.module:f()", "--input", "3x8x8"], "MODULE='no.such.module:f()'"),
+        (["convnets", "summary", "no.such.module:f()", "--input", "3x8x8"], "TARGET='no.such.module:f()'"),
         (
             [
                 "convnets",

@@ -39,8 +39,12 @@ class LayerRow:
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON: the receptive field as numbers, one per spatial dimension
+        (``rf_size`` is the whole input for a global field, whose local size is ``rf_local_size``);
+        None where the layer has no field."""
         rf = self.receptive_field
-        size, jump, start = rf.describe() if rf is not None else ("", "", "")
+        numbers = rf.as_numbers() if rf is not None else {
+            "rf_size": None, "rf_jump": None, "rf_start": None, "rf_status": None}
         return {
             "name": self.name,
             "type": self.type,
@@ -50,11 +54,19 @@ class LayerRow:
             "trainable_params": self.trainable_params,
             "macs": self.macs,
             "connections": self.connections,
-            "rf_size": size,
-            "rf_jump": jump,
-            "rf_start": start,
+            **numbers,
             "note": self.note,
         }
+
+    def as_text_dict(self) -> dict[str, Any]:
+        """As :meth:`as_dict` with the field as short text (CSV): '30', '~12', '431 (hull)'."""
+        rf = self.receptive_field
+        size, jump, start = rf.describe() if rf is not None else ("", "", "")
+        d = self.as_dict()
+        d.update(rf_size=size, rf_jump=jump, rf_start=start, rf_status=rf.status if rf is not None else "",
+                 output_shape="x".join(map(str, self.output_shape)) if self.output_shape else "")
+        d.pop("rf_local_size", None)
+        return d
 
 
 _COLUMNS = (
@@ -69,6 +81,7 @@ _COLUMNS = (
     "rf_size",
     "rf_jump",
     "rf_start",
+    "rf_status",
     "note",
 )
 
@@ -133,9 +146,7 @@ class Summary:
         writer = csv.DictWriter(buf, fieldnames=_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for r in self.rows:
-            d = r.as_dict()
-            d["output_shape"] = "x".join(map(str, r.output_shape)) if r.output_shape else ""
-            writer.writerow(d)
+            writer.writerow(r.as_text_dict())
         t = self.totals()
         writer.writerow(
             {
