@@ -266,7 +266,8 @@ def test_convnext_fields_continue_past_the_stem_and_train_mode_adds_the_aux_head
 
 def test_output_file_follows_its_extension_and_bad_paths_are_one_line(capsys, tmp_path: Path):
     target = tmp_path / "table.json"
-    code, out, err = run(capsys, "convnets", "summary", "conv3-4, fc-2", "--input", "1x8x8", "-o", str(target))
+    code, out, err = run(capsys, "convnets", "summary", "conv3-4, fc-2", "--input", "1x8x8",
+                         "-o", str(target))
     assert code == 0 and out == "", err
     assert json.loads(target.read_text())["totals"]["params"] == 40 + 4 * 64 * 2 + 2
     code, _, err = run(capsys, "convnets", "summary", "conv3-4", "--input", "1x8x8", "-o", str(target))
@@ -274,7 +275,8 @@ def test_output_file_follows_its_extension_and_bad_paths_are_one_line(capsys, tm
     assert run(capsys, "convnets", "summary", "conv3-4", "--input", "1x8x8", "-o", str(target),
                "--overwrite")[0] == 0
     for bad, fragment in [(tmp_path / "t.xlsx", "a file ending in"), (tmp_path, "a file ending in"),
-                          (tmp_path / "missing" / "dir" / "t.md", None), (tmp_path / "sub.csv", "it is a folder")]:
+                          (tmp_path / "missing" / "dir" / "t.md", None),
+                          (tmp_path / "sub.csv", "it is a folder")]:
         if bad.name == "sub.csv":
             bad.mkdir()
         code, _, err = run(capsys, "convnets", "summary", "conv3-4", "--input", "1x8x8", "-o", str(bad))

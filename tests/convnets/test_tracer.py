@@ -8,8 +8,8 @@ FlopCounterMode's FLOPs / 2 (it counts convolutions, transposed convolutions and
 from __future__ import annotations
 
 import copy
-import math
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest

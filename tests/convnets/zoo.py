@@ -608,7 +608,8 @@ class ViTBlock(nn.Module):
     def __init__(self, d: int, heads: int, einsum: bool) -> None:
         super().__init__()
         self.ln1, self.attn = nn.LayerNorm(d), ViTAttention(d, heads, einsum)
-        self.ln2, self.mlp = nn.LayerNorm(d), nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
         self.drop_path = DropPath(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -619,7 +620,8 @@ class ViTBlock(nn.Module):
 class ViT(nn.Module):
     """torchvision's ViT pattern: patch conv, a size check with torch._assert, class token."""
 
-    def __init__(self, image: int = 32, patch: int = 8, d: int = 32, depth: int = 2, einsum: bool = False) -> None:
+    def __init__(self, image: int = 32, patch: int = 8, d: int = 32, depth: int = 2,
+                 einsum: bool = False) -> None:
         super().__init__()
         self.image = image
         self.features = nn.Conv2d(3, d, patch, patch)

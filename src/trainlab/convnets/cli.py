@@ -253,7 +253,8 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
         if measured is not None:
             doc["check"] = {"position": list(measured.position), "lo": list(measured.lo),
                             "hi": list(measured.hi), "size": list(measured.size),
-                            "formula_interval": [list(iv) for iv in last.receptive_field.interval(measured.position)]}
+                            "formula_interval": [list(iv) for iv in
+                                                 last.receptive_field.interval(measured.position)]}
         _echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
     width = max(len(r.name) for r in rows)

@@ -628,7 +628,8 @@ def _tensordot(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     if isinstance(dims, int):
         contracted = set(range(dims))
     elif isinstance(dims, torch.Tensor):
-        contracted = {int(v) % m.dim() for v in dims[1].tolist()} if dims.dim() == 2 else set(range(int(dims)))
+        contracted = ({int(v) % m.dim() for v in dims[1].tolist()} if dims.dim() == 2
+                      else set(range(int(dims))))
     else:
         second = dims[1]
         contracted = {int(v) % m.dim() for v in (second if isinstance(second, list | tuple) else [second])}

@@ -4,13 +4,17 @@
 with one :class:`LayerRow` per layer. It never runs the real computation and never touches
 the user's model: the inputs are tensors on PyTorch's ``meta`` device (shapes, no data),
 and every torch function the model calls is intercepted by a ``TorchFunctionMode``. Layers
-with a known cost (convolution, transposed convolution, linear, matmul, attention,
-pooling, upsampling, embedding) are answered by formula; shape-preserving ones (activations,
+with a known cost (convolution, transposed convolution, linear, matmul, einsum, attention,
+recurrent layers, pooling, upsampling, embedding) are answered by formula
+(:mod:`trainlab.convnets.rules`); shape-preserving ones (activations,
 batch norm, dropout, residual adds) by broadcasting; views by running them on meta
 tensors. In-place updates of the model's own tensors (batch norm's running statistics and
 batch counter) are skipped, so parameters and buffers are left exactly as they were. The
 cost of a trace therefore depends on the number of layers, not on the input size or the
-number of parameters.
+number of parameters. The model is traced in eval mode (as at inference: no stochastic depth,
+no auxiliary heads) unless ``training=True``. The pieces: :mod:`trainlab.convnets.table` (the
+result and its formats), :mod:`trainlab.convnets.rules` (the cost of each operation),
+:mod:`trainlab.convnets.tracing` (the interception).
 
 Conventions (CLAIMS.md §3):
 
@@ -23,11 +27,19 @@ Conventions (CLAIMS.md §3):
   convolution k^d·(C_in/groups)·C_out·(output positions); transposed convolution
   k^d·C_in·(C_out/groups)·(input positions) (each input scatters into k^d outputs; the
   usual anchors count this 4× too high at stride 2 by using output positions); linear
-  n_in·n_out per row of the input; matmul (…, n, k)@(…, k, m): n·k·m per batch entry.
+  n_in·n_out per row of the input; matmul (…, n, k)@(…, k, m): n·k·m per batch entry;
+  einsum and tensordot of two or more operands: the product of the sizes of every index,
+  free and contracted (``bchw,cd->bdhw``: b·c·h·w·d); bilinear rows·out·in1·in2; recurrent
+  layers T·B·Σ numel(W). Rearrangements (pixel shuffle, unfold, views) and ``torch._assert``
+  cost nothing.
 * **connections**: input→output links: the MACs of the layers above plus pooling windows
   (k^d·C·output positions), adaptive pooling (the exact window sizes), upsampling (one link
   per output for nearest, 2^d for (bi/tri)linear, 16 for bicubic), and global pooling by
   ``mean``/``sum``/``amax`` over spatial dimensions (one link per input).
+* **receptive fields** (:mod:`trainlab.convnets.receptive_field`) follow the spatial axes
+  through permutes (channels-last blocks), reshapes that keep or split them (channel
+  shuffle, space-to-depth), slices and channels-last linears; where branches meet the
+  field is their hull, and a gate broadcast from global pooling makes it global.
 
 Anything else that is not a view or an elementwise function is listed in
 :attr:`Summary.not_counted` ("not counted: …"); ``strict=True`` raises

@@ -95,8 +95,10 @@ def _merge_two(a: ReceptiveField, b: ReceptiveField, extent: tuple[int, ...] | N
     return ReceptiveField(tuple(size), a.jump, tuple(start), status)
 
 
-_PERMUTES = frozenset("permute transpose transpose_ t t_ movedim moveaxis swapaxes swapdims swapaxes_ swapdims_".split())
-_VIEWS = frozenset("view reshape flatten unflatten squeeze squeeze_ unsqueeze unsqueeze_ view_as reshape_as".split())
+_PERMUTES = frozenset(
+    "permute transpose transpose_ t t_ movedim moveaxis swapaxes swapdims swapaxes_ swapdims_".split())
+_VIEWS = frozenset(
+    "view reshape flatten unflatten squeeze squeeze_ unsqueeze unsqueeze_ view_as reshape_as".split())
 
 
 def map_axes(before: tuple[int, ...], after: tuple[int, ...],
@@ -234,7 +236,8 @@ class _Tracer(TorchFunctionMode):
 
     def derive(self, inputs: Iterable[Any], outputs: Any) -> None:
         """Outputs of an operation that mixes the spatial axes: the union of the inputs' regions."""
-        regions = [r for r in (self.region(t) for t in inputs if isinstance(t, torch.Tensor)) if r is not None]
+        found = (self.region(t) for t in inputs if isinstance(t, torch.Tensor))
+        regions = [r for r in found if r is not None]
         if not regions:
             return
         merged = merge_fields(regions, self.extent) if len(regions) > 1 else regions[0]
@@ -251,7 +254,8 @@ class _Tracer(TorchFunctionMode):
         elif self.entry(x) is not None:
             self.derive((x,), out)
 
-    def merged(self, tensors: list[Any], out: torch.Tensor) -> tuple[ReceptiveField, tuple[int, ...] | None] | None:
+    def merged(self, tensors: list[Any],
+               out: torch.Tensor) -> tuple[ReceptiveField, tuple[int, ...] | None] | None:
         """The field of ``out`` = an elementwise function of ``tensors`` (broadcast to ``out``)."""
         entries = [(t, e) for t in tensors if (e := self.entry(t)) is not None]
         if not entries:
@@ -273,8 +277,8 @@ class _Tracer(TorchFunctionMode):
             moved = tuple(a + shift for a in axes)
             spread = [t.shape[a] == 1 and out_shape[a + shift] != 1 for a in axes]
             if any(spread):  # broadcast along a spatial axis: every output index reads unit 0
-                rf = ReceptiveField(rf.size, tuple(0.0 if b else j for b, j in zip(spread, rf.jump, strict=True)),
-                                    rf.start, rf.status, rf.extent)
+                jump = tuple(0.0 if b else j for b, j in zip(spread, rf.jump, strict=True))
+                rf = ReceptiveField(rf.size, jump, rf.start, rf.status, rf.extent)
             if not all(spread):
                 if out_axes is None:
                     out_axes = moved
@@ -287,7 +291,8 @@ class _Tracer(TorchFunctionMode):
         return field, out_axes
 
     def _lost(self, tensors: list[Any]) -> tuple[ReceptiveField, None] | None:
-        regions = [r for r in (self.region(t) for t in tensors if isinstance(t, torch.Tensor)) if r is not None]
+        found = (self.region(t) for t in tensors if isinstance(t, torch.Tensor))
+        regions = [r for r in found if r is not None]
         return (merge_fields(regions, self.extent), None) if regions else None
 
     def reshaped(self, name: str, func: Any, src: torch.Tensor, args: tuple, kwargs: dict, out: Any) -> None:
