@@ -333,14 +333,20 @@ def symbolic_cmd(module: str, variables: str, input_size: str, ignore: str, degr
         raise ArgumentError("MODULE", module, "keyword arguments only, so that --vars can replace them")
     if not callable(factory) or isinstance(factory, nn.Module):
         raise ArgumentError("MODULE", module, "a factory (class or function) taking the --vars arguments")
-    result = symbolic_counts(
-        factory,
-        _vars_option(variables),
-        _symbolic_input(input_size),
-        fixed=ref.kwargs,
-        degree=degree,
-        ignore=_ignore_option(ignore),
-    )
+    try:
+        result = symbolic_counts(
+            factory,
+            _vars_option(variables),
+            _symbolic_input(input_size),
+            fixed=ref.kwargs,
+            degree=degree,
+            ignore=_ignore_option(ignore),
+        )
+    except TrainlabError:
+        raise
+    except Exception as e:  # the user's forward pass failed at some point of the fit
+        raise ArgumentError("MODULE", module, f"a model whose forward pass runs at every fitted point "
+                            f"({type(e).__name__}: {_first_line(e)})") from None
     polys = result.as_strings()
     if fmt == "json":
         _echo(
