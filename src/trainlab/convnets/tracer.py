@@ -160,14 +160,20 @@ def summary(
     post = nn.modules.module.register_module_forward_hook(tracer.post_hook, always_call=True)
     modes = [(m, m.training) for m in tracer.modules.values()]
     try:
-        model.train(training)
+        if any(mode != training for _, mode in modes):
+            if all(type(m).train is nn.Module.train for m, _ in modes):
+                for m, _ in modes:  # what Module.train does, without its per-child recursion
+                    object.__setattr__(m, "training", training)
+            else:
+                model.train(training)  # a model that overrides train() gets its own way
         with torch.no_grad(), tracer:
             model(*inputs)
     finally:
         pre.remove()
         post.remove()
         for m, mode in modes:
-            m.training = mode
+            if m.training != mode:
+                object.__setattr__(m, "training", mode)  # exactly the flags the model had
     # Parameters of modules never called, or held directly by containers (cls tokens, ...).
     counted = tracer.counted
     for mod_name, module in zip(tracer.names.values(), tracer.modules.values(), strict=True):

@@ -236,14 +236,24 @@ class _Tracer(TorchFunctionMode):
 
     def derive(self, inputs: Iterable[Any], outputs: Any) -> None:
         """Outputs of an operation that mixes the spatial axes: the union of the inputs' regions."""
+        fields = self.fields
+        if type(outputs) is torch.Tensor:
+            entry = fields.get(id(outputs))
+            if entry is not None and entry[0] is outputs:
+                return  # the rule set its field
+            outs = [outputs]
+        else:
+            outs = [o for o in pytree.tree_leaves(outputs)
+                    if isinstance(o, torch.Tensor) and self.entry(o) is None]
+            if not outs:
+                return
         found = (self.region(t) for t in inputs if isinstance(t, torch.Tensor))
         regions = [r for r in found if r is not None]
         if not regions:
             return
         merged = merge_fields(regions, self.extent) if len(regions) > 1 else regions[0]
-        for o in (outputs,) if isinstance(outputs, torch.Tensor) else pytree.tree_leaves(outputs):
-            if isinstance(o, torch.Tensor) and self.entry(o) is None:
-                self.fields[id(o)] = (o, merged, None)
+        for o in outs:
+            fields[id(o)] = (o, merged, None)
 
     def follow(self, x: torch.Tensor, out: torch.Tensor, nd: int, through: Any) -> None:
         """``out``'s field from ``x``'s by ``through(rf)`` (a window layer on the last ``nd`` axes);
