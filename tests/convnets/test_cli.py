@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -311,3 +312,15 @@ def test_symbolic_factory_that_raises_is_one_line(capsys, tmp_path: Path):
     path.write_text("from torch import nn\n\ndef net(width=4):\n    raise RuntimeError('widths must be even')\n")
     code, _, err = run(capsys, "convnets", "symbolic", f"{path}:net", "--vars", "width", "--input", "3x8x8")
     assert code == 2 and "RuntimeError: widths must be even" in err and len(err.strip().splitlines()) == 1
+
+
+def test_rf_check_measures_the_last_spatial_layer_of_a_classifier(capsys):
+    code, out, err = run(capsys, "convnets", "rf", f"{ZOO_FILE}:ResNetD()", "--input", "3x32x32", "--check",
+                         "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    check = doc["check"]
+    assert check["layer"].startswith("features.")
+    lo = [max(0, math.ceil(a)) for a, _ in check["formula_interval"]]
+    hi = [min(31, math.floor(b)) for _, b in check["formula_interval"]]
+    assert (check["lo"], check["hi"]) == (lo, hi)

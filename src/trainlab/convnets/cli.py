@@ -239,9 +239,14 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
     last = rows[-1]
     if check:
         real = load_model(target, "TARGET") if is_factory_ref(target) else build_from_spec(target, size)
+        # the last layer with a field that is a module (a functional op has no hook to read it by)
+        modules = dict(real.named_modules())
+        named = [r for r in rows if r.name.split(" (")[0] in modules and r.output_shape is not None]
+        last = named[-1] if named else last
+        layer = last.name.split(" (")[0] or None
         pos = tuple(n // 2 for n in last.output_shape[2:])
         try:
-            measured = empirical_receptive_field(real, size, pos)
+            measured = empirical_receptive_field(real, size, pos, layer=layer)
         except TrainlabError:
             raise
         except Exception as e:
@@ -251,7 +256,7 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
         doc = {"input": list(size), "layers": [{"name": r.name, "type": r.type,
                                                  **r.receptive_field.as_numbers()} for r in rows]}
         if measured is not None:
-            doc["check"] = {"position": list(measured.position), "lo": list(measured.lo),
+            doc["check"] = {"layer": last.name, "position": list(measured.position), "lo": list(measured.lo),
                             "hi": list(measured.hi), "size": list(measured.size),
                             "formula_interval": [list(iv) for iv in
                                                  last.receptive_field.interval(measured.position)]}
@@ -265,7 +270,8 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
         lines.append(f"{r.name.ljust(width)}  {r.type:<18} {s:>{size_width}} {j:>8} {st:>8}")
     if measured is not None:
         lines.append(
-            f"gradient support of unit {measured.position} of the output: {measured.lo}..{measured.hi} "
+            f"gradient support of unit {measured.position} of {last.name or 'the output'}: "
+            f"{measured.lo}..{measured.hi} "
             f"(size {'×'.join(map(str, measured.size))}); formula interval "
             + ", ".join(f"[{a:g}, {b:g}]" for a, b in last.receptive_field.interval(measured.position))
             + " before clipping to the image"

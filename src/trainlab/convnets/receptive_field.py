@@ -338,7 +338,8 @@ def _first_tensor(out: Any) -> torch.Tensor:
 
 
 def empirical_receptive_field(
-    model: nn.Module, input_size: Sequence[int], position: Sequence[int] | None = None
+    model: nn.Module, input_size: Sequence[int], position: Sequence[int] | None = None,
+    layer: str | None = None,
 ) -> EmpiricalField:
     """Measure the receptive field of one output unit as the support of its input gradient.
 
@@ -349,7 +350,8 @@ def empirical_receptive_field(
     dimensions) by its affine part, whose dependencies are the same. All activations are then
     positive, ReLUs pass gradient, and no two paths cancel, so the gradient of
     Σ_c out[0, c, *position] is non-zero exactly on the pixels the unit depends on.
-    ``position`` defaults to the centre unit.
+    ``position`` defaults to the centre unit. ``layer`` names a submodule (``"features.7"``)
+    whose output (at its last call) is measured instead of the model's.
     """
     probe = copy.deepcopy(model).to(torch.float64).eval()
     with torch.no_grad():
@@ -361,8 +363,22 @@ def empirical_receptive_field(
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
                 m.reset_running_stats()
     x = torch.ones(1, *input_size, dtype=torch.float64, requires_grad=True)
-    with _MaxToAvgPool():
-        out = _first_tensor(probe(x))
+    captured: list[Any] = []
+    handle = None
+    if layer:
+        try:
+            target = probe.get_submodule(layer)
+        except AttributeError:
+            raise ArgumentError("layer", layer, "the name of a submodule of the model") from None
+        handle = target.register_forward_hook(lambda m, args, output: captured.append(output))
+    try:
+        with _MaxToAvgPool():
+            out = _first_tensor(probe(x))
+    finally:
+        if handle is not None:
+            handle.remove()
+    if layer:
+        out = _first_tensor(captured[-1])
     spatial = tuple(out.shape[2:])
     if position is None:
         position = tuple(n // 2 for n in spatial)
