@@ -309,7 +309,7 @@ def test_piped_output_is_not_wrapped(capsys):
 
 def test_symbolic_factory_that_raises_is_one_line(capsys, tmp_path: Path):
     path = tmp_path / "bad_factory.py"
-    path.write_text("from torch import nn\n\ndef net(width=4):\n    raise RuntimeError('widths must be even')\n")
+    path.write_text("def net(width=4):\n    raise RuntimeError('widths must be even')\n")
     code, _, err = run(capsys, "convnets", "symbolic", f"{path}:net", "--vars", "width", "--input", "3x8x8")
     assert code == 2 and "RuntimeError: widths must be even" in err and len(err.strip().splitlines()) == 1
 
