@@ -191,6 +191,7 @@ def test_einsum_counts_every_index_combination_once():
     assert result.total_macs == 1 * 16 * 8 * 8 * 32 == 32_768
     assert result.total_macs == flop_counter_macs(EinsumMix(), (16, 8, 8))
     assert result.total_params == 16 * 32
+    assert result.rows[0].receptive_field.size == (1.0, 1.0)  # a channel mix keeps the pixel's field
 
 
 @pytest.mark.parametrize("equation, shapes", [

@@ -607,6 +607,24 @@ def _einsum_macs(equation: str, shapes: Sequence[tuple[int, ...]]) -> int:
     return math.prod(sizes.values()) * (math.prod(_broadcast(spread)) if spread else 1)
 
 
+def _einsum_field(tr: _Tracer, equation: str, operands: Sequence[torch.Tensor], out: torch.Tensor) -> None:
+    """An einsum that carries an operand's spatial indices to the output untouched (a channel mix
+    'bchw,cd->bdhw') keeps its field; anything else mixes them (the rule's caller derives a region)."""
+    if "..." in equation or "->" not in equation:
+        return
+    lhs, rhs = equation.replace(" ", "").split("->")
+    terms = lhs.split(",")
+    tracked = [(i, e) for i, e in enumerate(tr.entry(o) for o in operands) if e is not None]
+    if len(tracked) != 1 or tracked[0][1][1] is None:
+        return
+    i, (rf, axes) = tracked[0]
+    letters = [terms[i][a] for a in axes]
+    others = "".join(t for j, t in enumerate(terms) if j != i)
+    if any(letter in others or letter not in rhs for letter in letters):
+        return
+    tr.fields[id(out)] = (out, rf, tuple(rhs.index(letter) for letter in letters))
+
+
 def _einsum(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     equation = args[0] if args else kwargs.get("equation")
     operands = args[1:] if len(args) > 1 else tuple(kwargs.get("operands", ()))
@@ -615,6 +633,7 @@ def _einsum(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     if not isinstance(equation, str) or not all(isinstance(o, torch.Tensor) for o in operands):
         return tr.fallback(torch.einsum, name, args, kwargs)  # the sublist form: not counted
     out = torch.einsum(equation, *(_as_meta(o) for o in operands))
+    _einsum_field(tr, equation, operands, out)
     # One operand is a permutation, a trace or a sum: no multiplications.
     macs = _einsum_macs(equation, [tuple(o.shape) for o in operands]) if len(operands) > 1 else 0
     tr.book("einsum", out, neurons=out.numel() if macs else 0, macs=macs, connections=macs, params=operands)
