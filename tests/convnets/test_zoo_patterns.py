@@ -132,3 +132,18 @@ def test_bilinear_counts_rows_out_in1_in2():
     result = summary(Pair(), (4, 5), strict=True)
     assert result.total_macs == 4 * 7 * 5 * 3  # the contraction 'bi,kij,bj->bk'
     assert result.total_params == 7 * 5 * 3 + 7
+
+
+@pytest.mark.parametrize("norm, training, status", [
+    (lambda: nn.GroupNorm(2, 8), False, "global"),
+    (lambda: nn.InstanceNorm2d(8), False, "global"),  # no running statistics: the input's own
+    (lambda: nn.BatchNorm2d(8), False, "exact"),  # running statistics at inference
+    (lambda: nn.BatchNorm2d(8), True, "global"),  # batch statistics in training
+    (lambda: nn.LayerNorm([8, 16, 16]), False, "global"),  # normalises over H and W too
+])
+def test_normalisations_with_spatial_statistics_make_the_field_global(norm, training, status):
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), norm(), nn.Conv2d(8, 8, 3, padding=1))
+    rf = summary(model, (3, 16, 16), training=training).rows[-1].receptive_field
+    assert rf.status == status and rf.size == (5.0, 5.0)
+    if status == "global":
+        assert rf.extent == (16, 16) and rf.interval((3, 3)) == [(0.0, 15.0), (0.0, 15.0)]

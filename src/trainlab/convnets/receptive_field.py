@@ -23,7 +23,9 @@ start to highest end): exact extents, marked ``misaligned`` when the branch cent
 spatial axis (an SE gate of shape N×C×1×1) maps every output index to its one unit: jump 0.
 When such a fixed region covers the whole input, every unit of the product sees the whole
 input: the field is marked ``global`` and keeps its local part (size, jump, start) beside
-the input's extent. A union no single pattern describes (different non-zero jumps, a fixed
+the input's extent; so does a normalisation whose statistics are taken over the image (group
+norm, instance norm without running statistics, batch norm in training). A union no single
+pattern describes (different non-zero jumps, a fixed
 region that is not the whole input) is marked ``varies``. Upsampling and transposed
 convolutions do not map indices affinely (several outputs share one input); their field
 is marked ``approximate``: ``size`` is the largest field over the outputs and ``jump`` the

@@ -101,6 +101,25 @@ _VIEWS = frozenset(
     "view reshape flatten unflatten squeeze squeeze_ unsqueeze unsqueeze_ view_as reshape_as".split())
 
 
+# Normalisations whose statistics may be taken over the spatial axes.
+_STATISTICS = frozenset(("group_norm", "instance_norm", "layer_norm", "batch_norm"))
+
+
+def _pools_space(name: str, x: torch.Tensor, axes: tuple[int, ...], args: tuple, kwargs: dict) -> bool:
+    """Whether a normalisation's mean and variance are taken over the spatial ``axes`` of ``x``:
+    group norm always; instance and batch norm with statistics of the input (training, or no
+    running statistics); layer norm when its normalised (last) dimensions include a spatial one."""
+    if name == "group_norm":
+        return True
+    if name == "instance_norm":  # (input, running_mean, running_var, weight, bias, use_input_stats, ...)
+        return bool(args[5] if len(args) > 5 else kwargs.get("use_input_stats", True))
+    if name == "batch_norm":  # (input, running_mean, running_var, weight, bias, training, ...)
+        return bool(args[5] if len(args) > 5 else kwargs.get("training", False))
+    shape = args[1] if len(args) > 1 else kwargs.get("normalized_shape", ())
+    k = 1 if isinstance(shape, int) else len(shape)
+    return any(a >= x.dim() - k for a in axes)
+
+
 def map_axes(before: tuple[int, ...], after: tuple[int, ...],
              axes: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """Where the spatial ``axes`` of a tensor of shape ``before`` go in a reshape to ``after``.
@@ -221,6 +240,12 @@ class _Tracer(TorchFunctionMode):
                 return
             axes = tuple(range(2, t.dim()))
         self.fields[id(t)] = (t, rf, axes)
+
+    def whole(self, rf: ReceptiveField) -> ReceptiveField:
+        """``rf`` once every unit also depends on statistics of the whole input (a global field)."""
+        if self.extent is None or len(self.extent) != rf.ndim or rf.status == VARIES:
+            return rf
+        return ReceptiveField(rf.size, rf.jump, rf.start, GLOBAL, self.extent)
 
     def region(self, t: torch.Tensor) -> ReceptiveField | None:
         """What every element of ``t`` depends on together (a jump-0 region), or None."""
@@ -472,7 +497,11 @@ class _Tracer(TorchFunctionMode):
             self.last = (out, shape)
             entry = self.fields.get(id(x))
             if entry is not None and entry[0] is x:
-                self.fields[id(out)] = (out, entry[1], entry[2])
+                rf = entry[1]
+                if name in _STATISTICS and entry[2] is not None and _pools_space(
+                        name, x, entry[2], args, kwargs):
+                    rf = self.whole(rf)
+                self.fields[id(out)] = (out, rf, entry[2])
             return out
         if kind is not None:
             out = kind(self, name, args, kwargs)
