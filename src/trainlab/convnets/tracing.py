@@ -120,6 +120,20 @@ def _pools_space(name: str, x: torch.Tensor, axes: tuple[int, ...], args: tuple,
     return any(a >= x.dim() - k for a in axes)
 
 
+def _moves_axes(name: str, src: torch.Tensor, args: tuple, kwargs: dict, axes: tuple[int, ...]) -> bool:
+    """Whether a roll or flip touches a spatial axis (its index map is then not affine: lost)."""
+    if name in ("fliplr", "flipud", "rot90"):
+        return True
+    dims = (args[2] if len(args) > 2 else kwargs.get("dims")) if name == "roll" else (
+        args[1:] if len(args) > 1 else kwargs.get("dims"))
+    if dims is None:
+        return True
+    flat: list[int] = []
+    for d in dims if isinstance(dims, list | tuple) else (dims,):
+        flat.extend(d if isinstance(d, list | tuple) else (d,))
+    return any(int(d) % src.dim() in axes for d in flat)
+
+
 def map_axes(before: tuple[int, ...], after: tuple[int, ...],
              axes: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """Where the spatial ``axes`` of a tensor of shape ``before`` go in a reshape to ``after``.
@@ -354,6 +368,8 @@ class _Tracer(TorchFunctionMode):
                 sliced = _sliced(src, args[1], axes, rf)
                 if sliced is not None:
                     moved, rf = sliced
+            elif name in ("roll", "flip", "fliplr", "flipud", "rot90"):  # cyclic or reversed index maps
+                moved = None if _moves_axes(name, src, args, kwargs, axes) else axes
             elif out.dim() == src.dim() and all(out.shape[a] == src.shape[a] for a in axes):
                 moved = axes
             if moved is not None:
