@@ -320,7 +320,7 @@ def test_rf_check_measures_the_last_spatial_layer_of_a_classifier(capsys):
     assert code == 0, err
     doc = json.loads(out)
     check = doc["check"]
-    assert check["layer"].startswith("features.")
+    assert check["layer"] == "features"  # the last spatial block, not the classifier
     lo = [max(0, math.ceil(a)) for a, _ in check["formula_interval"]]
     hi = [min(31, math.floor(b)) for _, b in check["formula_interval"]]
     assert (check["lo"], check["hi"]) == (lo, hi)

@@ -14,7 +14,7 @@ from trainlab.console import stdout_console
 from trainlab.convnets.receptive_field import empirical_receptive_field
 from trainlab.convnets.spec import build_from_spec
 from trainlab.convnets.symbolic import symbolic_counts
-from trainlab.convnets.table import Summary
+from trainlab.convnets.table import LayerRow, Summary
 from trainlab.convnets.tracer import IGNORABLE, parse_size, summary
 from trainlab.errors import ArgumentError, TrainlabError
 from trainlab.loader import is_factory_ref, load_factory, load_model, load_model_for_shapes
@@ -239,11 +239,19 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
     last = rows[-1]
     if check:
         real = load_model(target, "TARGET") if is_factory_ref(target) else build_from_spec(target, size)
-        # the last layer with a field that is a module (a functional op has no hook to read it by)
+        # The last spatial output that a module returns (a functional op has no hook to read it by):
+        # the last layer row that is a module, or a block (container) that finished after it.
         modules = dict(real.named_modules())
-        named = [r for r in rows if r.name.split(" (")[0] in modules and r.output_shape is not None]
-        last = named[-1] if named else last
-        layer = last.name.split(" (")[0] or None
+        named = [i for i, r in enumerate(result.rows) if r.receptive_field is not None
+                 and r.name.split(" (")[0] in modules and r.output_shape is not None]
+        blocks = [(name, shape, rf, done) for name, (shape, rf, done) in result.block_fields.items()
+                  if name in modules]
+        if named:
+            last = result.rows[named[-1]]
+        if blocks and (not named or blocks[-1][3] > named[-1]):
+            name, shape, rf, _ = blocks[-1]
+            last = LayerRow(name or "(model)", type(modules[name]).__name__, shape, receptive_field=rf)
+        layer = last.name.split(" (")[0] if last.name != "(model)" else None
         pos = tuple(n // 2 for n in last.output_shape[2:])
         try:
             measured = empirical_receptive_field(real, size, pos, layer=layer)
@@ -264,10 +272,12 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
         return
     width = max(len(r.name) for r in rows)
     size_width = max(10, *(len(r.receptive_field.describe()[0]) for r in rows))
-    lines = [f"{'layer'.ljust(width)}  {'type':<18} {'size':>{size_width}} {'jump':>8} {'start':>8}"]
+    type_width = max(18, *(len(r.type) for r in rows))
+    header = f"{'layer'.ljust(width)}  {'type':<{type_width}} {'size':>{size_width}} {'jump':>8} {'start':>8}"
+    lines = [header]
     for r in rows:
         s, j, st = r.receptive_field.describe()
-        lines.append(f"{r.name.ljust(width)}  {r.type:<18} {s:>{size_width}} {j:>8} {st:>8}")
+        lines.append(f"{r.name.ljust(width)}  {r.type:<{type_width}} {s:>{size_width}} {j:>8} {st:>8}")
     if measured is not None:
         lines.append(
             f"gradient support of unit {measured.position} of {last.name or 'the output'}: "

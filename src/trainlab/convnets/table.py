@@ -94,6 +94,9 @@ class Summary:
     input_shapes: list[tuple[int, ...]]
     ignore: frozenset[str] = frozenset()
     not_counted: list[str] = field(default_factory=list)
+    #: container modules whose output has a receptive field: name -> (output shape, field, number of
+    #: rows made before it finished), in the order they finished
+    block_fields: dict[str, tuple[tuple[int, ...], ReceptiveField, int]] = field(default_factory=dict)
 
     @property
     def total_neurons(self) -> int:

@@ -198,5 +198,6 @@ def summary(
             "strict: the model calls operations trainlab cannot count: " + "; ".join(not_counted)
         )
     return Summary(
-        tracer.rows, [tuple(x.shape) for x in inputs if isinstance(x, torch.Tensor)], ignore, not_counted
+        tracer.rows, [tuple(x.shape) for x in inputs if isinstance(x, torch.Tensor)], ignore, not_counted,
+        dict(tracer.block_fields),
     )

@@ -220,6 +220,8 @@ class _Tracer(TorchFunctionMode):
         # every element depends on (jump 0), once the spatial axes were mixed or lost
         self.fields: dict[int, tuple[torch.Tensor, ReceptiveField, tuple[int, ...] | None]] = {}
         self.extent: tuple[int, ...] | None = None  # the image input's spatial size
+        # container module name -> (output shape, field, rows before it finished) of its last call
+        self.block_fields: dict[str, tuple[tuple[int, ...], ReceptiveField, int]] = {}
         self.not_counted: dict[str, None] = {}
         self.row_names: dict[str, int] = {}
         self.calls: dict[int, int] = {}
@@ -412,6 +414,14 @@ class _Tracer(TorchFunctionMode):
             return
         stack.pop()
         if not frame.leaf:
+            # a block's output field, by completion order: what `rf --check` measures through a hook
+            out = output if type(output) is torch.Tensor else None
+            entry = self.fields.get(id(out)) if out is not None else None
+            if entry is not None and entry[0] is out and entry[2] is not None:
+                with torch._C.DisableTorchFunction():
+                    shape = tuple(out.shape)
+                self.block_fields.pop(frame.name, None)
+                self.block_fields[frame.name] = (shape, entry[1], len(self.rows))
             return
         mid = id(module)
         calls = self.calls
