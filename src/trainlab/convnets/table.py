@@ -217,6 +217,16 @@ class Summary:
         lines = [f"conventions: {CONVENTIONS}"]
         if self.ignore:
             lines.append("ignored in parameter counts: " + ", ".join(sorted(self.ignore)))
+        statuses = {r.receptive_field.status for r in self.rows if r.receptive_field is not None}
+        notes = [text for status, text in (
+            ("approximate", "~ approximate (after upsampling)"),
+            ("misaligned", "(hull) branches with different centres: the hull of their fields"),
+            ("global", "(all; local n) every unit sees the whole input (a gate, global statistics); "
+                       "n is the local path's field"),
+            ("varies", "varies: no single size, jump and start"),
+        ) if status in statuses]
+        if notes:
+            lines.append("receptive fields: " + "; ".join(notes))
         if self.not_counted:
             lines.append("not counted: " + "; ".join(self.not_counted))
         return lines
