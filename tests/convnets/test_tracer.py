@@ -325,9 +325,10 @@ def test_formats_carry_the_same_totals():
     md = result.to_markdown()
     assert md.startswith("| layer | type |") and f"{result.total_connections:,}" in md
     assert "conventions:" in result.to_text()
-    assert (
-        len(result.to_text().splitlines()) == 1 + len(result.rows) + 1 + 1
-    )  # header, rows, total, conventions
+    # header, rows, total, conventions, and what the transposed convs' "~" means
+    text = result.to_text().splitlines()
+    assert len(text) == 1 + len(result.rows) + 1 + 1 + 1
+    assert text[-1] == "receptive fields: ~ approximate (after upsampling)"
 
 
 def test_agrees_with_torchinfo_on_parameters_and_conv_macs():
