@@ -10,8 +10,15 @@ same process and interleaved:
 * torchinfo on the meta device: ``device="meta"``, on a deep copy made beforehand and not
   timed (torchinfo moves the model it is given to meta, losing the weights).
 
-and prints the median times and the ratios (goal: trainlab ≥ 10× faster than torchinfo). It
-then measures trainlab's peak memory at 2048² against 224² (goal: within 1.2×), as the growth
+and prints the median times and the ratios (goal: trainlab ≥ 10× faster than torchinfo). A zoo
+table follows (``--zoo``, on by default): over the 30+ architectures written out in
+``tests/convnets/zoo.py`` (VGG, ResNet, ResNet-D/SE, MobileNet-style, UNet, DCGAN, ConvNeXt,
+ShuffleNet, space-to-depth stems, ViT with matmul and einsum attention, RegNet-style, an LSTM
+mixer, ...) it times trainlab against torchinfo's default (a real forward pass, eval mode) and
+checks trainlab's MACs against ``FlopCounterMode`` on a meta copy in eval mode (goal: ≥ 5× on
+every model, ≥ 15× median; MACs equal except where FlopCounterMode does not count fused
+attention on the CPU). It then measures trainlab's peak memory at 2048² against 224² (goal: within
+1.2×), as the growth
 of the process's peak resident set (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``
 before each call) and, separately, the peak of Python-heap allocations (``tracemalloc``).
 Numbers on a shared machine are noisy; the ratios come from the same run.
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import importlib.util
 import statistics
 import time
 import tracemalloc
@@ -149,10 +157,99 @@ def tracemalloc_peak_mib(fn: Callable[[], object]) -> float:
     return peak / 2**20
 
 
+def load_zoo() -> dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]]:
+    """The architectures of tests/convnets/zoo.py at the sizes they are used at (the tests run
+    small versions), 33 in all: ImageNet-size CNNs at 224², ViT-Ti and ConvNeXt-T shapes, a YOLO
+    stem at 640², audio-length 1-D and video-size 3-D convnets, attention over 196 tokens."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "convnets" / "zoo.py"
+    spec = importlib.util.spec_from_file_location("convnets_zoo", path)
+    zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo)  # type: ignore[union-attr]
+    image = (3, 224, 224)
+    return {
+        "vgg11": (lambda: zoo.VGG(11), image),
+        "vgg16": (lambda: zoo.VGG(16), image),
+        "resnet18": (zoo.resnet18, image),
+        "resnet50": (zoo.resnet50, image),
+        "mobilenet-style": (zoo.DepthwiseSeparable, image),
+        "unet": (zoo.UNet, (1, 256, 256)),
+        "dcgan-decoder": (zoo.DCGANDecoder, (100, 1, 1)),
+        "convtranspose-net": (lambda: zoo.ConvTransposeNet(1, 32, 24), (1, 256, 256)),
+        "attention-block": (lambda: zoo.AttentionBlock(384, 6), (196, 384)),
+        "sdpa-block": (lambda: zoo.SDPABlock(384, 6), (196, 384)),
+        "mha-block": (lambda: zoo.MHABlock(384, 6), (196, 384)),
+        "se-net": (zoo.SENet, image),
+        "conv1d-audio": (zoo.Conv1dNet, (2, 16000)),
+        "conv3d-video": (zoo.Conv3dNet, (1, 16, 112, 112)),
+        "convnext-t": (lambda: zoo.ConvNeXt((96, 192, 384, 768), (3, 3, 9, 3), 1000), image),
+        "convnext-small-input": (zoo.ConvNeXt, (3, 32, 32)),
+        "shufflenet": (zoo.ShuffleNet, image),
+        "space-to-depth": (zoo.SpaceToDepthNet, image),
+        "focus-yolo-stem": (zoo.FocusNet, (3, 640, 640)),
+        "resnet-d": (zoo.ResNetD, image),
+        "resnet-d-se": (lambda: zoo.ResNetD(se=True), image),
+        "se-linear-gate": (zoo.SEGateLinear, image),
+        "vit-ti": (lambda: zoo.ViT(224, 16, 192, 12), image),
+        "vit-ti-einsum": (lambda: zoo.ViT(224, 16, 192, 12, einsum=True), image),
+        "vit-small-input": (zoo.ViT, (3, 32, 32)),
+        "regnet-style": (lambda: zoo.RegNetStyle(8, 24.0, 36.0, 2.5), image),
+        "aux-head": (zoo.AuxHeadNet, image),
+        "sequencer": (lambda: zoo.Sequencer(192, 48, 4), image),
+        "sequencer-small-input": (zoo.Sequencer, (3, 32, 32)),
+        "unet-small-input": (zoo.UNet, (1, 32, 32)),
+        "resnet18-small-input": (zoo.resnet18, (3, 64, 64)),
+        "mobilenet-small-input": (zoo.DepthwiseSeparable, (3, 64, 64)),
+        "shufflenet-small-input": (zoo.ShuffleNet, (3, 32, 32)),
+    }
+
+
+def flop_counter_macs(model: nn.Module, size: tuple[int, ...]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    meta = copy.deepcopy(model).to("meta").eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        meta(torch.empty(1, *size, device="meta"))
+    return counter.get_total_flops() // 2
+
+
+def zoo_table(repeat: int, torchinfo) -> bool:
+    print("\nzoo: trainlab vs torchinfo (real forward, eval mode) and MACs vs FlopCounterMode (meta, eval)")
+    print(f"{'model':<24} {'input':>10} {'params':>11} {'MACs':>14} {'FlopCounter':>8} "
+          f"{'trainlab':>10} {'torchinfo':>10} {'ratio':>7}")
+    ratios, agree, rows = [], 0, 0
+    for name, (factory, size) in load_zoo().items():
+        torch.manual_seed(0)
+        model = factory()
+        result = summary(model, size)
+        reference = flop_counter_macs(model, size)
+        same = "=" if reference == result.total_macs else f"{result.total_macs - reference:+,}"
+        agree += reference == result.total_macs
+        rows += 1
+        ours = median_seconds(lambda m=model, s=size: summary(m, s), repeat)
+        theirs = float("nan")
+        if torchinfo is not None:
+            theirs = median_seconds(
+                lambda m=model, s=size: torchinfo.summary(m, input_size=(1, *s), verbose=0), repeat)
+            ratios.append(theirs / ours)
+        shape = "x".join(map(str, size))
+        print(f"{name:<24} {shape:>10} {result.total_params:>11,} {result.total_macs:>14,} "
+              f"{same:>8} {ours * 1e3:8.2f}ms {theirs * 1e3:8.2f}ms {theirs / ours:6.1f}×")
+    print(f"{rows} models; MACs equal to FlopCounterMode on {agree}")
+    if ratios:
+        low, mid = min(ratios), statistics.median(ratios)
+        print(f"speed vs torchinfo: median {mid:.1f}×, minimum {low:.1f}× "
+              "(goal: median ≥ 15×, every model ≥ 5×)")
+        return low >= 5 and mid >= 15
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed calls per measurement (median)")
     parser.add_argument("--skip-real", action="store_true", help="skip torchinfo's real forward pass")
+    parser.add_argument("--no-zoo", action="store_true", help="skip the zoo table")
+    parser.add_argument("--zoo-only", action="store_true", help="only the zoo table")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
@@ -162,6 +259,10 @@ def main() -> None:
         print("torchinfo is not installed (pip install torchinfo): timing trainlab only")
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeat} calls")
+    if args.zoo_only:
+        ok = zoo_table(args.repeat, torchinfo)
+        print("\nzoo speed goal met" if ok else "\nzoo speed goal NOT met on this run")
+        return
     print(
         f"{'model':<10} {'trainlab':>10} {'torchinfo':>10} {'ratio':>7} {'torchinfo meta':>15} {'ratio':>7}"
     )
@@ -208,6 +309,8 @@ def main() -> None:
                 continue
             ratio = big / small if small > 0 else float("inf") if big > 0 else 1.0
             print(f"{name:<10} {label:<26} {small:7.2f}MB {big:7.2f}MB {ratio:6.2f}×")
+    if not args.no_zoo:
+        ok &= zoo_table(args.repeat, torchinfo)
     print("\nspeed goal met" if ok else "\nspeed goal NOT met on this run")
 
 

@@ -114,8 +114,10 @@ def test_upsample_output_size_matches_upsample(h, scale):
 def test_every_solved_padding_realises_the_size_and_the_generating_one_is_found(h, k, s, d, p, data):
     op = data.draw(st.integers(0, max(s, d) - 1))
     target = torch_size(nn.ConvTranspose2d(1, 1, k, s, p, op, dilation=d), h)
-    if target is None:
+    if target is None:  # torch refuses (or gives an empty output): the formula must refuse too
+        assert ours(conv_transpose_output_size, h, k, s, p, d, op) is None
         return
+    assert conv_transpose_output_size(h, k, s, p, d, op) == target
     sols = solve_padding(h, target, k, s, d, transposed=True)
     assert (p, op) in sols
     for sp, sop in sols:

@@ -16,11 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from trainlab.errors import ArgumentError
+from trainlab.errors import ArgumentError, TrainlabError
+from trainlab.memory import require_memory
 
-__all__ = ["FactoryRef", "is_factory_ref", "load_factory", "load_model", "parse_factory_ref"]
+__all__ = [
+    "FactoryRef",
+    "is_factory_ref",
+    "load_factory",
+    "load_model",
+    "load_model_for_shapes",
+    "parameter_bytes",
+    "parse_factory_ref",
+]
 
 _FORM = "package.module:factory(args) or path/to/file.py:factory(args), arguments as Python literals"
 
@@ -100,17 +111,95 @@ def load_factory(text: str, argument: str = "MODULE") -> tuple[Callable[..., Any
     return obj, ref
 
 
-def load_model(text: str, argument: str = "MODULE") -> nn.Module:
-    """Import and call the factory; an ``nn.Module`` instance named directly is returned as is."""
-    obj, ref = load_factory(text, argument)
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def _call(obj: Any, ref: FactoryRef, argument: str, text: str) -> nn.Module:
+    """Call the factory; anything it raises becomes one line naming the reference."""
     if isinstance(obj, nn.Module):
         return obj
     if not callable(obj):
         raise ArgumentError(argument, text, "a callable returning an nn.Module")
     try:
         model = obj(*ref.args, **ref.kwargs)
+    except TrainlabError:
+        raise
     except TypeError as e:
-        raise ArgumentError(argument, text, f"arguments {ref.attribute} accepts ({e})") from None
+        raise ArgumentError(argument, text, f"arguments {ref.attribute} accepts ({_first_line(e)})") from None
+    except Exception as e:  # the user's constructor failed: say why in one line
+        raise ArgumentError(argument, text, f"a factory that builds its model ({ref.attribute} raised "
+                            f"{type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(model, nn.Module):
         raise ArgumentError(argument, text, f"a factory returning an nn.Module (got {type(model).__name__})")
     return model
+
+
+def load_model(text: str, argument: str = "MODULE") -> nn.Module:
+    """Import and call the factory; an ``nn.Module`` instance named directly is returned as is.
+
+    Anything the factory raises is an :class:`ArgumentError` naming ``argument`` (one line).
+    """
+    obj, ref = load_factory(text, argument)
+    return _call(obj, ref, argument, text)
+
+
+_FACTORIES = (torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.randint)
+
+
+class _LargeOnMeta(TorchFunctionMode):
+    """New tensors of ``threshold`` elements or more go to the meta device, smaller ones to the CPU:
+    weight matrices cost nothing, while a constructor's small computations (widths, masks) run."""
+
+    def __init__(self, threshold: int = 4096) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = dict(kwargs or {})
+        if func in _FACTORIES and kwargs.get("device") is None:
+            size = args[0] if args and isinstance(args[0], tuple | list | torch.Size) else args
+            if func is torch.full:
+                size = args[0]
+            elif func is torch.randint:
+                sizes = (a for a in args if isinstance(a, tuple | list | torch.Size))
+                size = next(sizes, kwargs.get("size", ()))
+            numel = 1
+            for n in size if isinstance(size, tuple | list | torch.Size) else ():
+                numel *= int(n)
+            kwargs["device"] = "meta" if numel >= self.threshold else "cpu"
+        return func(*args, **kwargs)
+
+
+def parameter_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters and buffers (whatever device they are on)."""
+    tensors = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def load_model_for_shapes(text: str, argument: str = "MODULE") -> nn.Module:
+    """The model for shape-only work (counting, tracing), without allocating its weights if possible.
+
+    The factory runs on the meta device. A constructor that computes with tensor values (RegNet
+    derives its widths with torch ops and ``.tolist()``) cannot run there; it is then built once
+    with large tensors on meta and small ones on the CPU to estimate its parameter memory, refused
+    if that does not fit (:class:`~trainlab.errors.ResourceError`), and built on the CPU. Any
+    failure of the factory is one line naming ``argument``.
+    """
+    obj, ref = load_factory(text, argument)
+    if isinstance(obj, nn.Module):
+        return obj
+    try:
+        with torch.device("meta"):
+            return _call(obj, ref, argument, text)
+    except ArgumentError:
+        pass
+    try:
+        with _LargeOnMeta():
+            estimate = parameter_bytes(_call(obj, ref, argument, text))
+    except ArgumentError:
+        estimate = None  # the CPU build below says why, or succeeds
+    if estimate is not None:
+        require_memory(argument, text, 1.2 * estimate)
+    return _call(obj, ref, argument, text)

@@ -1,23 +1,68 @@
-"""The §3 claims run at quick scale, pass, and save their figures with data."""
+"""The §3 claims: declared with @claim, judged by their checks, and passing at quick scale."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+
 import trainlab.convnets as convnets
-from trainlab.claims import run_claims, select
+import trainlab.convnets.claims as convnets_claims
+from trainlab.claims import Context, run_claims, select
+
+IDS = {
+    "run_by_hand": "convnets.by-hand",
+    "run_shape_arithmetic": "convnets.shape-arithmetic",
+    "run_vgg_size_table": "convnets.vgg-size-table",
+    "run_receptive_field": "convnets.receptive-field",
+    "run_counts_scale": "convnets.counts-scale",
+}
 
 
-def test_convnets_claims_are_registered_with_their_published_ids():
-    ids = {c.id for c in select(["convnets.*"])}
-    assert {
-        "convnets.by-hand",
-        "convnets.shape-arithmetic",
-        "convnets.vgg-size-table",
-        "convnets.receptive-field",
-        "convnets.counts-scale",
-    } <= ids
+def test_each_claim_is_declared_beside_its_run_function_with_its_published_id():
+    for fn_name, claim_id in IDS.items():
+        fn = getattr(convnets_claims, fn_name)
+        assert fn.claim.id == claim_id
+        assert fn.claim.run is fn
+        assert fn.claim.section.startswith("§3")
+        assert "\n" not in fn.claim.statement
+    assert {c.id for c in select(["convnets.*"])} == set(IDS.values())
+
+
+def run_direct(fn_name: str, tmp_path: Path) -> tuple[Context, str]:
+    fn = getattr(convnets_claims, fn_name)
+    ctx = Context(fn.claim.id, "quick", 0, tmp_path)
+    template = fn(ctx)
+    assert isinstance(template, str)
+    return ctx, ctx.checks.summary(template)
+
+
+@pytest.mark.parametrize("fn_name", ["run_by_hand", "run_shape_arithmetic"])
+def test_small_claims_make_real_checks_and_render_their_summary_from_them(fn_name, tmp_path: Path):
+    ctx, text = run_direct(fn_name, tmp_path)
+    assert len(ctx.checks.checks) >= 4
+    assert ctx.checks.passed, text
+    assert not text.startswith("FAILED")
+    for c in ctx.checks.checks:  # every judged value appears with its relation in the summary
+        if c.relation != "is":
+            assert "✓" in text
+
+
+def test_by_hand_checks_the_course_map_cell_by_cell(tmp_path: Path):
+    ctx, _ = run_direct("run_by_hand", tmp_path)
+    m = ctx.checks.measured
+    assert m["map"] == ctx.checks.expected["map"]
+    assert m["max_abs_on_flat"] == 0.0 and m["min_abs_on_edges"] >= 1.0
+    assert (m["flat_cells"], m["edge_cells"]) == (5, 20)
+
+
+def test_a_failed_check_is_prefixed_to_the_summary_and_fails_the_verdict(tmp_path: Path):
+    ctx, _ = run_direct("run_shape_arithmetic", tmp_path)
+    ctx.checks.equal("injected", 1, 2)  # what a wrong formula would record
+    text = ctx.checks.summary("{settings!v} settings")
+    assert not ctx.checks.passed
+    assert text.startswith("FAILED injected 1 (= 2 ✗)")
 
 
 def test_accounting_claims_pass_at_quick_scale(tmp_path: Path):
@@ -39,8 +84,17 @@ def test_accounting_claims_pass_at_quick_scale(tmp_path: Path):
         52_444_644,
         999_407_616,
     )
-    assert by_id["convnets.receptive-field"]["measured"]["mismatches"] == []
+    assert table["measured"]["macs"] == table["expected"]["macs"]  # FlopCounterMode's count
+    rf = by_id["convnets.receptive-field"]
+    assert rf["measured"]["mismatches"] == []
+    assert rf["measured"]["final_size"]["VGG table"] == 30
+    assert rf["measured"]["misaligned_status"] == "misaligned"
+    counts = by_id["convnets.counts-scale"]
+    assert counts["measured"]["ratio_64_over_32"] == {"params": 1.0, "neurons": 4.0, "connections": 4.0}
     for claim in by_id.values():
+        assert claim["checks"] and all(c["passed"] for c in claim["checks"])
+        names = {c["name"] for c in claim["checks"]}
+        assert names <= set(claim["measured"])
         assert claim["figures"]
         for fig in claim["figures"]:
             assert (tmp_path / fig).is_file()

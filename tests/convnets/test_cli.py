@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_summary_of_a_file_factory(capsys, tmp_path: Path):
         (["convnets", "summary", VGG, "--input", "3x112"], "--input='3x112'"),
         (["convnets", "summary", VGG, "--input", "3xbig"], "--input='3xbig'"),
         (["convnets", "summary", VGG, "--input", "3x112x112", "--ignore", "weights"], "--ignore='weights'"),
-        (["convnets", "summary", "no.such.module:f()", "--input", "3x8x8"], "MODULE='no.such.module:f()'"),
+        (["convnets", "summary", "no.such.module:f()", "--input", "3x8x8"], "TARGET='no.such.module:f()'"),
         (
             [
                 "convnets",
@@ -145,12 +146,12 @@ def test_strict_refuses_uncounted_ops(capsys, tmp_path: Path):
     path = tmp_path / "ein.py"
     path.write_text(
         "import torch\nfrom torch import nn\n\nclass Ein(nn.Module):\n"
-        "    def forward(self, x):\n        return torch.einsum('bchw->bc', x)\n"
+        "    def forward(self, x):\n        return torch.fft.rfft2(x).abs()\n"
     )
     code, out, _ = run(capsys, "convnets", "summary", f"{path}:Ein()", "--input", "3x8x8")
-    assert code == 0 and "not counted: einsum" in out
+    assert code == 0 and "not counted: fft_rfft2" in out
     code, _, err = run(capsys, "convnets", "summary", f"{path}:Ein()", "--input", "3x8x8", "--strict")
-    assert code == 2 and "einsum" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "fft_rfft2" in err and len(err.strip().splitlines()) == 1
 
 
 def test_symbolic_prints_the_course_polynomial(capsys):
@@ -209,3 +210,117 @@ def test_shape_covers_adaptive_pooling_and_upsampling(capsys):
     assert code == 0 and out.strip() == "10"
     code, _, err = run(capsys, "convnets", "shape", "7", "-s", "0")
     assert code == 2 and "stride=0" in err
+
+
+ZOO_FILE = str(Path(__file__).with_name("zoo.py"))
+
+
+def test_json_gives_receptive_fields_as_numbers(capsys):
+    code, out, err = run(capsys, "convnets", "summary", "conv3-4, maxpool, conv3-4", "--input", "1x32x32",
+                         "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert [r["rf_size"] for r in rows] == [[3, 3], [4, 4], [8, 8]]
+    assert rows[1]["rf_start"] == [0.5, 0.5] and rows[1]["rf_status"] == "exact"
+    code, out, _ = run(capsys, "convnets", "rf", "conv3-4, maxpool", "--input", "1x16x16", "--format", "json")
+    assert code == 0 and json.loads(out)["layers"][-1]["rf_jump"] == [2, 2]
+
+
+def test_a_constructor_that_needs_tensor_values_is_built_on_the_cpu(capsys):
+    code, out, err = run(capsys, "convnets", "summary", f"{ZOO_FILE}:RegNetStyle()", "--input", "3x32x32",
+                         "--strict", "--format", "json")
+    assert code == 0, err
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("zoo_for_cli", ZOO_FILE)
+    zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo)
+    assert json.loads(out)["totals"]["params"] == sum(p.numel() for p in zoo.RegNetStyle().parameters())
+
+
+def test_factories_and_forward_passes_that_raise_are_one_line_exit_2(capsys, tmp_path: Path):
+    path = tmp_path / "broken.py"
+    path.write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "def boom():\n    raise ValueError('no such width')\n\n"
+        "class BadForward(nn.Module):\n    def forward(self, x):\n        raise KeyError('layer7')\n"
+    )
+    for target, fragment in [(f"{path}:boom()", "ValueError: no such width"),
+                             (f"{path}:BadForward()", "KeyError: 'layer7'")]:
+        for command in ("summary", "rf"):
+            code, out, err = run(capsys, "convnets", command, target, "--input", "3x8x8")
+            assert code == 2, (command, err)
+            assert len(err.strip().splitlines()) == 1 and fragment in err and "Traceback" not in err
+
+
+def test_convnext_fields_continue_past_the_stem_and_train_mode_adds_the_aux_head(capsys):
+    code, out, err = run(capsys, "convnets", "rf", f"{ZOO_FILE}:ConvNeXt()", "--input", "3x32x32")
+    assert code == 0, err
+    names = [line.split()[0] for line in out.splitlines()[1:]]
+    assert "features.3.dwconv" in names
+    evaluated = run(capsys, "convnets", "summary", f"{ZOO_FILE}:AuxHeadNet()", "--input", "3x16x16",
+                    "--format", "json")[1]
+    trained = run(capsys, "convnets", "summary", f"{ZOO_FILE}:AuxHeadNet()", "--input", "3x16x16",
+                  "--format", "json", "--train-mode")[1]
+    assert json.loads(trained)["totals"]["macs"] == json.loads(evaluated)["totals"]["macs"] + 32 * 10
+
+
+def test_output_file_follows_its_extension_and_bad_paths_are_one_line(capsys, tmp_path: Path):
+    target = tmp_path / "table.json"
+    code, out, err = run(capsys, "convnets", "summary", "conv3-4, fc-2", "--input", "1x8x8",
+                         "-o", str(target))
+    assert code == 0 and out == "", err
+    assert json.loads(target.read_text())["totals"]["params"] == 40 + 4 * 64 * 2 + 2
+    code, _, err = run(capsys, "convnets", "summary", "conv3-4", "--input", "1x8x8", "-o", str(target))
+    assert code == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert run(capsys, "convnets", "summary", "conv3-4", "--input", "1x8x8", "-o", str(target),
+               "--overwrite")[0] == 0
+    for bad, fragment in [(tmp_path / "t.xlsx", "a file ending in"), (tmp_path, "a file ending in"),
+                          (tmp_path / "missing" / "dir" / "t.md", None),
+                          (tmp_path / "sub.csv", "it is a folder")]:
+        if bad.name == "sub.csv":
+            bad.mkdir()
+        code, _, err = run(capsys, "convnets", "summary", "conv3-4", "--input", "1x8x8", "-o", str(bad))
+        if fragment is None:  # folders are made as needed
+            assert code == 0 and bad.is_file()
+            continue
+        assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        code, _, err = run(capsys, "convnets", "summary", "conv3-4", "--input", "1x8x8",
+                           "-o", str(readonly / "t.csv"))
+        import os
+
+        if os.geteuid() != 0:  # root writes anywhere
+            assert code == 2 and "--output=" in err and len(err.strip().splitlines()) == 1
+    finally:
+        readonly.chmod(0o700)
+
+
+def test_piped_output_is_not_wrapped(capsys):
+    long_spec = ", ".join(["conv3-512"] * 6)
+    code, out, _ = run(capsys, "convnets", "summary", long_spec, "--input", "3x64x64")
+    assert code == 0
+    footer = next(line for line in out.splitlines() if line.startswith("conventions:"))
+    assert len(footer) > 120  # one line, as long as it is
+
+
+def test_symbolic_factory_that_raises_is_one_line(capsys, tmp_path: Path):
+    path = tmp_path / "bad_factory.py"
+    path.write_text("def net(width=4):\n    raise RuntimeError('widths must be even')\n")
+    code, _, err = run(capsys, "convnets", "symbolic", f"{path}:net", "--vars", "width", "--input", "3x8x8")
+    assert code == 2 and "RuntimeError: widths must be even" in err and len(err.strip().splitlines()) == 1
+
+
+def test_rf_check_measures_the_last_spatial_layer_of_a_classifier(capsys):
+    code, out, err = run(capsys, "convnets", "rf", f"{ZOO_FILE}:ResNetD()", "--input", "3x32x32", "--check",
+                         "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    check = doc["check"]
+    assert check["layer"] == "features"  # the last spatial block, not the classifier
+    lo = [max(0, math.ceil(a)) for a, _ in check["formula_interval"]]
+    hi = [min(31, math.floor(b)) for _, b in check["formula_interval"]]
+    assert (check["lo"], check["hi"]) == (lo, hi)

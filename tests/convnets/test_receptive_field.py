@@ -19,7 +19,7 @@ from trainlab.convnets.receptive_field import (
     through_window,
 )
 from trainlab.convnets.tracer import summary
-from trainlab.errors import ArgumentError
+from trainlab.errors import ArgumentError, ShapeError
 
 
 def formula_support(rf: ReceptiveField, pos: tuple[int, ...], shape: tuple[int, ...]):
@@ -52,10 +52,24 @@ def test_chain_fields_equal_the_gradient_support_of_a_unit(layers, data):
             modules.append(nn.AvgPool2d(k, s, p))
     model = nn.Sequential(*modules)
     size = (1, 40, 40)
-    try:
-        result = summary(model, size)
-    except Exception:  # a chain that shrinks the image below one pixel
+    # The output size by the formula, layer by layer; a chain that shrinks the image below one
+    # pixel must be refused with a ShapeError naming the layer (and torch refuses it too).
+    h, shrinks = 40, False
+    for kind, k, s, p, d in layers:
+        p = min(p, k // 2)
+        span = h + 2 * p - (d if kind == "conv" else 1) * (k - 1) - 1  # pools here are undilated
+        if span < 0:
+            shrinks = True
+            break
+        h = span // s + 1
+    if shrinks:
+        with pytest.raises(ShapeError, match="layer"):
+            summary(model, size)
+        with pytest.raises(RuntimeError):
+            model(torch.zeros(1, *size))
         return
+    result = summary(model, size)
+    assert result.rows[-1].output_shape == (1, 1, h, h)
     row = result.rows[-1]
     out = row.output_shape[2:]
     pos = tuple(data.draw(st.integers(0, n - 1)) for n in out)
@@ -110,21 +124,26 @@ class Misaligned(nn.Module):
         return self.conv(x) + self.pool(x)
 
 
-def test_branches_with_different_centres_are_flagged_misaligned():
+def test_branches_with_different_centres_are_flagged_misaligned_and_give_their_hull():
     row = summary(Misaligned(), (1, 16, 16)).rows[-1]
-    assert row.receptive_field.status == "misaligned"
-    assert row.receptive_field.describe() == ("misaligned", "—", "—")
-    # unit 4 sees the conv's 7..9 and the pool's 8..9: the union is centred at 8 for one branch
-    # and 8.5 for the other, so no single start/jump describes every unit of the sum
-    measured = empirical_receptive_field(Misaligned(), (1, 16, 16), (4, 4))
-    assert (measured.lo, measured.hi) == ((7, 7), (9, 9))
+    rf = row.receptive_field
+    assert rf.status == "misaligned"
+    # unit 4 sees the conv's 7..9 and the pool's 8..9: centres 8 and 8.5 differ, but with one
+    # jump the union's extent is the same for every unit: the hull 7..9 (size 3, centre 8)
+    assert rf.describe() == ("3 (hull)", "2", "0")
+    for pos in [(0, 0), (4, 4), (7, 3)]:
+        measured = empirical_receptive_field(Misaligned(), (1, 16, 16), pos)
+        assert (measured.lo, measured.hi) == formula_support(rf, pos, (16, 16))
 
 
-def test_merge_of_identical_fields_is_exact_and_of_different_jumps_misaligned():
+def test_merge_of_identical_fields_is_exact_and_of_different_centres_their_hull():
     a = through_window(input_field(2), 3)
     assert merge_fields([a, a]) == a
     b = through_window(input_field(2), 3, 2, 1)
-    assert merge_fields([a, b]).status == "misaligned"
+    assert merge_fields([a, b]).status == "varies"  # jumps 1 and 2: no single pattern
+    c = through_window(input_field(2), 2)  # unit 0: a sees 0..2 (centre 1), c sees 0..1 (centre 0.5)
+    merged = merge_fields([a, c])
+    assert merged.status == "misaligned" and merged.size == (3.0, 3.0) and merged.start == (1.0, 1.0)
 
 
 def test_empirical_field_refuses_positions_outside_the_output():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -161,17 +162,62 @@ def test_functional_ops_are_counted_not_silently_zero():
     assert result.rows[1].connections == 8 * 12 * 12  # nearest: one link per output
 
 
-class Einsum(nn.Module):
+class Spectral(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bchw,bchw->bc", x, x)
+        return torch.fft.rfft2(x).abs()
 
 
 def test_uncountable_ops_are_listed_and_strict_refuses_them():
-    result = summary(Einsum(), (3, 4, 4))
-    assert result.not_counted == ["einsum in 'model' (einsum)"]
-    assert "not counted: einsum" in result.to_text()
-    with pytest.raises(NotCountedError, match="einsum"):
-        summary(Einsum(), (3, 4, 4), strict=True)
+    result = summary(Spectral(), (3, 4, 4))
+    assert result.not_counted == ["fft_rfft2 in 'model' (fft_rfft2)"]
+    assert "not counted: fft_rfft2" in result.to_text()
+    with pytest.raises(NotCountedError, match="fft_rfft2"):
+        summary(Spectral(), (3, 4, 4), strict=True)
+
+
+class EinsumMix(nn.Module):
+    """The issue's example: a 1×1 channel mix written as an einsum, w of shape (16, 32)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(16, 32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bchw,cd->bdhw", x, self.w)
+
+
+def test_einsum_counts_every_index_combination_once():
+    result = summary(EinsumMix(), (16, 8, 8), strict=True)
+    assert result.total_macs == 1 * 16 * 8 * 8 * 32 == 32_768
+    assert result.total_macs == flop_counter_macs(EinsumMix(), (16, 8, 8))
+    assert result.total_params == 16 * 32
+    assert result.rows[0].receptive_field.size == (1.0, 1.0)  # a channel mix keeps the pixel's field
+
+
+@pytest.mark.parametrize("equation, shapes", [
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ("...ij,...jk->...ik", [(2, 1, 3, 4), (5, 4, 6)]),
+    ("bhqd,bhkd->bhqk", [(1, 2, 5, 8), (1, 2, 7, 8)]),
+    ("ij,jk,kl->il", [(3, 4), (4, 5), (5, 6)]),
+])
+def test_einsum_rule_is_the_product_of_all_index_sizes(equation, shapes):
+    from trainlab.convnets.rules import _einsum_macs
+
+    tensors = [torch.randn(*s) for s in shapes]
+    out = torch.einsum(equation, *tensors)
+    letters = set(equation.split("->")[0].replace(",", "").replace(".", ""))
+    sizes = {}
+    for term, t in zip(equation.split("->")[0].split(","), tensors, strict=True):
+        term = term.replace("...", "")
+        for letter, n in zip(term, t.shape[t.dim() - len(term):], strict=True):
+            sizes[letter] = max(sizes.get(letter, 1), n)
+    batch = out.numel() // math.prod(sizes[c] for c in equation.split("->")[1].replace("...", ""))
+    assert _einsum_macs(equation, shapes) == math.prod(sizes[c] for c in letters) * batch
+    if len(shapes) == 2:  # one bmm: FlopCounterMode agrees
+        counter = FlopCounterMode(display=False)
+        with counter:
+            torch.einsum(equation, *tensors)
+        assert _einsum_macs(equation, shapes) == counter.get_total_flops() // 2
 
 
 def test_shared_modules_get_one_row_per_call_and_parameters_once():
@@ -279,9 +325,10 @@ def test_formats_carry_the_same_totals():
     md = result.to_markdown()
     assert md.startswith("| layer | type |") and f"{result.total_connections:,}" in md
     assert "conventions:" in result.to_text()
-    assert (
-        len(result.to_text().splitlines()) == 1 + len(result.rows) + 1 + 1
-    )  # header, rows, total, conventions
+    # header, rows, total, conventions, and what the transposed convs' "~" means
+    text = result.to_text().splitlines()
+    assert len(text) == 1 + len(result.rows) + 1 + 1 + 1
+    assert text[-1] == "receptive fields: ~ approximate (after upsampling)"
 
 
 def test_agrees_with_torchinfo_on_parameters_and_conv_macs():

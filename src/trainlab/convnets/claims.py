@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from trainlab.claims import Claim, Context, Evidence, register
+from trainlab.claims import Context, claim
 from trainlab.colourize.models import PoolUpsampleNet
 from trainlab.convnets.by_hand import LAPLACIAN, blob_image, cross_correlate2d, edge_mask, zero_pad
 from trainlab.convnets.models import COURSE_VGG_INPUT, COURSE_VGG_SPEC, CourseVGG
@@ -44,7 +44,11 @@ def _cells(image: torch.Tensor):
             yield (i, j), float(image[i, j])
 
 
-def run_by_hand(ctx: Context) -> Evidence:
+@claim("convnets.by-hand", section=SECTION, statement="""
+    Cross-correlating the 7×7 zero-padded image I (a 3×3 blob of ones in a 5×5 image, padded by
+    (k − 1)/2 = 1) with the Laplacian J = [[0,−1,0],[−1,4,−1],[0,−1,0]] gives a 5×5 map that is zero
+    on flat regions and non-zero on edges: J is an edge detector.""")
+def run_by_hand(ctx: Context) -> str:
     image = blob_image(5, 3)
     padded = zero_pad(image, same_padding(3))  # 'same' padding for k = 3 is (k − 1)/2 = 1
     by_hand = cross_correlate2d(padded, LAPLACIAN)
@@ -67,7 +71,18 @@ def run_by_hand(ctx: Context) -> Evidence:
 
     flat_abs_max = float(by_hand[~edges].abs().max())
     edge_abs_min = float(by_hand[edges].abs().min())
-    passed = worst_diff <= 1e-12 and flat_abs_max == 0.0 and edge_abs_min > 0 and mismatches == 0
+    checks = ctx.checks
+    checks.record("map", by_hand)
+    checks.expect("map", reference)
+    # Float64 and float32 sums of at most 5 products of small integers are exact: any difference is a bug.
+    checks.at_most("max_abs_diff_vs_conv2d", worst_diff, 1e-12, expected=0.0)
+    checks.equal("max_abs_on_flat", flat_abs_max, 0.0)
+    checks.at_least("min_abs_on_edges", edge_abs_min, 0.0, strict=True)
+    checks.equal("edge_law_mismatches", mismatches, 0)
+    checks.record("random_images", trials)
+    checks.record("images", trials + 1)
+    checks.record("flat_cells", int((~edges).sum()))
+    checks.record("edge_cells", int(edges.sum()))
 
     from matplotlib import patheffects
 
@@ -91,30 +106,9 @@ def run_by_hand(ctx: Context) -> Evidence:
             ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=9,
                     path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
     ctx.save_figure(fig, "maps", {"I": padded, "J": LAPLACIAN, "I_star_J": by_hand, "edge_mask": edges})
-    return Evidence(
-        measured={
-            "map": by_hand,
-            "max_abs_diff_vs_conv2d": worst_diff,
-            "max_abs_on_flat": flat_abs_max,
-            "min_abs_on_edges": edge_abs_min,
-            "random_images": trials,
-            "edge_law_mismatches": mismatches,
-        },
-        expected={
-            "map": reference,
-            "max_abs_diff_vs_conv2d": 0.0,
-            "max_abs_on_flat": 0.0,
-            "min_abs_on_edges": "> 0",
-            "edge_law_mismatches": 0,
-        },
-        tolerance={"max_abs_diff_vs_conv2d": 1e-12},
-        passed=passed,
-        summary=(
-            f"by-hand map = conv2d (max diff {worst_diff:.1e} over {trials + 1} images); "
-            f"0 on all {int((~edges).sum())} flat cells, ≥{edge_abs_min:g} on "
-            f"{int(edges.sum())} edge cells"
-        ),
-    )
+    return ("by-hand map = conv2d: max diff {max_abs_diff_vs_conv2d} over {images!v} images; "
+            "{max_abs_on_flat} on all {flat_cells!v} flat cells, {min_abs_on_edges} on {edge_cells!v} "
+            "edge cells; edge law broken {edge_law_mismatches} times")
 
 
 def _torch_size(layer: nn.Module, size: int) -> int | None:
@@ -137,7 +131,11 @@ def _ours(fn, *args, **kwargs) -> int | None:
         return None
 
 
-def run_shape_arithmetic(ctx: Context) -> Evidence:
+@claim("convnets.shape-arithmetic", section=SECTION, statement="""
+    Conv/pool output size is ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1 (ceil with ceil_mode); transposed conv
+    gives (H − 1)s − 2p + d(k − 1) + p_out + 1; the padding and output_padding realising given sizes
+    can be solved for (28→26 with k=3; 28→14 with k=4, s=2, p=1).""")
+def run_shape_arithmetic(ctx: Context) -> str:
     g = ctx.generator()
 
     def r(lo: int, hi: int) -> int:
@@ -206,7 +204,6 @@ def run_shape_arithmetic(ctx: Context) -> Evidence:
         "convT 16→32 k=4 s=2": [(1, 0)],
         "convT 16→32 k=5 s=2": [(2, 1)],
     }
-    examples_ok = all(examples[key] == expected_examples[key] for key in examples)
 
     fig, ax = new_figure()
     for kind, marker in [("conv", "o"), ("convT", "s"), ("maxpool", "^"), ("avgpool", "v")]:
@@ -219,46 +216,19 @@ def run_shape_arithmetic(ctx: Context) -> Evidence:
     ax.set_title(f"{len(rows)} random layers: formula = module")
     ax.legend(fontsize=8)
     ctx.save_figure(fig, "formula-vs-torch", {"rows": [list(x) for x in rows]})
-    passed = disagreements == 0 and solver_failures == 0 and examples_ok
-    return Evidence(
-        measured={
-            "settings": len(rows),
-            "disagreements": disagreements,
-            "both_refuse": refused_agree,
-            "solver_checks": solver_checks,
-            "solver_failures": solver_failures,
-            **examples,
-        },
-        expected={"disagreements": 0, "solver_failures": 0, **expected_examples},
-        passed=passed,
-        summary=(
-            f"{len(rows)} random conv/convT/pool settings: {disagreements} disagreements "
-            f"with torch; padding solver {solver_checks - solver_failures}/{solver_checks} "
-            f"right; 28→26 (k3), 28→14 (k4 s2 p1)"
-        ),
-    )
-
-
-register(
-    Claim(
-        "convnets.by-hand",
-        SECTION,
-        "Cross-correlating the 7×7 zero-padded image I (a 3×3 blob of ones in a 5×5 image, "
-        "padded by (k − 1)/2 = 1) with the Laplacian J = [[0,−1,0],[−1,4,−1],[0,−1,0]] gives a 5×5 "
-        "map that is zero on flat regions and non-zero on edges: J is an edge detector.",
-        run_by_hand,
-    )
-)
-register(
-    Claim(
-        "convnets.shape-arithmetic",
-        SECTION,
-        "Conv/pool output size is ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1 (ceil with ceil_mode); transposed "
-        "conv gives (H − 1)s − 2p + d(k − 1) + p_out + 1; the padding and output_padding realising "
-        "given sizes can be solved for (28→26 with k=3; 28→14 with k=4, s=2, p=1).",
-        run_shape_arithmetic,
-    )
-)
+    checks = ctx.checks
+    checks.record("settings", len(rows))
+    checks.equal("disagreements", disagreements, 0)
+    checks.record("both_refuse", refused_agree)
+    checks.record("solver_checks", solver_checks)
+    checks.equal("solver_failures", solver_failures, 0)
+    for key, value in examples.items():
+        checks.equal(key, value, expected_examples[key])
+    return ("{settings!v} random conv/convT/pool settings: {disagreements} disagreements with torch "
+            "({both_refuse!v} refused by both); padding solver failures {solver_failures} in "
+            "{solver_checks!v} solves; conv 28 k3 → {conv 28, k=3, p=0}, conv 28 k4 s2 p1 → "
+            "{conv 28, k=4, s=2, p=1}, convT 16→32 k4 s2 (p, op) {convT 16→32 k=4 s=2}, "
+            "k5 {convT 16→32 k=5 s=2}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +239,12 @@ def _layer_key(row: LayerRow) -> tuple:
     return (row.type, row.output_shape, row.neurons, row.params, row.connections)
 
 
-def run_vgg_size_table(ctx: Context) -> Evidence:
+@claim("convnets.vgg-size-table", section=SECTION, statement="""
+    For input 3×112×112 and conv3-64, maxpool, conv3-128, maxpool, conv3-256, conv3-256, maxpool,
+    FC-1024, FC-100 (3×3 convs with padding 1, 2×2/2 max-pools) the network has 1,957,988 neurons,
+    52,444,644 parameters and 999,407,616 connections; the table from the spec equals the one traced
+    from the equivalent nn.Module.""")
+def run_vgg_size_table(ctx: Context) -> str:
     size = COURSE_VGG_INPUT
     with torch.device("meta"):  # shapes are all the tracer needs; skips initialising 52M weights
         spec_model = build_from_spec(COURSE_VGG_SPEC, size)
@@ -292,21 +267,21 @@ def run_vgg_size_table(ctx: Context) -> Evidence:
     with counter, torch.no_grad():
         meta_vgg(torch.empty(1, *size, device="meta"))
     ref_macs = counter.get_total_flops() // 2
-    measured_totals = {
-        "neurons": from_spec.total_neurons,
-        "params": from_spec.total_params,
-        "connections": from_spec.total_connections,
-    }
-    expected_totals = {"neurons": 1_957_988, "params": 52_444_644, "connections": 999_407_616}
-    passed = (
-        spec_rows == hand_rows
-        and traced == closed
-        and measured_totals == expected_totals
-        and closed_totals == expected_totals
-        and from_spec.total_params == ref_params
-        and from_spec.total_macs == ref_macs
-        and not from_spec.not_counted
-    )
+    # The course's numbers (CLAIMS.md §3, the handout's table).
+    course = {"neurons": 1_957_988, "params": 52_444_644, "connections": 999_407_616}
+    checks = ctx.checks
+    checks.equal("neurons", from_spec.total_neurons, course["neurons"])
+    checks.equal("params", from_spec.total_params, course["params"])
+    checks.equal("connections", from_spec.total_connections, course["connections"])
+    checks.equal("closed_form_totals", closed_totals, course)
+    checks.holds("spec_table_equals_module_table", spec_rows == hand_rows,
+                 "the spec's rows equal the nn.Module's (type, shape, neurons, params, connections)")
+    checks.holds("rows_equal_closed_form", traced == closed,
+                 "every traced row equals the course's by-hand closed form")
+    checks.equal("params_numel", from_spec.total_params, ref_params)
+    checks.equal("macs", from_spec.total_macs, ref_macs)
+    checks.equal("not_counted", list(from_spec.not_counted), [])
+    checks.record("table", [r.as_dict() for r in from_spec.layers()])
 
     fig = from_spec.plot()
     fig.axes[0].set_title(
@@ -319,31 +294,9 @@ def run_vgg_size_table(ctx: Context) -> Evidence:
         "table",
         {"rows": [r.as_dict() for r in from_spec.rows], "totals": from_spec.totals(), "closed_form": by_hand},
     )
-    return Evidence(
-        measured={
-            **measured_totals,
-            "macs": from_spec.total_macs,
-            "table": [r.as_dict() for r in from_spec.layers()],
-            "spec_table_equals_module_table": spec_rows == hand_rows,
-            "rows_equal_closed_form": traced == closed,
-        },
-        expected={
-            **expected_totals,
-            "closed_form_totals": closed_totals,
-            "macs_flopcounter": ref_macs,
-            "params_numel": ref_params,
-            "spec_table_equals_module_table": True,
-            "rows_equal_closed_form": True,
-        },
-        tolerance={"counts": "exact"},
-        passed=passed,
-        summary=(
-            f"neurons {from_spec.total_neurons:,}, params {from_spec.total_params:,}, connections "
-            f"{from_spec.total_connections:,} (course: 1,957,988 / 52,444,644 / 999,407,616); spec table "
-            f"{'=' if spec_rows == hand_rows else '≠'} nn.Module table; MACs {from_spec.total_macs:,} "
-            f"{'=' if from_spec.total_macs == ref_macs else '≠'} FlopCounterMode"
-        ),
-    )
+    return ("neurons {neurons}, params {params}, connections {connections}; spec table = nn.Module table: "
+            "{spec_table_equals_module_table!v}; rows = closed form: {rows_equal_closed_form!v}; "
+            "params {params_numel} (Σ numel); MACs {macs} (FlopCounterMode)")
 
 
 _RF_VARIANTS = {
@@ -387,7 +340,11 @@ def _clip(
     return lo, hi
 
 
-def run_receptive_field(ctx: Context) -> Evidence:
+@claim("convnets.receptive-field", section=SECTION, statement="""
+    Receptive fields grow with kernel size, stride and depth: size ← size + (k − 1)·jump,
+    jump ← jump·s (pooling multiplies the jump); the formula matches the gradient support of a unit,
+    and branches that disagree are flagged as misaligned.""")
+def run_receptive_field(ctx: Context) -> str:
     size = COURSE_VGG_INPUT
     thin = (
         1 if ctx.quick else 8
@@ -444,13 +401,6 @@ def run_receptive_field(ctx: Context) -> Evidence:
     residual = summary(_Residual(), (1, 32, 32)).rows[-1].receptive_field
     residual_emp = empirical_receptive_field(_Residual(), (1, 32, 32), (16, 16))
     misaligned = summary(_Misaligned(), (1, 32, 32)).rows[-1].receptive_field
-    dag_ok = (
-        residual.size == (5.0, 5.0)
-        and residual.status == "exact"
-        and residual_emp.size == (5, 5)
-        and misaligned.status == "misaligned"
-    )
-
     fig, ax = new_figure(size=(6.4, 4.2))
     for (label, s), style in zip(series.items(), ["-", "--", "-.", ":"], strict=True):
         ax.plot(range(1, len(s["size"]) + 1), s["size"], marker="o", ls=style, label=label,
@@ -462,38 +412,36 @@ def run_receptive_field(ctx: Context) -> Evidence:
     ax.legend(fontsize=7)
     ctx.save_figure(fig, "growth", series)
 
-    passed = not mismatches and pool_doubles and all(grows.values()) and all(larger.values()) and dag_ok
-    return Evidence(
-        measured={
-            "variants": series,
-            "final_size": finals,
-            "mismatches": mismatches,
-            "units_checked": checked,
-            "pool_doubles_jump": pool_doubles,
-            "residual_size": residual.size,
-            "residual_empirical": residual_emp.size,
-            "misaligned_status": misaligned.status,
-        },
-        expected={
-            "mismatches": [],
-            "pool_doubles_jump": True,
-            "monotone_growth": True,
-            "larger_than_base": dict.fromkeys(larger, True),
-            "residual_size": (5, 5),
-            "misaligned_status": "misaligned",
-        },
-        tolerance={"support": "exact (pixel indices)"},
-        passed=passed,
-        summary=(
-            f"VGG table RF {base['size'][-1]:g} (jump {base['jump'][-1]:g}) = closed form = gradient support "
-            f"at {checked} layers/variants ({len(mismatches)} mismatches); 5×5 kernels "
-            f"{finals['larger kernel (5×5)']:g}, stride 2 {finals['larger stride (first conv s=2)']:g}, "
-            f"+1 layer {finals['one more layer']:g}; residual 5, misaligned flagged"
-        ),
-    )
+    checks = ctx.checks
+    checks.record("variants", series)
+    checks.record("final_size", finals)
+    checks.equal("mismatches", mismatches, [])
+    checks.record("units_checked", checked)
+    checks.record("vgg_size", base["size"][-1])
+    checks.record("vgg_jump", base["jump"][-1])
+    checks.holds("pool_doubles_jump", pool_doubles, "every 2×2/2 max-pool doubles the jump")
+    checks.holds("monotone_growth", all(grows.values()), "the field never shrinks with depth")
+    checks.record("larger_than_base", larger)
+    checks.holds("all_larger", all(larger.values()), "each variant's final field exceeds the VGG table's")
+    checks.equal("residual_size", residual.size, (5.0, 5.0))
+    checks.equal("residual_status", residual.status, "exact")
+    checks.equal("residual_empirical", residual_emp.size, (5, 5))
+    checks.equal("misaligned_status", misaligned.status, "misaligned")
+    checks.record("k5_size", finals["larger kernel (5×5)"])
+    checks.record("s2_size", finals["larger stride (first conv s=2)"])
+    checks.record("deeper_size", finals["one more layer"])
+    return ("VGG table RF {vgg_size!v} (jump {vgg_jump!v}) = closed form = gradient support at "
+            "{units_checked!v} layers/variants, mismatches {mismatches}; 5×5 kernels {k5_size!v}, stride 2 "
+            "{s2_size!v}, +1 layer {deeper_size!v} (all larger than the table's: {all_larger!v}); residual "
+            "{residual_size} ({residual_status!v}, gradient {residual_empirical!v}), misaligned branches "
+            "{misaligned_status}")
 
 
-def run_counts_scale(ctx: Context) -> Evidence:
+@claim("convnets.counts-scale", section=SECTION, statement="""
+    Parameter counts do not depend on the input size; neurons and connections scale with H·W (4× when
+    H and W double); PoolUpsampleNet's counts are polynomials in its channel numbers, its conv weights
+    9·NIC·NF + 36·NF² + 9·NF·NC + 9·NC².""")
+def run_counts_scale(ctx: Context) -> str:
     import sympy
 
     nic, nf, nc, h, w = sympy.symbols(
@@ -556,74 +504,28 @@ def run_counts_scale(ctx: Context) -> Evidence:
     ax.legend(fontsize=8)
     ctx.save_figure(fig, "scaling", {"sizes": sizes, "counts": by_size, "polynomials": fit.as_strings()})
 
-    passed = (
-        all(exact.values())
-        and independent_of_size
-        and all(v == 4 for v in doubled.values())
-        and ratios == {"params": 1.0, "neurons": 4.0, "connections": 4.0}
-        and at_point["params"] == conv_weights == by_size[32]["params"]
-        and at_point["neurons"] == by_size[32]["neurons"]
-        and at_point["connections"] == by_size[32]["connections"]
-    )
-    return Evidence(
-        measured={
-            "polynomials": fit.as_strings(),
-            "fitted_on": fit.fitted_at,
-            "checked_at": fit.checked_at,
-            "ratio_64_over_32": ratios,
-            "polynomial_ratio_2H_2W": {k: str(v) for k, v in doubled.items()},
-            "params_at_nf32_nc24": at_point["params"],
-            "by_size": by_size,
-        },
-        expected={
-            "params": str(course_params),
-            "neurons": str(sympy.expand(course_neurons)),
-            "connections": str(sympy.expand(course_connections)),
-            "polynomials_equal": dict.fromkeys(exact, True),
-            "ratio_64_over_32": {"params": 1, "neurons": 4, "connections": 4},
-            "conv_weight_numel": conv_weights,
-        },
-        tolerance={"polynomials": "exact (rational arithmetic)"},
-        passed=passed,
-        summary=(
-            f"params = {poly['params']} (course formula: {'equal' if exact['params'] else 'DIFFERENT'}), "
-            f"no H/W; neurons ×{ratios['neurons']:g}, connections ×{ratios['connections']:g}, params "
-            f"×{ratios['params']:g} when H, W double; exact at {len(fit.checked_at)} fresh points"
-        ),
-    )
-
-
-register(
-    Claim(
-        "convnets.vgg-size-table",
-        SECTION,
-        "For input 3×112×112 and conv3-64, maxpool, conv3-128, maxpool, conv3-256, conv3-256, maxpool, "
-        "FC-1024, "
-        "FC-100 (3×3 convs with padding 1, 2×2/2 max-pools) the network has 1,957,988 neurons, 52,444,644 "
-        "parameters and 999,407,616 connections; the table from the spec equals the one traced from the "
-        "equivalent nn.Module.",
-        run_vgg_size_table,
-    )
-)
-register(
-    Claim(
-        "convnets.receptive-field",
-        SECTION,
-        "Receptive fields grow with kernel size, stride and depth: size ← size + (k − 1)·jump, jump ← jump·s "
-        "(pooling multiplies the jump); the formula matches the gradient support of a unit, and branches "
-        "that "
-        "disagree are flagged as misaligned.",
-        run_receptive_field,
-    )
-)
-register(
-    Claim(
-        "convnets.counts-scale",
-        SECTION,
-        "Parameter counts do not depend on the input size; neurons and connections scale with H·W "
-        "(4× when H and "
-        "W double); PoolUpsampleNet's counts are polynomials in its channel numbers, its conv weights "
-        "9·NIC·NF + 36·NF² + 9·NF·NC + 9·NC².",
-        run_counts_scale,
-    )
-)
+    checks = ctx.checks
+    checks.record("polynomials", fit.as_strings())
+    checks.record("params_polynomial", str(poly["params"]))
+    checks.record("fitted_on", fit.fitted_at)
+    checks.record("checked_at", fit.checked_at)
+    checks.record("fresh_points", len(fit.checked_at))
+    checks.expect("params", str(course_params))
+    checks.expect("neurons", str(sympy.expand(course_neurons)))
+    checks.expect("connections", str(sympy.expand(course_connections)))
+    for key in ("params", "neurons", "connections"):  # exact rational arithmetic: the difference is 0
+        checks.holds(f"{key}_equal_course", exact[key], f"fitted {key} − course formula expands to 0")
+    checks.holds("params_free_of_size", independent_of_size, "no height or width in the params polynomial")
+    checks.equal("polynomial_ratio_2H_2W", {k: str(v) for k, v in doubled.items()},
+                 {"neurons": "4", "connections": "4"})
+    checks.equal("ratio_64_over_32", ratios, {"params": 1.0, "neurons": 4.0, "connections": 4.0})
+    checks.equal("params_at_nf32_nc24", at_point["params"], conv_weights)
+    checks.equal("traced_params_at_32", by_size[32]["params"], conv_weights)
+    checks.equal("polynomial_at_32", [at_point["neurons"], at_point["connections"]],
+                 [by_size[32]["neurons"], by_size[32]["connections"]])
+    checks.record("by_size", by_size)
+    return ("params = {params_polynomial!v} (equals the course formula: {params_equal_course!v}; neurons, "
+            "connections: {neurons_equal_course!v}, {connections_equal_course!v}), no H/W: "
+            "{params_free_of_size!v}; params, neurons, connections ×{ratio_64_over_32!v} when H, W double; "
+            "polynomial = trace at "
+            "{fresh_points!v} fresh points and at NF=32, NC=24: {params_at_nf32_nc24}")

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import click
 import torch
 from torch import nn
 
+from trainlab.console import stdout_console
 from trainlab.convnets.receptive_field import empirical_receptive_field
 from trainlab.convnets.spec import build_from_spec
 from trainlab.convnets.symbolic import symbolic_counts
+from trainlab.convnets.table import LayerRow, Summary
 from trainlab.convnets.tracer import IGNORABLE, parse_size, summary
-from trainlab.errors import ArgumentError
-from trainlab.loader import is_factory_ref, load_factory, load_model
+from trainlab.errors import ArgumentError, TrainlabError
+from trainlab.loader import is_factory_ref, load_factory, load_model, load_model_for_shapes
+from trainlab.runs import atomic_write_text, output_errors
 from trainlab.shapes import (
     adaptive_pool_windows,
     conv_output_size,
@@ -29,6 +34,11 @@ __all__ = ["group"]
 @click.group(help="ConvNet accounting: output sizes, padding, counts.")
 def group() -> None:
     pass
+
+
+def _echo(text: str) -> None:
+    """One block of output on stdout through trainlab's console: never wrapped, no markup."""
+    stdout_console().print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 @group.command()
@@ -72,7 +82,7 @@ def shape(
         if output_size is None:
             raise ArgumentError("--output-size", None, "the adaptive pooling output size (an integer ≥ 1)")
         windows = adaptive_pool_windows(size, output_size)
-        click.echo(f"{output_size} windows " + " ".join(f"[{a},{b})" for a, b in windows))
+        _echo(f"{output_size} windows " + " ".join(f"[{a},{b})" for a, b in windows))
         return
     elif layer == "upsample":
         out = upsample_output_size(size, scale_factor, output_size)
@@ -80,7 +90,7 @@ def shape(
         out = pool_output_size(
             size, kernel_size, stride, padding, dilation if layer == "maxpool" else 1, ceil_mode
         )
-    click.echo(out)
+    _echo(str(out))
 
 
 @group.command("solve-padding")
@@ -95,7 +105,7 @@ def solve_padding_cmd(
 ) -> None:
     """Every (padding, output_padding) taking SIZE_IN to SIZE_OUT."""
     for sol in solve_padding(size_in, size_out, kernel_size, stride, dilation, transposed=transposed):
-        click.echo(f"padding={sol.padding} output_padding={sol.output_padding}")
+        _echo(f"padding={sol.padding} output_padding={sol.output_padding}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,39 +123,91 @@ def _ignore_option(text: str) -> tuple[str, ...]:
 
 
 def _model_from(target: str, size: tuple[int, ...]) -> nn.Module:
-    """A spec string or a MODULE reference, built on the meta device (no weights are allocated)."""
+    """A spec string or a MODULE reference, for shape-only tracing: built on the meta device (no
+    weights allocated), or on the CPU after a memory estimate when its constructor needs values."""
+    if is_factory_ref(target):
+        return load_model_for_shapes(target, "TARGET")
+    if len(size) != 3:
+        raise ArgumentError(
+            "--input", "x".join(map(str, size)), "channels×height×width for a spec, e.g. 3x112x112"
+        )
     with torch.device("meta"):
-        if is_factory_ref(target):
-            return load_model(target)
-        if len(size) != 3:
-            raise ArgumentError(
-                "--input", "x".join(map(str, size)), "channels×height×width for a spec, e.g. 3x112x112"
-            )
         return build_from_spec(target, size)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def _trace(target: str, model: nn.Module, size: tuple[int, ...], **options) -> Summary:
+    """``summary`` of the user's model; a forward pass that fails is one line (exit 2), not a traceback."""
+    try:
+        return summary(model, size, **options)
+    except TrainlabError:
+        raise
+    except Exception as e:
+        raise ArgumentError("TARGET", target, f"a model whose forward pass runs on an input of "
+                            f"{'x'.join(map(str, size))} ({type(e).__name__}: {_first_line(e)})") from None
+
+
+_EXTENSIONS = {".txt": "table", ".json": "json", ".csv": "csv", ".md": "md"}
+
+
+def _write_output(path: str, text: str, overwrite: bool) -> None:
+    """Write ``text`` to the user's ``--output`` file (atomically; an existing file needs --overwrite)."""
+    target = Path(path)
+    if target.exists() and target.is_file() and not overwrite:
+        raise ArgumentError("--output", path, "a new file (this one exists: add --overwrite to replace it)")
+    with output_errors("--output", path):
+        if target.is_dir():
+            raise IsADirectoryError(21, os.strerror(21), path)
+        atomic_write_text(target, text)
 
 
 @group.command("summary")
 @click.argument("target")
 @click.option("--input", "input_size", required=True, help="Input size, channels first, e.g. 3x112x112.")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default=None,
+              help="table (default), json, csv or md; with --output, the file's extension decides.")
 @click.option(
     "--ignore", default="", help="Leave out of parameter counts: bias, batchnorm (comma-separated)."
 )
 @click.option("--strict", is_flag=True, help="Fail if any operation cannot be counted.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
-def summary_cmd(target: str, input_size: str, fmt: str, ignore: str, strict: bool, batch_size: int) -> None:
+@click.option("--train-mode", is_flag=True,
+              help="Trace the training forward pass (stochastic depth, auxiliary heads); default: eval mode.")
+@click.option("-o", "--output", default=None, help="Write the table to this file (.txt, .json, .csv or .md).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
+def summary_cmd(target: str, input_size: str, fmt: str | None, ignore: str, strict: bool, batch_size: int,
+                train_mode: bool, output: str | None, overwrite: bool) -> None:
     """Neurons, parameters, MACs, connections and receptive field of every layer.
 
     TARGET is a spec ('conv3-64, maxpool, fc-10') or a MODULE reference
-    'package.module:factory(args)' / 'path/file.py:factory(args)'.
+    'package.module:factory(args)' / 'path/file.py:factory(args)'. The model is traced in eval
+    mode unless --train-mode is given.
     """
+    if output is not None:
+        ext = Path(output).suffix.lower()
+        if ext not in _EXTENSIONS:
+            raise ArgumentError("--output", output, "a file ending in " + ", ".join(_EXTENSIONS))
+        if fmt is not None and fmt != _EXTENSIONS[ext]:
+            raise ArgumentError("--format", fmt, f"{_EXTENSIONS[ext]} for an --output ending in {ext} "
+                                "(or leave --format out)")
+        fmt = _EXTENSIONS[ext]
+    fmt = fmt or "table"
     size = parse_size(input_size)
+    ignored = _ignore_option(ignore)
     model = _model_from(target, size)
-    result = summary(model, size, batch_size=batch_size, ignore=_ignore_option(ignore), strict=strict)
+    result = _trace(target, model, size, batch_size=batch_size, ignore=ignored, strict=strict,
+                    training=train_mode)
     text = {"table": result.to_text, "json": result.to_json, "csv": result.to_csv, "md": result.to_markdown}[
         fmt
     ]()
-    click.echo(text.rstrip("\n"))
+    if output is not None:
+        _write_output(output, text, overwrite)
+        return
+    _echo(text.rstrip("\n"))
 
 
 @group.command("rf")
@@ -156,38 +218,75 @@ def summary_cmd(target: str, input_size: str, fmt: str, ignore: str, strict: boo
     is_flag=True,
     help="Also measure the last layer's field as the gradient support of its centre unit.",
 )
-def rf_cmd(target: str, input_size: str, check: bool) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--train-mode", is_flag=True, help="Trace the training forward pass; default: eval mode.")
+def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool) -> None:
     """Receptive field size, jump and start (centre of unit 0, in input pixels) of every layer.
 
-    TARGET is a spec or a MODULE reference, as for `summary`.
+    TARGET is a spec or a MODULE reference, as for `summary`. "(hull)": branches with different
+    centres meet and the field is the hull of theirs; "(all; local n)": a gate (squeeze-excitation)
+    or global pooling makes every unit see the whole input, n is the field of the local path.
     """
     size = parse_size(input_size)
     model = _model_from(target, size)
-    result = summary(model, size)
+    result = _trace(target, model, size, training=train_mode)
     rows = [r for r in result.rows if r.receptive_field is not None]
     if not rows:
         raise ArgumentError(
             "--input", input_size, "an image-like input (C×L, C×H×W or C×D×H×W) for receptive fields"
         )
+    measured = None
+    last = rows[-1]
+    if check:
+        real = load_model(target, "TARGET") if is_factory_ref(target) else build_from_spec(target, size)
+        # The last spatial output that a module returns (a functional op has no hook to read it by):
+        # the last layer row that is a module, or a block (container) that finished after it.
+        modules = dict(real.named_modules())
+        named = [i for i, r in enumerate(result.rows) if r.receptive_field is not None
+                 and r.name.split(" (")[0] in modules and r.output_shape is not None]
+        blocks = [(name, shape, rf, done) for name, (shape, rf, done) in result.block_fields.items()
+                  if name in modules]
+        if named:
+            last = result.rows[named[-1]]
+        if blocks and (not named or blocks[-1][3] > named[-1]):
+            name, shape, rf, _ = blocks[-1]
+            last = LayerRow(name or "(model)", type(modules[name]).__name__, shape, receptive_field=rf)
+        layer = last.name.split(" (")[0] if last.name != "(model)" else None
+        pos = tuple(n // 2 for n in last.output_shape[2:])
+        try:
+            measured = empirical_receptive_field(real, size, pos, layer=layer)
+        except TrainlabError:
+            raise
+        except Exception as e:
+            raise ArgumentError("--check", True, f"a model whose gradient can be taken in float64 "
+                                f"({type(e).__name__}: {_first_line(e)})") from None
+    if fmt == "json":
+        doc = {"input": list(size), "layers": [{"name": r.name, "type": r.type,
+                                                 **r.receptive_field.as_numbers()} for r in rows]}
+        if measured is not None:
+            doc["check"] = {"layer": last.name, "position": list(measured.position), "lo": list(measured.lo),
+                            "hi": list(measured.hi), "size": list(measured.size),
+                            "formula_interval": [list(iv) for iv in
+                                                 last.receptive_field.interval(measured.position)]}
+        _echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
     width = max(len(r.name) for r in rows)
-    click.echo(f"{'layer'.ljust(width)}  {'type':<18} {'size':>10} {'jump':>8} {'start':>8}")
+    size_width = max(10, *(len(r.receptive_field.describe()[0]) for r in rows))
+    type_width = max(18, *(len(r.type) for r in rows))
+    header = f"{'layer'.ljust(width)}  {'type':<{type_width}} {'size':>{size_width}} {'jump':>8} {'start':>8}"
+    lines = [header]
     for r in rows:
         s, j, st = r.receptive_field.describe()
-        click.echo(f"{r.name.ljust(width)}  {r.type:<18} {s:>10} {j:>8} {st:>8}")
-    if check:
-        if is_factory_ref(target):
-            real = load_model(target)
-        else:
-            real = build_from_spec(target, size)
-        last = rows[-1]
-        pos = tuple(n // 2 for n in last.output_shape[2:])
-        measured = empirical_receptive_field(real, size, pos)
-        click.echo(
-            f"gradient support of unit {pos} of the output: {measured.lo}..{measured.hi} "
+        lines.append(f"{r.name.ljust(width)}  {r.type:<{type_width}} {s:>{size_width}} {j:>8} {st:>8}")
+    if measured is not None:
+        lines.append(
+            f"gradient support of unit {measured.position} of {last.name or 'the output'}: "
+            f"{measured.lo}..{measured.hi} "
             f"(size {'×'.join(map(str, measured.size))}); formula interval "
-            + ", ".join(f"[{a:g}, {b:g}]" for a, b in last.receptive_field.interval(pos))
+            + ", ".join(f"[{a:g}, {b:g}]" for a, b in last.receptive_field.interval(measured.position))
             + " before clipping to the image"
         )
+    _echo("\n".join(lines))
 
 
 def _symbolic_input(text: str) -> tuple[int | str, ...]:
@@ -250,26 +349,31 @@ def symbolic_cmd(module: str, variables: str, input_size: str, ignore: str, degr
         raise ArgumentError("MODULE", module, "keyword arguments only, so that --vars can replace them")
     if not callable(factory) or isinstance(factory, nn.Module):
         raise ArgumentError("MODULE", module, "a factory (class or function) taking the --vars arguments")
-    result = symbolic_counts(
-        factory,
-        _vars_option(variables),
-        _symbolic_input(input_size),
-        fixed=ref.kwargs,
-        degree=degree,
-        ignore=_ignore_option(ignore),
-    )
+    try:
+        result = symbolic_counts(
+            factory,
+            _vars_option(variables),
+            _symbolic_input(input_size),
+            fixed=ref.kwargs,
+            degree=degree,
+            ignore=_ignore_option(ignore),
+        )
+    except TrainlabError:
+        raise
+    except Exception as e:  # the user's forward pass failed at some point of the fit
+        raise ArgumentError("MODULE", module, f"a model whose forward pass runs at every fitted point "
+                            f"({type(e).__name__}: {_first_line(e)})") from None
     polys = result.as_strings()
     if fmt == "json":
-        click.echo(
+        _echo(
             json.dumps(
                 {"polynomials": polys, "fitted_on": result.fitted_at, "checked_at": result.checked_at},
                 indent=2,
             )
         )
         return
-    for name, poly in polys.items():
-        click.echo(f"{name:<12} {poly}")
-    click.echo(
+    _echo("\n".join(f"{name:<12} {poly}" for name, poly in polys.items()))
+    _echo(
         f"fitted on {result.fitted_at} traced points; exact at {len(result.checked_at)} fresh points: "
         + "; ".join(", ".join(f"{k}={v}" for k, v in pt.items()) for pt in result.checked_at)
     )

@@ -16,9 +16,17 @@ field hangs over the zero padding). Closed form for a chain of L layers:
 size_L = 1 + Σ_l (k_l − 1)·Π_{i<l} s_i.
 
 Where two branches meet (a residual add, a ``torch.cat``), the merged field is the union
-of the branch fields: its size is the larger one when both branches agree on jump and
-start; when they disagree no single (size, jump, start) describes it, and the field is
-marked ``misaligned`` rather than given a wrong number. Upsampling and transposed
+of the branch fields. With the same jump the union of two intervals whose centres are a
+constant distance apart has a constant extent, so the merged field is their hull (lowest
+start to highest end): exact extents, marked ``misaligned`` when the branch centres differ
+(a ResNet-D average-pool shortcut beside a strided 3×3 conv). A tensor broadcast along a
+spatial axis (an SE gate of shape N×C×1×1) maps every output index to its one unit: jump 0.
+When such a fixed region covers the whole input, every unit of the product sees the whole
+input: the field is marked ``global`` and keeps its local part (size, jump, start) beside
+the input's extent; so does a normalisation whose statistics are taken over the image (group
+norm, instance norm without running statistics, batch norm in training). A union no single
+pattern describes (different non-zero jumps, a fixed
+region that is not the whole input) is marked ``varies``. Upsampling and transposed
 convolutions do not map indices affinely (several outputs share one input); their field
 is marked ``approximate``: ``size`` is the largest field over the outputs and ``jump`` the
 average step.
@@ -50,21 +58,31 @@ __all__ = [
     "empirical_receptive_field",
     "input_field",
     "merge_fields",
+    "region_field",
     "through_upsampling",
     "through_window",
 ]
 
 EXACT, MISALIGNED, APPROXIMATE = "exact", "misaligned", "approximate"
+GLOBAL, VARIES = "global", "varies"
+_RANK = {EXACT: 0, APPROXIMATE: 1, MISALIGNED: 2}
 
 
 @dataclass(frozen=True)
 class ReceptiveField:
-    """Receptive field of a layer's units, one entry per spatial dimension (H, W, ...)."""
+    """Receptive field of a layer's units, one entry per spatial dimension (H, W, ...).
+
+    ``status`` is ``exact``, ``misaligned`` (exact extents: the hull of branches with different
+    centres), ``approximate`` (after upsampling), ``global`` (every unit sees the whole input,
+    of size ``extent``; size, jump and start are then the local field beside it) or ``varies``
+    (no single pattern). A jump of 0 means every unit sees the same region.
+    """
 
     size: tuple[float, ...]
     jump: tuple[float, ...]
     start: tuple[float, ...]
     status: str = EXACT
+    extent: tuple[int, ...] | None = None  # the input's spatial size, for a global field
 
     @property
     def ndim(self) -> int:
@@ -72,23 +90,50 @@ class ReceptiveField:
 
     def interval(self, index: Sequence[int]) -> list[tuple[float, float]]:
         """Input interval [lo, hi] (pixel indices, before clipping to the image) of unit ``index``."""
+        if self.status == GLOBAL and self.extent is not None:
+            return [(0.0, float(e - 1)) for e in self.extent]
         out = []
         for r, j, s, i in zip(self.size, self.jump, self.start, index, strict=True):
             centre = s + i * j
             out.append((centre - (r - 1) / 2, centre + (r - 1) / 2))
         return out
 
+    @property
+    def whole_size(self) -> tuple[float, ...]:
+        """What the gradient support's extent is: the input's extent for a global field, else size."""
+        if self.status == GLOBAL and self.extent is not None:
+            return tuple(float(e) for e in self.extent)
+        return self.size
+
     def describe(self) -> tuple[str, str, str]:
         """(size, jump, start) as short strings: one number when all dimensions agree."""
-        if self.status == MISALIGNED:
-            return "misaligned", "—", "—"
+        if self.status == VARIES:
+            return "varies", "—", "—"
 
         def fmt(values: tuple[float, ...]) -> str:
             texts = [f"{v:g}" for v in values]
             return texts[0] if len(set(texts)) == 1 else "×".join(texts)
 
+        if self.status == GLOBAL:
+            return f"{fmt(self.whole_size)} (all; local {fmt(self.size)})", fmt(self.jump), fmt(self.start)
         mark = "~" if self.status == APPROXIMATE else ""
-        return mark + fmt(self.size), mark + fmt(self.jump), mark + fmt(self.start)
+        tail = " (hull)" if self.status == MISALIGNED else ""
+        return mark + fmt(self.size) + tail, mark + fmt(self.jump), mark + fmt(self.start)
+
+    def as_numbers(self) -> dict[str, Any]:
+        """Plain numbers for JSON: per-dimension lists (ints where whole), the status, and the local
+        size of a global field."""
+
+        def num(values: tuple[float, ...]) -> list[float | int]:
+            return [int(v) if float(v).is_integer() else float(v) for v in values]
+
+        out: dict[str, Any] = {"rf_size": num(self.whole_size), "rf_jump": num(self.jump),
+                               "rf_start": num(self.start), "rf_status": self.status}
+        if self.status == GLOBAL:
+            out["rf_local_size"] = num(self.size)
+        if self.status == VARIES:
+            out.update(rf_size=None, rf_jump=None, rf_start=None)
+        return out
 
 
 def input_field(ndim: int) -> ReceptiveField:
@@ -119,7 +164,7 @@ def through_window(
         size.append(r + (k_eff - 1) * j)
         start.append(s0 + ((k_eff - 1) / 2 - p) * j)
         jump.append(j * s)
-    return ReceptiveField(tuple(size), tuple(jump), tuple(start), rf.status)
+    return ReceptiveField(tuple(size), tuple(jump), tuple(start), rf.status, rf.extent)
 
 
 def through_upsampling(rf: ReceptiveField, scale: Sequence[float], reach: Sequence[int],
@@ -139,29 +184,70 @@ def through_upsampling(rf: ReceptiveField, scale: Sequence[float], reach: Sequen
     size = tuple(r + q * j for r, j, q in zip(rf.size, rf.jump, reach, strict=True))
     jump = tuple(j / f for j, f in zip(rf.jump, scale, strict=True))
     start = tuple(s + c * j for s, c, j in zip(rf.start, offset, rf.jump, strict=True))
-    status = MISALIGNED if rf.status == MISALIGNED else APPROXIMATE
-    return ReceptiveField(size, jump, start, status)
+    status = rf.status if rf.status in (MISALIGNED, GLOBAL, VARIES) else APPROXIMATE
+    return ReceptiveField(size, jump, start, status, rf.extent)
 
 
-def merge_fields(fields: Sequence[ReceptiveField]) -> ReceptiveField:
-    """The field of a unit that combines branches (add, concat): their union.
+def merge_fields(fields: Sequence[ReceptiveField], extent: Sequence[int] | None = None) -> ReceptiveField:
+    """The field of a unit that combines branches (add, concat, a gate): their union.
 
-    Aligned branches (same jump and start in every dimension) give the larger size;
-    otherwise the union is no single interval pattern and the result is ``misaligned``.
+    The fields are on the output's index grid (a broadcast branch has jump 0). Per dimension:
+    the same jump everywhere gives the hull of the intervals (exact extents; ``misaligned``
+    when the centres differ); moving fields of one jump beside fixed regions (jump 0) that
+    cover the whole input (``extent``) make the field ``global``; anything else ``varies``.
     """
     if not fields:
         raise ValueError("merge_fields needs at least one field")
     first = fields[0]
-    if any(f.ndim != first.ndim for f in fields):
-        return ReceptiveField(first.size, first.jump, first.start, MISALIGNED)
-    size = tuple(max(f.size[i] for f in fields) for i in range(first.ndim))
-    aligned = all(f.jump == first.jump and f.start == first.start for f in fields)
-    statuses = {f.status for f in fields}
-    if not aligned or MISALIGNED in statuses:
-        status = MISALIGNED
+    n = first.ndim
+    if any(f.ndim != n for f in fields):
+        return ReceptiveField(first.size, first.jump, first.start, VARIES)
+    if any(f.status == VARIES for f in fields):
+        return ReceptiveField(first.size, first.jump, first.start, VARIES)
+    known = next((f.extent for f in fields if f.extent is not None), None)
+    known = extent if known is None else known  # a global field's own extent first
+    size, jump, start = [], [], []
+    status = max((f.status for f in fields if f.status in _RANK), key=_RANK.__getitem__, default=EXACT)
+    whole = any(f.status == GLOBAL for f in fields)
+    for i in range(n):
+        moving = [f for f in fields if f.jump[i] != 0]
+        fixed = [f for f in fields if f.jump[i] == 0]
+        group = moving or fixed
+        if len({f.jump[i] for f in group}) > 1:
+            return ReceptiveField(first.size, first.jump, first.start, VARIES)
+        lo = min(f.start[i] - (f.size[i] - 1) / 2 for f in group)
+        hi = max(f.start[i] + (f.size[i] - 1) / 2 for f in group)
+        if len({f.start[i] for f in group}) > 1:  # centres differ: the hull, flagged
+            status = MISALIGNED
+        if moving and fixed:  # a broadcast region beside moving fields: the whole input, or no pattern
+            f_lo = min(f.start[i] - (f.size[i] - 1) / 2 for f in fixed)
+            f_hi = max(f.start[i] + (f.size[i] - 1) / 2 for f in fixed)
+            if known is None or not (f_lo <= 0 and f_hi >= known[i] - 1):
+                return ReceptiveField(first.size, first.jump, first.start, VARIES)
+            whole = True
+        size.append(hi - lo + 1)
+        jump.append(group[0].jump[i])
+        start.append((lo + hi) / 2)
+    if whole:
+        if known is None:
+            return ReceptiveField(tuple(size), tuple(jump), tuple(start), VARIES)
+        return ReceptiveField(tuple(size), tuple(jump), tuple(start), GLOBAL, tuple(int(e) for e in known))
+    return ReceptiveField(tuple(size), tuple(jump), tuple(start), status)
+
+
+def region_field(rf: ReceptiveField, spatial: Sequence[int], extent: Sequence[int]) -> ReceptiveField:
+    """The fixed region (jump 0) that all ``spatial`` units of a tensor with field ``rf`` see together,
+    clipped to the input: what every element depends on once the spatial axes are mixed or lost."""
+    if rf.status == GLOBAL or rf.status == VARIES:
+        lo = [0.0] * rf.ndim
+        hi = [float(e - 1) for e in extent]
     else:
-        status = APPROXIMATE if APPROXIMATE in statuses else EXACT
-    return ReceptiveField(size, first.jump, first.start, status)
+        lo = [max(0.0, s - (r - 1) / 2 + min(0, (n - 1) * j))
+              for r, j, s, n in zip(rf.size, rf.jump, rf.start, spatial, strict=True)]
+        hi = [min(e - 1.0, s + (r - 1) / 2 + max(0, (n - 1) * j))
+              for r, j, s, n, e in zip(rf.size, rf.jump, rf.start, spatial, extent, strict=True)]
+    return ReceptiveField(tuple(b - a + 1 for a, b in zip(lo, hi, strict=True)), (0.0,) * rf.ndim,
+                          tuple((a + b) / 2 for a, b in zip(lo, hi, strict=True)), EXACT)
 
 
 def chain_receptive_field(kernels: Sequence[int], strides: Sequence[int]) -> list[int]:
@@ -200,6 +286,8 @@ class _MaxToAvgPool(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = dict(kwargs or {})
+        if func is F.layer_norm:
+            return _channel_affine(*args, **kwargs)
         avg = self._MAX.get(func)
         if avg is None:
             return func(*args, **kwargs)
@@ -226,6 +314,19 @@ class _MaxToAvgPool(TorchFunctionMode):
         )
 
 
+def _channel_affine(input: torch.Tensor, normalized_shape: Any, weight: torch.Tensor | None = None,
+                    bias: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
+    """Layer norm over the last (feature) dimensions without the normalisation: on the probe's
+    constant input every feature is equal, x − mean is 0 and the gradient would vanish. The
+    statistics mix only the normalised (non-spatial) dimensions, so the support is unchanged."""
+    out = input
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
 def _first_tensor(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out
@@ -239,17 +340,20 @@ def _first_tensor(out: Any) -> torch.Tensor:
 
 
 def empirical_receptive_field(
-    model: nn.Module, input_size: Sequence[int], position: Sequence[int] | None = None
+    model: nn.Module, input_size: Sequence[int], position: Sequence[int] | None = None,
+    layer: str | None = None,
 ) -> EmpiricalField:
     """Measure the receptive field of one output unit as the support of its input gradient.
 
     A copy of ``model`` (the model itself is untouched) gets every parameter set to a positive
     constant (weights 1/fan-in, biases 0.01), batch-norm statistics reset (mean 0, variance 1)
     and is run in eval mode in float64 on an all-ones input of shape ``(1, *input_size)``; max
-    pooling is replaced by average pooling over the same windows. All activations are then
+    pooling is replaced by average pooling over the same windows, and layer norm (over feature
+    dimensions) by its affine part, whose dependencies are the same. All activations are then
     positive, ReLUs pass gradient, and no two paths cancel, so the gradient of
     Σ_c out[0, c, *position] is non-zero exactly on the pixels the unit depends on.
-    ``position`` defaults to the centre unit.
+    ``position`` defaults to the centre unit. ``layer`` names a submodule (``"features.7"``)
+    whose output (at its last call) is measured instead of the model's.
     """
     probe = copy.deepcopy(model).to(torch.float64).eval()
     with torch.no_grad():
@@ -261,8 +365,22 @@ def empirical_receptive_field(
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
                 m.reset_running_stats()
     x = torch.ones(1, *input_size, dtype=torch.float64, requires_grad=True)
-    with _MaxToAvgPool():
-        out = _first_tensor(probe(x))
+    captured: list[Any] = []
+    handle = None
+    if layer:
+        try:
+            target = probe.get_submodule(layer)
+        except AttributeError:
+            raise ArgumentError("layer", layer, "the name of a submodule of the model") from None
+        handle = target.register_forward_hook(lambda m, args, output: captured.append(output))
+    try:
+        with _MaxToAvgPool():
+            out = _first_tensor(probe(x))
+    finally:
+        if handle is not None:
+            handle.remove()
+    if layer:
+        out = _first_tensor(captured[-1])
     spatial = tuple(out.shape[2:])
     if position is None:
         position = tuple(n // 2 for n in spatial)

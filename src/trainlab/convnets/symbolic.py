@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from trainlab.convnets.tracer import summary
-from trainlab.errors import ArgumentError, ShapeError
+from trainlab.errors import ArgumentError, ShapeError, TrainlabError
 
 if TYPE_CHECKING:
     import sympy
@@ -110,6 +110,18 @@ def _counts_at(
             model = factory(**kwargs)
     except TypeError as e:
         raise ArgumentError("--vars", ",".join(values), f"arguments the factory accepts ({e})") from None
+    except TrainlabError:
+        raise
+    except Exception:  # a constructor computing with tensor values (RegNet's widths): on the CPU
+        try:
+            model = factory(**kwargs)
+        except TrainlabError:
+            raise
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            name = getattr(factory, "__name__", repr(factory))
+            raise ArgumentError("MODULE", name, f"a factory that builds with {kwargs} "
+                                f"({type(e).__name__}: {first})") from None
     s = summary(model, _resolve_size(input_size, values), ignore=ignore)
     totals = s.totals()
     return {name: totals[name] for name in COUNTS}

@@ -1,0 +1,711 @@
+"""The tracing mode: a ``TorchFunctionMode`` that intercepts every torch function a model calls.
+
+Module calls are framed by global forward hooks (a leaf module is one row); each function is
+dispatched by name to a cost rule (:mod:`trainlab.convnets.rules`), answered by broadcasting
+(elementwise, shape-preserving), or run on meta tensors (views and everything else). The
+receptive field of every image-like tensor is carried alongside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
+
+from trainlab.convnets.receptive_field import (
+    _RANK,
+    APPROXIMATE,
+    EXACT,
+    GLOBAL,
+    MISALIGNED,
+    VARIES,
+    ReceptiveField,
+    merge_fields,
+    region_field,
+    through_window,
+)
+from trainlab.convnets.rules import (
+    _COMPARISONS,
+    _ELEM,
+    _ELEM_INFO,
+    _ELEMENTWISE,
+    _FACTORIES,
+    _FREE,
+    _KIND,
+    _META,
+    _READ,
+    _SAME,
+    _SAME_SHAPE,
+    _as_meta,
+    _broadcast,
+    _first_line,
+    _flat,
+    _shape,
+    _tensors,
+)
+from trainlab.convnets.table import LayerRow
+from trainlab.errors import ArgumentError, ShapeError
+
+__all__: list[str] = []  # private: used by trainlab.convnets.tracer
+
+class _Frame:
+    """One module call on the stack (a plain slotted class: one is made per module call)."""
+
+    __slots__ = ("module", "name", "leaf", "neurons", "macs", "connections")
+
+    def __init__(self, module: nn.Module, name: str, leaf: bool) -> None:
+        self.module = module
+        self.name = name
+        self.leaf = leaf
+        self.neurons = 0
+        self.macs = 0
+        self.connections = 0
+
+
+def _merge_two(a: ReceptiveField, b: ReceptiveField, extent: tuple[int, ...] | None = None) -> ReceptiveField:
+    """``merge_fields([a, b], extent)``, spelled out for two moving fields on one grid (the same result)."""
+    n = a.ndim
+    if b.ndim != n or 0 in a.jump or 0 in b.jump or a.jump != b.jump or VARIES in (a.status, b.status):
+        return merge_fields([a, b], extent)
+    if a.start == b.start and a.size == b.size and a.extent == b.extent:
+        status = a.status if _RANK.get(a.status, 3) >= _RANK.get(b.status, 3) else b.status
+        if GLOBAL in (a.status, b.status):
+            status = GLOBAL
+        return ReceptiveField(a.size, a.jump, a.start, status, a.extent if status == GLOBAL else None)
+    size, start = [], []
+    for i in range(n):
+        ra, rb = (a.size[i] - 1) / 2, (b.size[i] - 1) / 2
+        lo = min(a.start[i] - ra, b.start[i] - rb)
+        hi = max(a.start[i] + ra, b.start[i] + rb)
+        size.append(hi - lo + 1)
+        start.append((lo + hi) / 2)
+    if GLOBAL in (a.status, b.status):
+        whole = a.extent if a.extent is not None else b.extent if b.extent is not None else extent
+        if whole is None:
+            return ReceptiveField(tuple(size), a.jump, tuple(start), VARIES)
+        return ReceptiveField(tuple(size), a.jump, tuple(start), GLOBAL, tuple(int(e) for e in whole))
+    if a.start != b.start or MISALIGNED in (a.status, b.status):
+        status = MISALIGNED
+    else:
+        status = APPROXIMATE if APPROXIMATE in (a.status, b.status) else EXACT
+    return ReceptiveField(tuple(size), a.jump, tuple(start), status)
+
+
+_PERMUTES = frozenset(
+    "permute transpose transpose_ t t_ movedim moveaxis swapaxes swapdims swapaxes_ swapdims_".split())
+_VIEWS = frozenset(
+    "view reshape flatten unflatten squeeze squeeze_ unsqueeze unsqueeze_ view_as reshape_as".split())
+
+
+# Normalisations whose statistics may be taken over the spatial axes.
+_STATISTICS = frozenset(("group_norm", "instance_norm", "layer_norm", "batch_norm"))
+
+
+def _pools_space(name: str, x: torch.Tensor, axes: tuple[int, ...], args: tuple, kwargs: dict) -> bool:
+    """Whether a normalisation's mean and variance are taken over the spatial ``axes`` of ``x``:
+    group norm always; instance and batch norm with statistics of the input (training, or no
+    running statistics); layer norm when its normalised (last) dimensions include a spatial one."""
+    if name == "group_norm":
+        return True
+    if name == "instance_norm":  # (input, running_mean, running_var, weight, bias, use_input_stats, ...)
+        return bool(args[5] if len(args) > 5 else kwargs.get("use_input_stats", True))
+    if name == "batch_norm":  # (input, running_mean, running_var, weight, bias, training, ...)
+        return bool(args[5] if len(args) > 5 else kwargs.get("training", False))
+    shape = args[1] if len(args) > 1 else kwargs.get("normalized_shape", ())
+    k = 1 if isinstance(shape, int) else len(shape)
+    return any(a >= x.dim() - k for a in axes)
+
+
+def _moves_axes(name: str, src: torch.Tensor, args: tuple, kwargs: dict, axes: tuple[int, ...]) -> bool:
+    """Whether a roll or flip touches a spatial axis (its index map is then not affine: lost)."""
+    if name in ("fliplr", "flipud", "rot90"):
+        return True
+    dims = (args[2] if len(args) > 2 else kwargs.get("dims")) if name == "roll" else (
+        args[1:] if len(args) > 1 else kwargs.get("dims"))
+    if dims is None:
+        return True
+    flat: list[int] = []
+    for d in dims if isinstance(dims, list | tuple) else (dims,):
+        flat.extend(d if isinstance(d, list | tuple) else (d,))
+    return any(int(d) % src.dim() in axes for d in flat)
+
+
+def map_axes(before: tuple[int, ...], after: tuple[int, ...],
+             axes: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """Where the spatial ``axes`` of a tensor of shape ``before`` go in a reshape to ``after``.
+
+    Row-major reshapes keep axis i intact when the product of the sizes before it is the same
+    on both sides and its size is unchanged; an axis split into (outer, inner…) keeps its outer
+    part, whose index o covers ``block`` consecutive input indices (a window k = s = block).
+    Returns (new axes, block per axis), or None when an axis is merged with others.
+    """
+    pre_a = [1]
+    for n in before:
+        pre_a.append(pre_a[-1] * n)
+    pre_b = [1]
+    for n in after:
+        pre_b.append(pre_b[-1] * n)
+    new, blocks = [], []
+    for a in axes:
+        n, pre = before[a], pre_a[a]
+        candidates = [j for j in range(len(after)) if pre_b[j] == pre]
+        exact = [j for j in candidates if after[j] == n]
+        if exact:
+            new.append(exact[0] if n != 1 or len(exact) == 1 else exact[-1])
+            blocks.append(1)
+            continue
+        split = [j for j in candidates if 1 < after[j] < n and n % after[j] == 0
+                 and pre_b[j] * n in pre_b[j + 2:]]
+        if not split:
+            return None
+        new.append(split[0])
+        blocks.append(n // after[split[0]])
+    return tuple(new), tuple(blocks)
+
+
+class _Tracer(TorchFunctionMode):
+    """Intercepts every torch function the model calls and books its cost."""
+
+    def __init__(self, model: nn.Module, ignore: frozenset[str]) -> None:
+        super().__init__()
+        self.ignore = ignore
+        self.names: dict[int, str] = {}
+        self.modules: dict[int, nn.Module] = {}
+        # id(param) -> (numel, requires_grad, its name inside its module, the module owning it);
+        # read here, before tracing, where attribute reads are not intercepted.
+        self.param_info: dict[int, tuple[int, bool, str, nn.Module]] = {}
+        self.params: list[torch.Tensor] = []  # in the order of param_info
+        self.param_counts: dict[int, tuple[int, int]] = {}
+        # id(module) -> (module, name, may be a leaf): what pre_hook needs, once per summary.
+        self.frames: dict[int, tuple[nn.Module, str, bool]] = {}
+        self.lazy: list[bool] = []  # per entry of params: an uninitialised (lazy) parameter
+        names, modules, frames = self.names, self.modules, self.frames
+        param_info, params, counts, lazies = self.param_info, self.params, self.param_counts, self.lazy
+        ignore_bias, ignore_bn = "bias" in ignore, "batchnorm" in ignore
+        builtin_types: dict[type, bool] = {}
+        for mod_name, m in model.named_modules():
+            mid = id(m)
+            names[mid], modules[mid] = mod_name, m
+            # A module without children is one layer (its ops add up in one row), except a model of
+            # its own class written with functional ops only: it gets a row per op.
+            builtin = builtin_types.get(type(m))
+            if builtin is None:
+                builtin = builtin_types[type(m)] = type(m).__module__.startswith("torch.nn")
+            frames[mid] = (m, mod_name, mod_name != "" or builtin)
+            own = m._parameters
+            if not own:
+                continue
+            drop_all = ignore_bn and isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for pname, p in own.items():
+                if p is None or id(p) in param_info:
+                    continue
+                lazy = type(p) is not nn.Parameter and isinstance(p, nn.parameter.UninitializedParameter)
+                numel = 0 if lazy else p.numel()
+                requires_grad = p.requires_grad
+                param_info[id(p)] = (numel, requires_grad, pname, m)
+                params.append(p)
+                lazies.append(lazy)
+                # (total, trainable) it adds once booked, with ``ignore`` applied: biases, and every
+                # parameter of a batch-norm layer
+                kept = 0 if drop_all or (ignore_bias and pname.endswith("bias")) else numel
+                counts[id(p)] = (kept, kept if requires_grad else 0)
+        self.counted: set[int] = set()
+        self.stack: list[_Frame] = []
+        self.rows: list[LayerRow] = []
+        # id(tensor) -> (tensor, its field, the tensor's spatial axes); axes None: a fixed region that
+        # every element depends on (jump 0), once the spatial axes were mixed or lost
+        self.fields: dict[int, tuple[torch.Tensor, ReceptiveField, tuple[int, ...] | None]] = {}
+        self.extent: tuple[int, ...] | None = None  # the image input's spatial size
+        # container module name -> (output shape, field, rows before it finished) of its last call
+        self.block_fields: dict[str, tuple[tuple[int, ...], ReceptiveField, int]] = {}
+        self.not_counted: dict[str, None] = {}
+        self.row_names: dict[str, int] = {}
+        self.calls: dict[int, int] = {}
+        self.conv_cache: dict[tuple, tuple] = {}
+        # (tensor, its shape) of the last output made by a hot path, so that post_hook need not read
+        # the shape through the mode; reset by the fallback (the only route to in-place reshaping).
+        self.last: tuple[torch.Tensor, tuple[int, ...]] | None = None
+
+    # -- receptive-field bookkeeping --------------------------------------------------------
+    def entry(self, t: Any) -> tuple[ReceptiveField, tuple[int, ...] | None] | None:
+        entry = self.fields.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return (entry[1], entry[2]) if entry is not None and entry[0] is t else None
+
+    def field_of(self, t: Any) -> ReceptiveField | None:
+        """The field of an image-like tensor whose spatial axes are tracked (None for a region)."""
+        entry = self.fields.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return entry[1] if entry is not None and entry[0] is t and entry[2] is not None else None
+
+    def image_field(self, x: Any, nd: int) -> ReceptiveField | None:
+        """``x``'s field when its spatial axes are its last ``nd`` (the layout convs and pools read)."""
+        entry = self.fields.get(id(x))
+        if entry is None or entry[0] is not x or entry[2] is None:
+            return None
+        axes, dim = entry[2], x.dim()
+        return entry[1] if len(axes) == nd and axes == tuple(range(dim - nd, dim)) else None
+
+    def set_field(self, t: Any, rf: ReceptiveField | None, axes: tuple[int, ...] | None = None) -> None:
+        if rf is None or not isinstance(t, torch.Tensor):
+            return
+        if axes is None:
+            if t.dim() != rf.ndim + 2:
+                return
+            axes = tuple(range(2, t.dim()))
+        self.fields[id(t)] = (t, rf, axes)
+
+    def whole(self, rf: ReceptiveField) -> ReceptiveField:
+        """``rf`` once every unit also depends on statistics of the whole input (a global field)."""
+        if self.extent is None or len(self.extent) != rf.ndim or rf.status == VARIES:
+            return rf
+        return ReceptiveField(rf.size, rf.jump, rf.start, GLOBAL, self.extent)
+
+    def region(self, t: torch.Tensor) -> ReceptiveField | None:
+        """What every element of ``t`` depends on together (a jump-0 region), or None."""
+        entry = self.fields.get(id(t))
+        if entry is None or entry[0] is not t:
+            return None
+        rf, axes = entry[1], entry[2]
+        if axes is None:
+            return rf
+        if self.extent is None or len(self.extent) != rf.ndim:
+            return None
+        return region_field(rf, [t.shape[a] for a in axes], self.extent)
+
+    def derive(self, inputs: Iterable[Any], outputs: Any) -> None:
+        """Outputs of an operation that mixes the spatial axes: the union of the inputs' regions."""
+        fields = self.fields
+        if type(outputs) is torch.Tensor:
+            entry = fields.get(id(outputs))
+            if entry is not None and entry[0] is outputs:
+                return  # the rule set its field
+            outs = [outputs]
+        else:
+            outs = [o for o in pytree.tree_leaves(outputs)
+                    if isinstance(o, torch.Tensor) and self.entry(o) is None]
+            if not outs:
+                return
+        found = (self.region(t) for t in inputs if isinstance(t, torch.Tensor))
+        regions = [r for r in found if r is not None]
+        if not regions:
+            return
+        merged = merge_fields(regions, self.extent) if len(regions) > 1 else regions[0]
+        for o in outs:
+            fields[id(o)] = (o, merged, None)
+
+    def follow(self, x: torch.Tensor, out: torch.Tensor, nd: int, through: Any) -> None:
+        """``out``'s field from ``x``'s by ``through(rf)`` (a window layer on the last ``nd`` axes);
+        if ``x``'s spatial axes are elsewhere or lost, its region."""
+        rf = self.image_field(x, nd)
+        if rf is not None:
+            self.set_field(out, through(rf))
+        elif self.entry(x) is not None:
+            self.derive((x,), out)
+
+    def merged(self, tensors: list[Any],
+               out: torch.Tensor) -> tuple[ReceptiveField, tuple[int, ...] | None] | None:
+        """The field of ``out`` = an elementwise function of ``tensors`` (broadcast to ``out``)."""
+        entries = [(t, e) for t in tensors if (e := self.entry(t)) is not None]
+        if not entries:
+            return None
+        out_shape = out.shape
+        if len(entries) == 1 and entries[0][0].shape == out_shape:
+            return entries[0][1]
+        if len(entries) == 2:  # a residual add: two branches of one layout
+            (ta, (a, axa)), (tb, (b, axb)) = entries
+            if axa is not None and axa == axb and ta.shape == out_shape and tb.shape == out_shape:
+                return _merge_two(a, b, self.extent), axa
+        out_axes: tuple[int, ...] | None = None
+        mapped = []
+        for t, (rf, axes) in entries:
+            if axes is None:
+                mapped.append(rf)
+                continue
+            shift = out.dim() - t.dim()
+            moved = tuple(a + shift for a in axes)
+            spread = [t.shape[a] == 1 and out_shape[a + shift] != 1 for a in axes]
+            if any(spread):  # broadcast along a spatial axis: every output index reads unit 0
+                jump = tuple(0.0 if b else j for b, j in zip(spread, rf.jump, strict=True))
+                rf = ReceptiveField(rf.size, jump, rf.start, rf.status, rf.extent)
+            if not all(spread):
+                if out_axes is None:
+                    out_axes = moved
+                elif out_axes != moved:
+                    return None if self.extent is None else self._lost(tensors)
+            mapped.append(rf)
+        field = merge_fields(mapped, self.extent)
+        if out_axes is None and any(j != 0 for j in field.jump):
+            return None
+        return field, out_axes
+
+    def _lost(self, tensors: list[Any]) -> tuple[ReceptiveField, None] | None:
+        found = (self.region(t) for t in tensors if isinstance(t, torch.Tensor))
+        regions = [r for r in found if r is not None]
+        return (merge_fields(regions, self.extent), None) if regions else None
+
+    def reshaped(self, name: str, func: Any, src: torch.Tensor, args: tuple, kwargs: dict, out: Any) -> None:
+        """Carry ``src``'s field to the outputs of a view, permutation, slice or copy."""
+        entry = self.entry(src)
+        if entry is None:
+            return
+        rf, axes = entry
+        outs = (out,) if type(out) is torch.Tensor else [o for o in pytree.tree_leaves(out)
+                                                         if isinstance(o, torch.Tensor)]
+        if axes is not None and type(out) is torch.Tensor:
+            moved: tuple[int, ...] | None = None
+            if name in _PERMUTES:
+                probe = torch.empty(tuple(range(2, src.dim() + 2)), device=_META)
+                order = list(func(probe, *args[1:], **kwargs).shape)
+                moved = tuple(order.index(a + 2) for a in axes)
+            elif name in _VIEWS:
+                found = map_axes(tuple(src.shape), tuple(out.shape), axes)
+                if found is not None:
+                    moved, blocks = found
+                    if any(b > 1 for b in blocks):
+                        rf = through_window(rf, blocks, blocks)
+            elif name == "__getitem__" and len(args) == 2:
+                sliced = _sliced(src, args[1], axes, rf)
+                if sliced is not None:
+                    moved, rf = sliced
+            elif name in ("roll", "flip", "fliplr", "flipud", "rot90"):  # cyclic or reversed index maps
+                moved = None if _moves_axes(name, src, args, kwargs, axes) else axes
+            elif out.dim() == src.dim() and all(out.shape[a] == src.shape[a] for a in axes):
+                moved = axes
+            if moved is not None:
+                self.fields[id(out)] = (out, rf, moved)
+                return
+        if axes is not None and type(out) is not torch.Tensor and name in ("chunk", "split", "unbind",
+                                                                          "split_with_sizes", "tensor_split"):
+            kept = [o for o in outs if o.dim() == src.dim() and all(o.shape[a] == src.shape[a] for a in axes)]
+            for o in kept:
+                self.fields[id(o)] = (o, rf, axes)
+        self.derive((src,), out)
+
+    # -- parameters ----------------------------------------------------------------------------
+    def take_params(self, params: Iterable[torch.Tensor]) -> tuple[int, int]:
+        """(total, trainable) of ``params`` not booked yet; books them."""
+        total = trainable = 0
+        counts, counted = self.param_counts, self.counted
+        for p in params:
+            pid = id(p)
+            entry = counts.get(pid)
+            if entry is None or pid in counted:
+                continue
+            counted.add(pid)
+            total += entry[0]
+            trainable += entry[1]
+        return total, trainable
+
+    # -- module frames (global forward hooks) --------------------------------------------------
+    def pre_hook(self, module: nn.Module, args: Any) -> None:
+        entry = self.frames.get(id(module))
+        if entry is not None and entry[0] is module:
+            self.stack.append(_Frame(module, entry[1], entry[2] and not module._modules))
+
+    def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        stack = self.stack
+        if not stack:
+            return
+        frame = stack[-1]
+        if frame.module is not module:
+            return
+        stack.pop()
+        if not frame.leaf:
+            # a block's output field, by completion order: what `rf --check` measures through a hook
+            out = output if type(output) is torch.Tensor else None
+            entry = self.fields.get(id(out)) if out is not None else None
+            if entry is not None and entry[0] is out and entry[2] is not None:
+                with torch._C.DisableTorchFunction():
+                    shape = tuple(out.shape)
+                self.block_fields.pop(frame.name, None)
+                self.block_fields[frame.name] = (shape, entry[1], len(self.rows))
+            return
+        mid = id(module)
+        calls = self.calls
+        n = calls[mid] = calls.get(mid, 0) + 1
+        params = module._parameters
+        own = [p for p in params.values() if p is not None] if params else None
+        total, trainable = self.take_params(own) if own else (0, 0)
+        if isinstance(output, torch.Tensor):
+            out = output
+        else:
+            out = next((o for o in pytree.tree_leaves(output) if isinstance(o, torch.Tensor)), None)
+        if out is not None:
+            last = self.last
+            if last is not None and last[0] is out:
+                shape = last[1]
+            else:
+                with torch._C.DisableTorchFunction():  # hooks run inside the mode: read the shape directly
+                    shape = tuple(out.shape)
+            entry = self.fields.get(id(out))
+            rf = entry[1] if entry is not None and entry[0] is out and entry[2] is not None else None
+        else:
+            shape = rf = None
+        label = frame.name or "(model)"
+        self.rows.append(
+            LayerRow(
+                label if n == 1 else f"{label} ({n})",
+                type(module).__name__,
+                shape,
+                frame.neurons,
+                total,
+                trainable,
+                frame.macs,
+                frame.connections,
+                rf,
+                f"call {n}, parameters booked at call 1" if n > 1 and own else "",
+            )
+        )
+
+    # -- booking an operation ------------------------------------------------------------------
+    def where(self, op: str) -> str:
+        if self.stack:
+            top = self.stack[-1]
+            kind = type(top.module).__name__
+            return f"'{top.name or 'model'}' ({kind})" if top.leaf else f"'{top.name or 'model'}' ({op})"
+        return f"({op})"
+
+    def book(
+        self,
+        op: str,
+        out: torch.Tensor,
+        *,
+        neurons: int = 0,
+        macs: int = 0,
+        connections: int = 0,
+        params: Iterable[Any] = (),
+        row: bool = True,
+    ) -> None:
+        top = self.stack[-1] if self.stack else None
+        if top is not None and top.leaf:
+            top.neurons += neurons
+            top.macs += macs
+            top.connections += connections
+            return
+        if not row:
+            return
+        prefix = top.name if top is not None and top.name else ""
+        base = f"{prefix}.{op}" if prefix else op
+        k = self.row_names[base] = self.row_names.get(base, 0) + 1
+        total, trainable = (
+            self.take_params(p for p in params if isinstance(p, torch.Tensor)) if params else (0, 0)
+        )
+        self.rows.append(
+            LayerRow(
+                base if k == 1 else f"{base}_{k}",
+                op,
+                tuple(out.shape),
+                neurons,
+                total,
+                trainable,
+                macs,
+                connections,
+                self.field_of(out),
+            )
+        )
+
+    # -- the interception ----------------------------------------------------------------------
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        name = getattr(func, "__name__", "")
+        kind = _KIND.get(name)
+        if kind is _READ:  # attribute and size queries: safe on the model's own tensors
+            return func(*args, **kwargs) if kwargs else func(*args)
+        kwargs = kwargs or {}
+        if kind is _ELEM:
+            return self.elementwise(func, name, args, kwargs)
+        if kind is _SAME:  # booked with no row and nothing to count: only the field follows
+            x = args[0] if args else kwargs["input"]
+            shape = tuple(x.shape)
+            out = torch.empty(shape, dtype=x.dtype, device=_META)
+            self.last = (out, shape)
+            entry = self.fields.get(id(x))
+            if entry is not None and entry[0] is x:
+                rf = entry[1]
+                if name in _STATISTICS and entry[2] is not None and _pools_space(
+                        name, x, entry[2], args, kwargs):
+                    rf = self.whole(rf)
+                self.fields[id(out)] = (out, rf, entry[2])
+            return out
+        if kind is not None:
+            out = kind(self, name, args, kwargs)
+            if self.fields:  # a rule that mixes spatial axes: the outputs depend on the inputs' regions
+                self.derive([*args, *kwargs.values()], out)
+            return out
+        if name in _FACTORIES:
+            kwargs = {**kwargs, "device": "meta"}
+        return self.fallback(func, name, args, kwargs)
+
+    def elementwise(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
+        if (
+            len(args) == 1
+            and len(kwargs) == 1
+            and type(kwargs.get("inplace")) is bool
+            and isinstance(args[0], torch.Tensor)
+        ):
+            tensors = [args[0]]  # an activation: F.relu(x, inplace=...)
+        elif (
+            not kwargs
+            and len(args) == 2
+            and type(args[1]) in (int, float, bool)
+            and _ELEM_INFO[name][0]
+            and isinstance(args[0], torch.Tensor)
+            and not args[0].is_meta
+        ):  # e.g. batch norm's num_batches_tracked.add_(1): leave it alone (as below)
+            return args[0]
+        elif kwargs:
+            tensors = _tensors(args, kwargs)
+        else:  # the usual call: positional arguments only
+            tensors = [a for a in args if isinstance(a, torch.Tensor)]
+            if len(tensors) != len(args):
+                tensors = _tensors(args, kwargs)
+        if not tensors:
+            return self.fallback(func, name, args, kwargs)
+        first = args[0] if args and isinstance(args[0], torch.Tensor) else tensors[0]
+        shape = tensors[0].shape
+        if len(tensors) > 1 and any(t.shape != shape for t in tensors):
+            try:
+                shape = _broadcast([tuple(t.shape) for t in tensors])
+            except RuntimeError as e:
+                raise ShapeError(
+                    f"layer {self.where(name)}: {name} of {' and '.join(_shape(t) for t in tensors)}: {e}"
+                ) from None
+        else:
+            shape = tuple(shape)
+        inplace_name, op, comparison, merge_op = _ELEM_INFO[name]
+        inplace = inplace_name or bool(kwargs.get("inplace"))
+        if inplace and not first.is_meta:  # e.g. batch norm's num_batches_tracked.add_(1): leave it alone
+            return first
+        if len(tensors) == 1:
+            entry = self.fields.get(id(first))
+            found = (entry[1], entry[2]) if entry is not None and entry[0] is first else None
+        else:
+            found = None
+        if inplace and first.shape == shape:
+            out = first
+        else:
+            dtype = torch.bool if comparison else first.dtype
+            if name == "where" and len(args) > 1 and isinstance(args[1], torch.Tensor):
+                dtype = args[1].dtype  # where(condition, x, y) has the values' dtype
+            out = torch.empty(shape, dtype=dtype, device=_META)
+        if len(tensors) > 1 and self.fields:
+            found = self.merged(tensors, out)
+        if found is not None:
+            self.fields[id(out)] = (out, found[0], found[1])
+        # Two activations meeting (a residual add, a gating product) get a row in a container; any
+        # other elementwise op is booked with nothing to count and no row, which changes nothing.
+        if merge_op and len(tensors) > 1 and sum(t.dim() >= 2 for t in tensors) >= 2:
+            self.book(op, out)
+        self.last = (out, shape)
+        return out
+
+    def fallback(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
+        self.last = None
+        flat = _flat(args) and _flat(kwargs.values())
+        if flat:  # no containers: the leaves are the arguments themselves
+            meta_args = tuple(_as_meta(a) for a in args)
+            meta_kwargs = {k: _as_meta(v) for k, v in kwargs.items()}
+        else:
+            meta_args, meta_kwargs = pytree.tree_map(_as_meta, (args, kwargs))
+        try:
+            out = func(*meta_args, **meta_kwargs)
+        except NotImplementedError as e:
+            raise ArgumentError(
+                "model",
+                f"{name} in {self.where(name)}",
+                f"operations that run on the meta device ({_first_line(e)})",
+            ) from None
+        except RuntimeError as e:
+            msg = _first_line(e)
+            if "meta" in msg and ("item" in msg or "data-dependent" in msg or "cannot be called" in msg):
+                raise ArgumentError(
+                    "model",
+                    f"{name} in {self.where(name)}",
+                    f"a forward pass that does not depend on tensor values (tracing uses shapes only: {msg})",
+                ) from None
+            shapes = ", ".join(_shape(t) for t in pytree.tree_leaves(args) if isinstance(t, torch.Tensor))
+            raise ShapeError(
+                f"layer {self.where(name)}: {name} fails on input shapes {shapes}: {msg}"
+            ) from None
+        if (
+            name not in _FREE
+            and name not in _ELEMENTWISE
+            and name not in _COMPARISONS
+            and name not in _SAME_SHAPE
+        ):
+            self.not_counted[f"{name} in {self.where(name)}"] = None
+        if name in ("cat", "concat", "concatenate"):
+            self._cat_field(args, kwargs, out)
+            return out
+        if self.fields:
+            leaves = args if flat else pytree.tree_leaves(args)
+            src = next((a for a in leaves if isinstance(a, torch.Tensor)), None)
+            if src is not None:
+                self.reshaped(name, func, src, meta_args, meta_kwargs, out)
+            others = [a for a in leaves if isinstance(a, torch.Tensor) and a is not src]
+            if others:
+                self.derive([src, *others], out)
+        return out
+
+    def _cat_field(self, args: tuple, kwargs: dict, out: torch.Tensor) -> None:
+        tensors = list(args[0]) if args else list(kwargs.get("tensors", ()))
+        dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+        dim = dim % out.dim() if out.dim() else 0
+        self.fields.pop(id(out), None)
+        if self.fields:
+            entries = [e for e in (self.entry(t) for t in tensors) if e is not None]
+            if entries and all(e[1] is not None and dim not in e[1] for e in entries):
+                # joining along channels (or any non-spatial axis): the union of the branches' fields
+                found = self.merged(tensors, out)
+                if found is not None:
+                    self.fields[id(out)] = (out, found[0], found[1])
+            if self.entry(out) is None:
+                self.derive(tensors, out)
+        self.book("cat", out, row=len(tensors) > 1)
+
+
+def _sliced(src: torch.Tensor, index: Any, axes: tuple[int, ...],
+            rf: ReceptiveField) -> tuple[tuple[int, ...], ReceptiveField] | None:
+    """Axes and field after ``src[index]`` for basic indexing (slices, ints, None, ...).
+
+    A slice start:stop:step of a spatial axis maps output o to input start + o·step: a window of
+    size 1, stride ``step`` and padding −start. An integer on a spatial axis drops it (None).
+    """
+    items = index if isinstance(index, tuple) else (index,)
+    if not all(i is None or i is Ellipsis or type(i) in (int, slice) for i in items):
+        return None
+    used = sum(1 for i in items if i is not None and i is not Ellipsis)
+    expanded: list[Any] = []
+    for i in items:
+        if i is Ellipsis:
+            expanded.extend([slice(None)] * (src.dim() - used))
+        else:
+            expanded.append(i)
+    expanded.extend([slice(None)] * (src.dim() - sum(1 for i in expanded if i is not None)))
+    where: dict[int, tuple[int, slice]] = {}  # input dim -> (output dim, slice)
+    d_in = d_out = 0
+    for i in expanded:
+        if i is None:
+            d_out += 1
+        elif type(i) is int:
+            if d_in in axes:
+                return None
+            d_in += 1
+        else:
+            where[d_in] = (d_out, i)
+            d_in += 1
+            d_out += 1
+    moved, steps, starts = [], [], []
+    for a in axes:
+        d, sl = where[a]
+        start, _, step = sl.indices(src.shape[a])
+        if step < 1:
+            return None
+        moved.append(d)
+        steps.append(step)
+        starts.append(-start)
+    if any(s != 1 for s in steps) or any(starts):
+        rf = through_window(rf, 1, steps, starts)
+    return tuple(moved), rf
