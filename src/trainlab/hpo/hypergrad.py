@@ -226,6 +226,9 @@ def hypergradient_of(unroll: Unroll, wrt: Sequence[str] = ("lr",), mode: str = "
             loss, grads = fn()
         peak = rss.extra_bytes
     elif measure == "saved":
+        if mode == "forward":  # torch.func.grad refuses saved-tensor hooks
+            raise ArgumentError("measure", measure, "rss or cuda in forward mode (torch.func transforms "
+                                "cannot be seen by saved-tensor hooks)")
         with SavedTensorMeter() as meter:
             loss, grads = fn()
         peak = meter.peak_bytes

@@ -155,7 +155,8 @@ class Unroll:
     ``batch_size`` None means full-batch gradient descent (the course's setting); otherwise
     the T mini-batches are drawn once from ``seed`` so every mode replays the same run.
     ``hyper`` holds the hyperparameters' values: ``lr``, ``weight_decay``, ``momentum``
-    (heavy ball; ``optimizer="momentum"`` defaults it to 0.9), ``beta1``, ``beta2``.
+    (heavy ball; ``optimizer="momentum"`` defaults it to 0.9), ``beta1``, ``beta2``;
+    ``lr_schedule`` (T,) replaces the constant ``lr`` by one rate per step.
     """
 
     problem: Problem
@@ -165,6 +166,7 @@ class Unroll:
     loss: str = "train"
     batch_size: int | None = None
     seed: int = 0
+    lr_schedule: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -224,7 +226,11 @@ class Unroll:
     def hyper_tensors(self, wrt: Sequence[str] = ()) -> dict[str, Tensor]:
         """The hyperparameters as tensors of the problem's dtype; ``schedule`` is (T,) filled with lr."""
         out = {k: torch.tensor(v, dtype=self.dtype) for k, v in self.hyper.items()}
-        if "schedule" in wrt:
+        if self.lr_schedule is not None:
+            if self.lr_schedule.shape != (self.steps,):
+                raise ArgumentError("lr_schedule", tuple(self.lr_schedule.shape), f"one rate per step: ({self.steps},)")
+            out["schedule"] = self.lr_schedule.detach().to(self.dtype).clone()
+        elif "schedule" in wrt:
             out["schedule"] = torch.full((self.steps,), self.hyper["lr"], dtype=self.dtype)
         return out
 
@@ -242,7 +248,7 @@ class Unroll:
 
     def constant(self, hp: Mapping[str, Tensor], wrt: Sequence[str]) -> dict[str, Tensor | float]:
         """Hyperparameters not differentiated become plain numbers (no needless graph, torch's rounding)."""
-        return {k: v if k in wrt else float(v) for k, v in hp.items()}
+        return {k: v if k in wrt or k == "schedule" else float(v) for k, v in hp.items()}
 
     # -- the run -----------------------------------------------------------------------
 
