@@ -27,7 +27,7 @@ from trainlab.hpo.unroll import DivergenceError, Unroll
 from trainlab.problems import Problem
 from trainlab.seeding import generator
 
-__all__ = ["LearnedRate", "default_start_lr", "online_lr", "tune_lr"]
+__all__ = ["GridSearch", "LearnedRate", "default_start_lr", "grid_search_lr", "online_lr", "tune_lr"]
 
 
 @dataclass
@@ -170,3 +170,61 @@ def online_lr(problem: Problem, steps: int, *, lr: float | None = None, hypergra
                        start_loss=history[0]["loss"], history=history,
                        info={"optimizer": optimizer, "hypergrad_lr": hypergrad_lr,
                              "multiplicative": multiplicative})
+
+
+@dataclass
+class GridSearch:
+    """L_T(η) on a grid of constant rates, by training, and the best grid point."""
+
+    etas: list[float]
+    losses: list[list[float]]      # losses[i][j]: after steps[i] steps at etas[j]
+    steps: list[int]
+
+    def best(self, i: int = -1) -> tuple[float, float]:
+        """(η, L) of the lowest finite loss after ``steps[i]`` steps."""
+        row = self.losses[i]
+        j = min((j for j in range(len(row)) if math.isfinite(row[j])), key=lambda j: row[j])
+        return self.etas[j], row[j]
+
+
+def grid_search_lr(problem: Problem, steps: int | list[int], etas: list[float]) -> GridSearch:
+    """Train full-batch GD at every η of ``etas`` and record the training loss after each of ``steps``.
+
+    For the linear least-squares problems the runs are one batch (R, d) with a learning rate
+    per run ((R, 1) tensor, :func:`trainlab.functional.sgd`); otherwise one run per η.
+    """
+    from trainlab.functional import apply_updates, sgd
+    from trainlab.problems import LinearModel
+
+    wanted = sorted({steps} if isinstance(steps, int) else set(steps))
+    if not wanted or wanted[0] < 1:
+        raise ArgumentError("steps", steps, "positive numbers of steps")
+    if isinstance(problem.model, LinearModel) and problem.loss_name == "mse":
+        X, t = problem.x, problem.y
+        n = len(t)
+        lr = torch.tensor(etas, dtype=X.dtype).reshape(-1, 1)              # (R, 1)
+        W = problem.model.weight.detach().expand(len(etas), -1).clone()    # (R, d)
+        opt = sgd(lr=lr)
+        state = opt.init(W)
+        out: dict[int, list[float]] = {}
+        for k in range(1, wanted[-1] + 1):
+            grad = (2 / n) * (W @ X.T - t) @ X                           # ∇J = (2/n)Xᵀ(Xw − t), (R, d)
+            updates, state = opt.update(grad, state, W)
+            W = apply_updates(W, updates)
+            if k in wanted:
+                out[k] = ((W @ X.T - t) ** 2).mean(dim=1).tolist()       # (R,)
+        return GridSearch(list(etas), [out[k] for k in wanted], wanted)
+    rows: dict[int, list[float]] = {k: [] for k in wanted}
+    for eta in etas:
+        u = Unroll(problem, wanted[-1], "sgd", {"lr": eta})
+        recorded: dict[int, float] = {}
+        with torch.no_grad():
+            try:
+                u.run(u.constant(u.hyper_tensors(()), ()),
+                      on_step=lambda s: recorded.__setitem__(s.step, float(u.final_loss(s)))
+                      if s.step in rows else None)
+            except DivergenceError:
+                pass
+        for k in wanted:
+            rows[k].append(recorded.get(k, math.inf))
+    return GridSearch(list(etas), [rows[k] for k in wanted], wanted)
