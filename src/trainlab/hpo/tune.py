@@ -96,7 +96,7 @@ def tune_lr(problem: Problem, steps: int, *, lr: float | None = None, meta_steps
     start_loss = None
     good = log_eta.clone()
     for i in range(meta_steps):
-        eta = torch.exp(log_eta)
+        eta = torch.exp(log_eta) if i else torch.full_like(log_eta, lr0)
         try:
             hg = _hypergradient_at(base, eta, wrt, mode, schedule)
         except TrainlabError as e:  # the run diverged (or its hypergradient overflowed)

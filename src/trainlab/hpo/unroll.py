@@ -37,6 +37,7 @@ __all__ = [
     "HYPERPARAMETERS",
     "LOSSES",
     "OPTIMIZERS",
+    "DIVERGENCE_FACTOR",
     "DivergenceError",
     "RunState",
     "Unroll",
@@ -48,6 +49,8 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 #: What a hypergradient may be taken with respect to. ``schedule`` is one learning rate per step.
 HYPERPARAMETERS = ("lr", "schedule", "weight_decay", "momentum", "beta1", "beta2")
 LOSSES = ("train", "valid")
+#: A run whose loss exceeds this multiple of its first loss is stopped as divergent.
+DIVERGENCE_FACTOR = 1e8
 _WRT_FOR = {
     "sgd": ("lr", "schedule", "weight_decay", "momentum"),
     "momentum": ("lr", "schedule", "weight_decay", "momentum"),
@@ -58,11 +61,11 @@ _WRT_FOR = {
 class DivergenceError(TrainlabError):
     """The inner training run diverged: the loss became inf or NaN at ``step``."""
 
-    def __init__(self, step: int, loss: float, lr: float, bound: float | None):
+    def __init__(self, step: int, loss: float, lr: float, bound: float | None, argument: str = "lr"):
         self.step, self.loss, self.lr, self.bound = step, loss, lr, bound
         hint = (f"gradient descent on this problem is stable only for lr < 2/λ_max = {bound:.4g}"
                 if bound is not None else "use a smaller learning rate")
-        super().__init__(f"--lr={lr!r} diverged: the training loss is {loss} at step {step}; {hint}")
+        super().__init__(f"{argument}={lr!r} diverges: the training loss is {loss:.3g} at step {step}; {hint}")
 
 
 @dataclass
@@ -204,6 +207,7 @@ class Unroll:
         else:
             g = generator(self.seed, "hpo-batches")
             self._batches = [torch.randperm(n, generator=g)[: self.batch_size] for _ in range(self.steps)]
+        self._first_loss = math.inf
         self._dropout = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in self.problem.model.modules())
 
     # -- hyperparameters ---------------------------------------------------------------
@@ -337,7 +341,11 @@ class Unroll:
             grads, loss, buffers = self._gradient(objective, state, functorch)
         if check:
             value = float(loss.detach()) if not _is_wrapped(loss) else float(_primal(loss))
-            if not math.isfinite(value):
+            if k == 0 and math.isfinite(value):
+                self._first_loss = abs(value)
+            # Divergence: inf/NaN, or a loss grown DIVERGENCE_FACTOR-fold over the first step's,
+            # (GD past 2/λ_max grows geometrically; its hypergradient would overflow next).
+            if not math.isfinite(value) or abs(value) > DIVERGENCE_FACTOR * max(self._first_loss, 1e-30):
                 raise DivergenceError(k, value, self.hyper["lr"], self.problem.stable_lr_bound)
         updates, opt_state = opt.update(grads, opt_state, state.params)
         return RunState(apply_updates(state.params, updates), buffers, opt_state, k + 1)
