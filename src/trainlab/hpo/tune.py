@@ -23,7 +23,7 @@ import torch
 from trainlab.errors import ArgumentError, TrainlabError
 from trainlab.hpo.hypergrad import hypergradient_of
 from trainlab.hpo.online import SGDHD, AdamHD
-from trainlab.hpo.unroll import DivergenceError, Unroll
+from trainlab.hpo.unroll import DIVERGENCE_FACTOR, DivergenceError, Unroll
 from trainlab.problems import Problem
 from trainlab.seeding import generator
 
@@ -153,12 +153,14 @@ def online_lr(problem: Problem, steps: int, *, lr: float | None = None, hypergra
     opt = cls(params, lr=lr0, hypergrad_lr=hypergrad_lr, multiplicative=multiplicative)
     gen = generator(seed, "hpo-online-batches")
     history: list[dict[str, float]] = []
+    first = math.inf
     for k in range(steps):
         x, y = problem.sample_batch(batch_size, gen) if batch_size else (problem.x, problem.y)
         opt.zero_grad()
         loss = problem.criterion(model(x), y)
         value = float(loss.detach())
-        if not math.isfinite(value):
+        first = value if k == 0 else first
+        if not math.isfinite(value) or abs(value) > DIVERGENCE_FACTOR * max(abs(first), 1e-30):
             raise DivergenceError(k, value, lr0, problem.stable_lr_bound)
         history.append({"step": k, "lr": opt.param_groups[0]["lr"], "loss": value})
         loss.backward()
