@@ -159,7 +159,9 @@ class Unroll:
     the T mini-batches are drawn once from ``seed`` so every mode replays the same run.
     ``hyper`` holds the hyperparameters' values: ``lr``, ``weight_decay``, ``momentum``
     (heavy ball; ``optimizer="momentum"`` defaults it to 0.9), ``beta1``, ``beta2``;
-    ``lr_schedule`` (T,) replaces the constant ``lr`` by one rate per step.
+    ``lr_schedule`` (T,) replaces the constant ``lr`` by one rate per step; ``batches``
+    (one index tensor or slice per step; slices give views, so a graph keeps no copies)
+    replaces the drawn mini-batches.
     """
 
     problem: Problem
@@ -170,6 +172,7 @@ class Unroll:
     batch_size: int | None = None
     seed: int = 0
     lr_schedule: Tensor | None = None
+    batches: Sequence[Tensor | slice] | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -202,7 +205,11 @@ class Unroll:
                 raise ArgumentError("batch_size", self.batch_size, "a positive integer")
             if self.batch_size >= n:
                 self.batch_size = None
-        if self.batch_size is None:
+        if self.batches is not None:
+            if len(self.batches) != self.steps:
+                raise ArgumentError("batches", len(self.batches), f"one index tensor or slice per step ({self.steps})")
+            self._batches = list(self.batches)
+        elif self.batch_size is None:
             self._batches = None
         else:
             g = generator(self.seed, "hpo-batches")
