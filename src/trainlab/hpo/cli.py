@@ -141,6 +141,9 @@ def hypergrad_cmd(problem: str, n: int, d: int, data: str | None, criterion: str
         raise ArgumentError("--weight-decay", weight_decay, "a finite number >= 0")
     names = _parse_wrt(wrt)
     b = _parse_betas(betas)
+    if mode == "forward" and "schedule" in names and steps > 200:
+        raise ArgumentError("--mode", mode, "reverse or checkpoint for --wrt schedule beyond 200 steps "
+                            "(forward mode takes one run per step's rate: T² work)")
     if optimizer == "sgd" and "momentum" in names and momentum is None:
         momentum = 0.0
     from trainlab.hpo.hypergrad import hypergradient_of

@@ -29,9 +29,11 @@ True
 
 from __future__ import annotations
 
+import gc
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +79,23 @@ class Hypergradient:
         if self.segment:
             out["segment"] = self.segment
         return out
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a run is unrolled.
+
+    An unroll keeps thousands of live tensors; each automatic collection walks them all, so
+    steps got slower as T grew (MLP 784-256-256-10: 5 ms per step at the start, 24 ms by step
+    400, measured). Nothing here makes reference cycles that need the collector mid-run.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _finite(grads: dict[str, Tensor], loss: Tensor, unroll: Unroll) -> None:
@@ -177,6 +196,11 @@ def _forward(unroll: Unroll, wrt: Sequence[str]) -> tuple[Tensor, dict[str, Tens
     return loss_value, grads
 
 
+def _run_paused(fn: Any) -> Any:
+    with _gc_paused():
+        return fn()
+
+
 def estimate_memory(unroll: Unroll, mode: str, wrt: Sequence[str] = ("lr",), segment: int | None = None) -> int:
     """Bytes the mode will keep, from the graph of two measured steps, extrapolated to T.
 
@@ -219,6 +243,8 @@ def hypergradient_of(unroll: Unroll, wrt: Sequence[str] = ("lr",), mode: str = "
         require_memory("--steps", unroll.steps, estimate_memory(unroll, mode, wrt, segment))
     fn = {"reverse": lambda: _reverse(unroll, wrt), "checkpoint": lambda: _checkpoint(unroll, wrt, segment),
           "forward": lambda: _forward(unroll, wrt)}[mode]
+    inner = fn
+    fn = lambda: _run_paused(inner)  # noqa: E731
     start = time.perf_counter()
     peak = None
     if measure == "rss":

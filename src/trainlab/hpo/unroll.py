@@ -79,22 +79,27 @@ class RunState:
 
 
 def flatten_state(tree: Any) -> tuple[list[Tensor], Any]:
-    """The tensors of a state tree (dicts, tuples, NamedTuples, lists, scalars, None) and its shape."""
+    """The tensors of a state tree (dicts, tuples, NamedTuples, lists, scalars, None) and its shape.
+
+    A plain recursive function, not a recursive closure: a closure that calls itself is a
+    reference cycle, and it held the leaves (and their graphs) until the next garbage
+    collection, which the unrolls pause.
+    """
     leaves: list[Tensor] = []
+    return leaves, _flatten(tree, leaves)
 
-    def walk(t: Any) -> Any:
-        if isinstance(t, Tensor):
-            leaves.append(t)
-            return ("T", len(leaves) - 1)
-        if isinstance(t, dict):
-            return ("D", [(k, walk(v)) for k, v in t.items()])
-        if isinstance(t, tuple) and hasattr(t, "_fields"):  # a NamedTuple
-            return ("N", type(t), [walk(v) for v in t])
-        if isinstance(t, tuple | list):
-            return ("L", type(t), [walk(v) for v in t])
-        return ("C", t)  # int, float, None: constants
 
-    return leaves, walk(tree)
+def _flatten(t: Any, leaves: list[Tensor]) -> Any:
+    if isinstance(t, Tensor):
+        leaves.append(t)
+        return ("T", len(leaves) - 1)
+    if isinstance(t, dict):
+        return ("D", [(k, _flatten(v, leaves)) for k, v in t.items()])
+    if isinstance(t, tuple) and hasattr(t, "_fields"):  # a NamedTuple
+        return ("N", type(t), [_flatten(v, leaves) for v in t])
+    if isinstance(t, tuple | list):
+        return ("L", type(t), [_flatten(v, leaves) for v in t])
+    return ("C", t)  # int, float, None: constants
 
 
 def unflatten_state(leaves: Sequence[Tensor], spec: Any) -> Any:
