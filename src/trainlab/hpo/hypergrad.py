@@ -17,7 +17,10 @@ momentum, Adam's betas) and L = ℓ(w_T):
   hyperparameter direction (Franceschi et al., *Forward and Reverse Gradient-Based
   Hyperparameter Optimization*, ICML 2017).
 
-All three agree to rounding (tests/hpo) and with central differences in float64.
+All three agree to rounding (tests/hpo) and with central differences in float64. In
+float32 checkpoint mode agrees with reverse to float32 rounding rather than bit for bit:
+its first pass takes inner gradients without ``create_graph``, which autograd computes
+with slightly different kernels than the replay does.
 
 >>> from trainlab.problems import load_problem
 >>> p = load_problem("linreg", n=5, d=12, seed=0)
@@ -126,15 +129,17 @@ def _checkpoint(unroll: Unroll, wrt: Sequence[str], segment: int | None) -> tupl
     T = unroll.steps
     s = default_segment(T) if segment is None else segment
     hp = unroll.hyper_tensors(wrt)
-    # Pass 1: the run without a graph, keeping the state at steps 0, s, 2s, ….
+    # Pass 1: the run without a graph, keeping the state at steps 0, s, 2s, … (the last
+    # segment is left to pass 2, which replays it first anyway).
     starts = list(range(0, T, s))
     checkpoints: list[RunState] = []
     with torch.no_grad():
         state = unroll.init_state()
-        for j, b in enumerate(starts):
+        for j in range(len(starts)):
             checkpoints.append(state)
-            end = starts[j + 1] if j + 1 < len(starts) else T
-            state = unroll.run(unroll.constant(hp, wrt), state=state, until=end, detach=True)
+            if j + 1 < len(starts):
+                state = unroll.run(unroll.constant(hp, wrt), state=state, until=starts[j + 1], detach=True)
+        del state
     # Pass 2: segments last to first, carrying the adjoint of the state backwards.
     total = {k: torch.zeros_like(hp[k]) for k in wrt}
     adjoint: list[Tensor | None] | None = None

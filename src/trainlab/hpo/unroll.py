@@ -198,7 +198,7 @@ class Unroll:
         h = self.hyper
         if not (math.isfinite(h["lr"]) and h["lr"] > 0):
             raise ArgumentError("lr", h["lr"], "a positive finite learning rate")
-        if not h["weight_decay"] >= 0:
+        if not (math.isfinite(h["weight_decay"]) and h["weight_decay"] >= 0):
             raise ArgumentError("weight_decay", h["weight_decay"], "a number >= 0")
         for name in ("momentum", "beta1", "beta2"):
             if not 0 <= h[name] < 1:
