@@ -141,12 +141,13 @@ def measure(method: str, steps: int, device: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(device: str, horizons: list[int], forward_check: bool = True) -> None:
+def report(device: str, horizons: list[int], forward_check: bool = True,
+           methods: tuple[str, ...] = METHODS) -> None:
     note = " (MALLOC_MMAP_THRESHOLD_=131072)" if MALLOC_ENV else ""
     print(f"\n== device {device}: MLP 784-256-256-10, batch {BATCH}, float32, SGD lr {LR}, one thread{note} ==")
     table: dict[tuple[str, int], dict] = {}
     for T in horizons:
-        for m in METHODS:
+        for m in methods:
             r = measure(m, T, device)
             table[m, T] = r
             if "skipped" in r:
@@ -185,7 +186,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, nargs="+", default=[100, 500])
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))  # noqa: F821
     ap.add_argument("--fixed-mmap-threshold", action="store_true",
                     help="Children run with MALLOC_MMAP_THRESHOLD_=131072: glibc then maps every large "
                          "tensor separately and unmaps it on free, so RSS follows live memory instead of "
@@ -200,11 +201,9 @@ def main() -> None:
 
     if args.fixed_mmap_threshold:
         MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"] = "131072"
-    global METHODS
-    METHODS = tuple(args.methods)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
     for device in devices:
-        report(device, args.steps, forward_check=not args.no_forward_check)
+        report(device, args.steps, forward_check=not args.no_forward_check, methods=tuple(args.methods))
 
 
 if __name__ == "__main__":

@@ -138,7 +138,8 @@ def multi_step_loss(ctx: Context) -> str:
     ctx.checks.at_least("min_closed_form_curvature", min(cf.d2loss(e, t) for t in steps for e in etas), 0.0)
     ctx.checks.at_most("hypergradient_vs_closed_form", hg_err, 1e-9, expected=0.0)
     ctx.checks.record("steps", steps)
-    ctx.checks.record("eta_star_by_t", curves.eta_star)  # η*_t grows with t: short-horizon bias
+    # η*_t moves with t (η*₁ may even exceed 2/λ_max): the best rate depends on the horizon
+    ctx.checks.record("eta_star_by_t", curves.eta_star)
     ctx.checks.record("stable_lr", cf.stable_lr)
     ctx.save_figure(curves.plot(), "loss-vs-eta",
                     {"etas": etas, "steps": steps, "closed_form": closed, "trained": grid.losses,
@@ -186,9 +187,13 @@ def memory_forward_vs_reverse(ctx: Context) -> str:
     slopes = {m: round(float(np.polyfit(np.log(horizons), np.log(np.maximum(mem[m], 1)), 1)[0]), 3) for m in mem}
     agree = max(abs(f.hypergradient["lr"] - r.hypergradient["lr"]) / abs(r.hypergradient["lr"])
                 for f, r in zip(results["forward"], results["reverse"], strict=True))
-    # Theory: reverse keeps at least one w_k (d floats) per step; forward keeps none.
-    ctx.checks.at_least("reverse_bytes_per_step", fits["reverse"][1], state_bytes, expected=f">= {state_bytes}")
-    ctx.checks.at_least("reverse_linear_r2", fits["reverse"][2], 0.98)
+    # Theory: reverse keeps at least one w_k (d floats) per step; forward keeps none. What the
+    # graph keeps is counted exactly by the saved-tensor meter; the process's RSS confirms it
+    # (looser: the heap can reuse memory freed earlier in the process).
+    saved_fit = _fit_line([float(T) for T in horizons], [float(b) for b in saved])
+    ctx.checks.at_least("reverse_bytes_per_step", saved_fit[1], state_bytes, expected=f">= {state_bytes}")
+    ctx.checks.at_least("reverse_linear_r2", saved_fit[2], 0.99)
+    ctx.checks.at_least("reverse_rss_bytes_per_step", fits["reverse"][1], 0.5 * state_bytes)
     # Keeping any w_k per step costs ≥ one state per step; a quarter of one separates that
     # from "keeps none" with room for the RSS sampler's ~1 MB noise over a few hundred steps.
     ctx.checks.at_most("forward_bytes_per_step", fits["forward"][1], 0.25 * state_bytes, expected=0.0)
@@ -212,8 +217,9 @@ def memory_forward_vs_reverse(ctx: Context) -> str:
     ax.legend(fontsize=8)
     ctx.save_figure(fig, "memory-vs-steps", {"horizons": horizons, "peak_rss_bytes": mem,
                                              "saved_bytes_reverse": saved, "slopes": slopes})
-    return ("over T = {horizons!v}: reverse keeps {reverse_bytes_per_step} bytes per step "
-            "(R² {reverse_linear_r2}), forward {forward_bytes_per_step}; log–log slopes {loglog_slopes!v}; "
+    return ("over T = {horizons!v}: reverse's graph keeps {reverse_bytes_per_step} bytes per step "
+            "(R² {reverse_linear_r2}; RSS {reverse_rss_bytes_per_step}), forward's RSS grows "
+            "{forward_bytes_per_step} per step; RSS log–log slopes {loglog_slopes!v}; "
             "hypergradients agree to {forward_vs_reverse_rel_diff}")
 
 

@@ -19,8 +19,11 @@ Short-horizon bias: the rule is greedy. It follows ∂f(θ_{t−1})/∂α, the e
 *next* loss only, so it settles where consecutive steps stop agreeing, near the rate that is
 best for one step, not the rate that is best over the whole run (Wu, Ren, Liao & Grosse,
 *Understanding Short-Horizon Bias in Stochastic Meta-Optimization*, ICLR 2018). On
-ill-conditioned least squares the one-step optimum η*₁ is well below the best constant rate
-for a long run; ``hpo.learn-the-lr`` measures both.
+least squares the one-step optimum η*₁ = (n/2)·aᵀKa/aᵀK²a differs from the best constant
+rate for a long run, sometimes even exceeding 2/λ_max where a long run diverges
+(``hpo.multi-step-loss`` records η*_t for several t; ``hpo.learn-the-lr`` draws η*₁, the
+grid optimum and the online rate together). Full-batch on a quadratic, SGD-HD keeps raising
+η while consecutive gradients agree and then hovers near the edge of stability.
 
 Both classes are ordinary ``torch.optim.Optimizer`` subclasses: ``zero_grad``,
 ``backward``, ``step`` in any loop; the adapted rate is ``param_groups[i]["lr"]`` (so
