@@ -42,8 +42,9 @@ def _build(device: str):
 
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                          nn.Linear(256, 10)).to(device)
+    model = nn.Sequential(
+        nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
+    ).to(device)
     x = torch.randn(POOL * BATCH, 784, generator=g).to(device)
     y = torch.randint(0, 10, (POOL * BATCH,), generator=g).to(device)
     return model, x, y
@@ -137,14 +138,18 @@ def measure(method: str, steps: int, device: str) -> dict:
     cmd = [sys.executable, __file__, "--one", method, str(steps), "--device", device]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        return {"skipped": f"failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"}
+        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode
+        return {"skipped": f"failed: {last}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(device: str, horizons: list[int], forward_check: bool = True,
-           methods: tuple[str, ...] = METHODS) -> None:
+def report(
+    device: str, horizons: list[int], forward_check: bool = True, methods: tuple[str, ...] = METHODS
+) -> None:
     note = " (MALLOC_MMAP_THRESHOLD_=131072)" if MALLOC_ENV else ""
-    print(f"\n== device {device}: MLP 784-256-256-10, batch {BATCH}, float32, SGD lr {LR}, one thread{note} ==")
+    print(
+        f"\n== device {device}: MLP 784-256-256-10, batch {BATCH}, float32, SGD lr {LR}, one thread{note} =="
+    )
     table: dict[tuple[str, int], dict] = {}
     for T in horizons:
         for m in methods:
@@ -153,8 +158,11 @@ def report(device: str, horizons: list[int], forward_check: bool = True,
             if "skipped" in r:
                 print(f"  {m:<11} T={T:<5} skipped: {r['skipped']}")
             else:
-                print(f"  {m:<11} T={T:<5} {r['seconds']:7.2f} s  {r['extra_bytes'] / 1e6:8.1f} MB extra"
-                      f"  dL/dlr {r['hypergradient']:+.6g}", flush=True)
+                print(
+                    f"  {m:<11} T={T:<5} {r['seconds']:7.2f} s  {r['extra_bytes'] / 1e6:8.1f} MB extra"
+                    f"  dL/dlr {r['hypergradient']:+.6g}",
+                    flush=True,
+                )
     for T in horizons:
         if any((m, T) not in table for m in ("higher", "checkpoint", "torchopt", "reverse")):
             continue
@@ -163,23 +171,31 @@ def report(device: str, horizons: list[int], forward_check: bool = True,
             continue
         mem_ratio = h["extra_bytes"] / max(c["extra_bytes"], 1)
         time_ratio = c["seconds"] / h["seconds"]
-        print(f"  T={T}: checkpoint vs higher: {mem_ratio:.1f}× less extra memory (goal ≥ 10×), "
-              f"time {time_ratio:.2f}× higher's (goal ≤ 1)")
+        print(
+            f"  T={T}: checkpoint vs higher: {mem_ratio:.1f}× less extra memory (goal ≥ 10×), "
+            f"time {time_ratio:.2f}× higher's (goal ≤ 1)"
+        )
         t = table["torchopt", T]
         if "skipped" not in t:
-            print(f"  T={T}: checkpoint vs TorchOpt: {t['extra_bytes'] / max(c['extra_bytes'], 1):.1f}× less memory, "
-                  f"time {c['seconds'] / t['seconds']:.2f}×")
+            print(
+                f"  T={T}: checkpoint vs TorchOpt: {t['extra_bytes'] / max(c['extra_bytes'], 1):.1f}× "
+                f"less memory, time {c['seconds'] / t['seconds']:.2f}×"
+            )
         r = table["reverse", T]
-        print(f"  T={T}: reverse vs higher: memory {r['extra_bytes'] / max(h['extra_bytes'], 1):.2f}×, "
-              f"time {r['seconds'] / h['seconds']:.2f}×; hypergradients reverse {r['hypergradient']:+.6g}, "
-              f"higher {h['hypergradient']:+.6g}")
+        print(
+            f"  T={T}: reverse vs higher: memory {r['extra_bytes'] / max(h['extra_bytes'], 1):.2f}×, "
+            f"time {r['seconds'] / h['seconds']:.2f}×; hypergradients reverse {r['hypergradient']:+.6g}, "
+            f"higher {h['hypergradient']:+.6g}"
+        )
     if not forward_check:
         return
     f10, f1000 = measure("forward", 10, device), measure("forward", 1000, device)
     if "skipped" not in f10 and "skipped" not in f1000:
-        print(f"  forward T=10: {f10['extra_bytes'] / 1e6:.1f} MB, T=1000: {f1000['extra_bytes'] / 1e6:.1f} MB "
-              f"({f1000['seconds']:.1f} s): ratio {f1000['extra_bytes'] / max(f10['extra_bytes'], 1):.2f} "
-              "(goal ≤ 1.2)")
+        print(
+            f"  forward T=10: {f10['extra_bytes'] / 1e6:.1f} MB, T=1000: {f1000['extra_bytes'] / 1e6:.1f} MB "
+            f"({f1000['seconds']:.1f} s): ratio {f1000['extra_bytes'] / max(f10['extra_bytes'], 1):.2f} "
+            "(goal ≤ 1.2)"
+        )
 
 
 def main() -> None:
@@ -187,10 +203,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[100, 500])
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))  # noqa: F821
-    ap.add_argument("--fixed-mmap-threshold", action="store_true",
-                    help="Children run with MALLOC_MMAP_THRESHOLD_=131072: glibc then maps every large "
-                         "tensor separately and unmaps it on free, so RSS follows live memory instead of "
-                         "the heap's high-water mark (the same setting for every method).")
+    ap.add_argument(
+        "--fixed-mmap-threshold",
+        action="store_true",
+        help="Children run with MALLOC_MMAP_THRESHOLD_=131072: glibc then maps every large "
+        "tensor separately and unmaps it on free, so RSS follows live memory instead of "
+        "the heap's high-water mark (the same setting for every method).",
+    )
     ap.add_argument("--no-forward-check", action="store_true", help="Skip forward mode at T = 10 and 1000.")
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -201,7 +220,9 @@ def main() -> None:
 
     if args.fixed_mmap_threshold:
         MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"] = "131072"
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
+    devices = (
+        ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "auto" else [args.device]
+    )
     for device in devices:
         report(device, args.steps, forward_check=not args.no_forward_check, methods=tuple(args.methods))
 

@@ -36,8 +36,11 @@ def trained_loss(problem, steps, optimizer, hyper, loss, batch_size):
 CASES = [
     ("sgd", ("lr", "weight_decay"), {"lr": 0.05, "weight_decay": 0.01}),
     ("momentum", ("lr", "momentum", "weight_decay"), {"lr": 0.05, "momentum": 0.5, "weight_decay": 0.01}),
-    ("adam", ("lr", "beta1", "beta2", "weight_decay"),
-     {"lr": 0.02, "beta1": 0.8, "beta2": 0.95, "weight_decay": 0.01}),
+    (
+        "adam",
+        ("lr", "beta1", "beta2", "weight_decay"),
+        {"lr": 0.02, "beta1": 0.8, "beta2": 0.95, "weight_decay": 0.01},
+    ),
 ]
 
 
@@ -45,9 +48,17 @@ CASES = [
 def test_all_modes_agree_with_central_differences_through_batchnorm_on_a_held_out_loss(optimizer, wrt, hyper):
     p = bn_problem()
     T = 6
-    kwargs = dict(lr=hyper["lr"], optimizer=optimizer, weight_decay=hyper["weight_decay"],
-                  momentum=hyper.get("momentum"), betas=(hyper.get("beta1", 0.9), hyper.get("beta2", 0.999)),
-                  loss="valid", batch_size=10, seed=1, wrt=wrt)
+    kwargs = dict(
+        lr=hyper["lr"],
+        optimizer=optimizer,
+        weight_decay=hyper["weight_decay"],
+        momentum=hyper.get("momentum"),
+        betas=(hyper.get("beta1", 0.9), hyper.get("beta2", 0.999)),
+        loss="valid",
+        batch_size=10,
+        seed=1,
+        wrt=wrt,
+    )
     results = {m: hypergradient(p, T, mode=m, **kwargs) for m in MODES}
     ref = results["reverse"].hypergradient
     for m in ("checkpoint", "forward"):
@@ -59,7 +70,10 @@ def test_all_modes_agree_with_central_differences_through_batchnorm_on_a_held_ou
         h = 1e-6
         plus = dict(hyper, **{k: hyper[k] + h})
         minus = dict(hyper, **{k: hyper[k] - h})
-        fd = (trained_loss(p, T, optimizer, plus, "valid", 10) - trained_loss(p, T, optimizer, minus, "valid", 10)) / (2 * h)
+        fd = (
+            trained_loss(p, T, optimizer, plus, "valid", 10)
+            - trained_loss(p, T, optimizer, minus, "valid", 10)
+        ) / (2 * h)
         # central differences: O(h²) truncation + O(ε/h) rounding ≈ 1e-10 here
         assert ref[k] == pytest.approx(fd, rel=1e-6, abs=1e-8), k
 
@@ -88,8 +102,9 @@ def test_batchnorm_running_statistics_follow_torch_and_carry_the_hypergradient()
 def test_checkpoint_equals_reverse_for_any_segment_length(segment):
     p = load_problem("linreg", n=6, d=15, seed=3)
     ref = hypergradient(p, 13, lr=0.05, optimizer="momentum", wrt=("lr", "momentum"), mode="reverse")
-    got = hypergradient(p, 13, lr=0.05, optimizer="momentum", wrt=("lr", "momentum"), mode="checkpoint",
-                        segment=segment)
+    got = hypergradient(
+        p, 13, lr=0.05, optimizer="momentum", wrt=("lr", "momentum"), mode="checkpoint", segment=segment
+    )
     for k in ref.hypergradient:
         assert got.hypergradient[k] == pytest.approx(ref.hypergradient[k], rel=100 * 13 * EPS)
 
@@ -123,9 +138,15 @@ def test_a_horizon_too_large_for_memory_is_refused_up_front_with_the_estimate():
 
 def test_bad_arguments_name_the_argument():
     p = load_problem("linreg", n=6, d=15, seed=0)
-    for kwargs, name in [({"mode": "sideways"}, "mode"), ({"wrt": ("foo",)}, "wrt"),
-                         ({"wrt": ("beta1",)}, "wrt"), ({"lr": -1.0}, "lr"), ({"loss": "valid"}, "loss"),
-                         ({"wrt": ("lr", "schedule")}, "wrt"), ({"segment": 0, "mode": "checkpoint"}, "segment")]:
+    for kwargs, name in [
+        ({"mode": "sideways"}, "mode"),
+        ({"wrt": ("foo",)}, "wrt"),
+        ({"wrt": ("beta1",)}, "wrt"),
+        ({"lr": -1.0}, "lr"),
+        ({"loss": "valid"}, "loss"),
+        ({"wrt": ("lr", "schedule")}, "wrt"),
+        ({"segment": 0, "mode": "checkpoint"}, "segment"),
+    ]:
         with pytest.raises(ArgumentError) as err:
             hypergradient(p, 3, **kwargs)
         assert err.value.argument == name
@@ -143,8 +164,10 @@ def test_saved_tensor_meter_counts_each_storage_once_and_frees_with_the_graph():
 def test_reverse_keeps_memory_linear_in_steps_and_checkpoint_sublinear():
     p = load_problem("linreg", n=5, d=2000, seed=0)
     lr = 0.1 * p.stable_lr_bound
-    saved = {m: [hypergradient(p, T, lr=lr, mode=m, measure="saved").peak_memory_bytes for T in (16, 64)]
-             for m in ("reverse", "checkpoint")}
+    saved = {
+        m: [hypergradient(p, T, lr=lr, mode=m, measure="saved").peak_memory_bytes for T in (16, 64)]
+        for m in ("reverse", "checkpoint")
+    }
     per_step = (saved["reverse"][1] - saved["reverse"][0]) / 48
-    assert per_step >= 2000 * 8            # at least every w_k is kept
+    assert per_step >= 2000 * 8  # at least every w_k is kept
     assert saved["checkpoint"][1] < 0.5 * saved["reverse"][1]

@@ -11,7 +11,9 @@ from trainlab.hpo.online import SGDHD, AdamHD
 
 def _lsq(seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(20, 10, generator=g, dtype=torch.float64), torch.randn(20, generator=g, dtype=torch.float64)
+    return torch.randn(20, 10, generator=g, dtype=torch.float64), torch.randn(
+        20, generator=g, dtype=torch.float64
+    )
 
 
 def _run(opt_cls, kwargs, steps=30):
@@ -25,11 +27,14 @@ def _run(opt_cls, kwargs, steps=30):
     return w.detach(), opt
 
 
-@pytest.mark.parametrize(("cls", "ref", "kw"), [
-    (SGDHD, torch.optim.SGD, {"lr": 0.01}),
-    (SGDHD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.1}),
-    (AdamHD, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.1}),
-])
+@pytest.mark.parametrize(
+    ("cls", "ref", "kw"),
+    [
+        (SGDHD, torch.optim.SGD, {"lr": 0.01}),
+        (SGDHD, torch.optim.SGD, {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.1}),
+        (AdamHD, torch.optim.Adam, {"lr": 0.01, "weight_decay": 0.1}),
+    ],
+)
 def test_with_zero_hypergradient_rate_equals_torch_optim(cls, ref, kw):
     w1, _ = _run(cls, {**kw, "hypergrad_lr": 0.0})
     w2, _ = _run(ref, kw)

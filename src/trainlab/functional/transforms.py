@@ -89,7 +89,8 @@ def _sqrt(v: Tensor) -> Tensor:
     if not (v.requires_grad or wrapped):
         return torch.sqrt(v)
     positive = v > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, v, torch.ones_like(v))), torch.zeros_like(v))
+    safe = torch.where(positive, v, torch.ones_like(v))
+    return torch.where(positive, torch.sqrt(safe), torch.zeros_like(v))
 
 
 def _axpy(y: Tensor, x: Tensor, a: Hyperparameter) -> Tensor:

@@ -40,9 +40,13 @@ def _parabola_vertex(xs: list[float], ys: list[float]) -> float:
     return x1 - 0.5 * num / den
 
 
-@claim("hpo.one-step-optimal-lr", section=SECTION, statement="""
+@claim(
+    "hpo.one-step-optimal-lr",
+    section=SECTION,
+    statement="""
     With a = Xw₀ − t, after one GD step L₁(η) = (1/n)‖(I − (2η/n)XXᵀ)a‖², a convex quadratic
-    in η, minimized at η* = (n/2)·aᵀXXᵀa / aᵀ(XXᵀ)²a (undefined only when XXᵀa = 0).""")
+    in η, minimized at η* = (n/2)·aᵀXXᵀa / aᵀ(XXᵀ)²a (undefined only when XXᵀa = 0).""",
+)
 def one_step_optimal_lr(ctx: Context) -> str:
     p = load_problem("linreg", n=20, d=100, seed=ctx.claim_seed)
     cf = LeastSquaresClosedForm(p.x, p.y)
@@ -55,6 +59,7 @@ def one_step_optimal_lr(ctx: Context) -> str:
         v = _parabola_vertex(xs, [_trained_loss(p, x, 1) for x in xs])
         xs = [0.9 * v, v, 1.1 * v]
         eta_numeric = _parabola_vertex(xs, [_trained_loss(p, x, 1) for x in xs])
+
         # Hypergradient descent on η: η ← η − α dL₁/dη (reverse mode through the step), with
         # α = 1/(2c) and c = L₁'' measured by a secant of two hypergradients.
         def hg(eta: float) -> float:
@@ -81,8 +86,9 @@ def one_step_optimal_lr(ctx: Context) -> str:
             h = 1e-4 * x
             fd = (_trained_loss(p, x + h, 1) - _trained_loss(p, x - h, 1)) / (2 * h)
             fd_errs.append(abs(hg(x) - fd) / max(abs(fd), 1e-300))
-        closed_err = max(abs(hg(f * bound) - cf.dloss(f * bound, 1)) / abs(cf.dloss(f * bound, 1))
-                         for f in (0.2, 0.8))
+        closed_err = max(
+            abs(hg(f * bound) - cf.dloss(f * bound, 1)) / abs(cf.dloss(f * bound, 1)) for f in (0.2, 0.8)
+        )
     ctx.checks.close("eta_star_numeric", eta_numeric, eta_closed, rtol=1e-8)
     ctx.checks.close("eta_star_hypergradient_descent", eta_hd, eta_closed, rtol=1e-8)
     ctx.checks.at_most("hypergradient_vs_fd_rel_err", max(fd_errs), 1e-6, expected=0.0)
@@ -97,40 +103,69 @@ def one_step_optimal_lr(ctx: Context) -> str:
     ax.plot(etas[5::10], [_trained_loss(p, e, 1) for e in etas[5::10]], "o", ms=4, label="one trained step")
     ax.axvline(eta_closed, color="black", ls="--", label="η* closed form")
     ax.plot([eta_numeric], [cf.loss(eta_numeric, 1)], "s", mfc="none", ms=10, label="numerical minimiser")
-    ax.plot(path[:30], [cf.loss(e, 1) for e in path[:30]], ".-", ms=5, alpha=0.6, label="hypergradient descent")
+    ax.plot(
+        path[:30], [cf.loss(e, 1) for e in path[:30]], ".-", ms=5, alpha=0.6, label="hypergradient descent"
+    )
     ax.set_xlabel("learning rate η")
     ax.set_ylabel("L₁(η)")
     ax.legend(fontsize=8)
-    ctx.save_figure(fig, "one-step-loss", {"eta": etas.tolist(), "loss": [cf.loss(e, 1) for e in etas],
-                                           "eta_star": eta_closed, "hd_path": path})
-    return ("η* = {eta_star_numeric} (numerical minimiser of the trained loss), "
-            "{eta_star_hypergradient_descent} by hypergradient descent in {hd_iterations} steps; "
-            "hypergradient vs central difference {hypergradient_vs_fd_rel_err}, "
-            "vs closed form {hypergradient_vs_closed_form_rel_err}")
+    ctx.save_figure(
+        fig,
+        "one-step-loss",
+        {
+            "eta": etas.tolist(),
+            "loss": [cf.loss(e, 1) for e in etas],
+            "eta_star": eta_closed,
+            "hd_path": path,
+        },
+    )
+    return (
+        "η* = {eta_star_numeric} (numerical minimiser of the trained loss), "
+        "{eta_star_hypergradient_descent} by hypergradient descent in {hd_iterations} steps; "
+        "hypergradient vs central difference {hypergradient_vs_fd_rel_err}, "
+        "vs closed form {hypergradient_vs_closed_form_rel_err}"
+    )
 
 
-@claim("hpo.multi-step-loss", section=SECTION, statement="""
+@claim(
+    "hpo.multi-step-loss",
+    section=SECTION,
+    statement="""
     After t GD steps L_t(η) = (1/n)‖(I − (2η/n)XXᵀ)^t a‖², and L_t is convex in η (its second
-    derivative is a sum of even powers of commuting symmetric matrices).""")
+    derivative is a sum of even powers of commuting symmetric matrices).""",
+)
 def multi_step_loss(ctx: Context) -> str:
     p = load_problem("linreg", n=20, d=40, seed=ctx.claim_seed)
     cf = LeastSquaresClosedForm(p.x, p.y)
     steps = [1, 2, 5, 10, 50] if ctx.quick else [1, 2, 5, 10, 50, 200]
     etas = np.linspace(0.0, cf.stable_lr, 41).tolist()
     with limit_threads(1):
-        grid = grid_search_lr(p, steps, etas)          # training, all η at once
+        grid = grid_search_lr(p, steps, etas)  # training, all η at once
         closed = [[cf.loss(e, t) for e in etas] for t in steps]
         L0 = cf.loss(0.0, 1)
-        err = max(abs(m - c) for row_m, row_c in zip(grid.losses, closed, strict=True)
-                  for m, c in zip(row_m, row_c, strict=True)) / L0
+        err = (
+            max(
+                abs(m - c)
+                for row_m, row_c in zip(grid.losses, closed, strict=True)
+                for m, c in zip(row_m, row_c, strict=True)
+            )
+            / L0
+        )
         # Second differences of the *trained* losses; rounding of each L is ≲ t·ε·L₀ (t steps).
-        second = [min(row[j - 1] - 2 * row[j] + row[j + 1] for j in range(1, len(row) - 1)) / L0
-                  for row in grid.losses]
+        second = [
+            min(row[j - 1] - 2 * row[j] + row[j + 1] for j in range(1, len(row) - 1)) / L0
+            for row in grid.losses
+        ]
         tol = 4 * max(steps) * EPS
         # Hypergradients through t steps (reverse mode) against the closed-form dL_t/dη.
         eta_mid = 0.5 * cf.stable_lr
-        hg_err = max(abs(hypergradient(p, t, lr=eta_mid, check_memory=False).hypergradient["lr"]
-                         - cf.dloss(eta_mid, t)) / abs(cf.dloss(eta_mid, t)) for t in steps)
+        hg_err = max(
+            abs(
+                hypergradient(p, t, lr=eta_mid, check_memory=False).hypergradient["lr"] - cf.dloss(eta_mid, t)
+            )
+            / abs(cf.dloss(eta_mid, t))
+            for t in steps
+        )
     curves = cf.curves(steps, etas)
     curves.measured = grid.losses
     ctx.checks.at_most("closed_form_vs_training", err, 1e-10, expected=0.0)
@@ -141,12 +176,22 @@ def multi_step_loss(ctx: Context) -> str:
     # η*_t moves with t (η*₁ may even exceed 2/λ_max): the best rate depends on the horizon
     ctx.checks.record("eta_star_by_t", curves.eta_star)
     ctx.checks.record("stable_lr", cf.stable_lr)
-    ctx.save_figure(curves.plot(), "loss-vs-eta",
-                    {"etas": etas, "steps": steps, "closed_form": closed, "trained": grid.losses,
-                     "eta_star": curves.eta_star})
-    return ("L_t(η) closed form vs training for t in {steps!v}: max error/L₀ {closed_form_vs_training}; "
-            "second differences {min_second_difference}; dL_t/dη {hypergradient_vs_closed_form}; "
-            "η*_t {eta_star_by_t!v} (2/λ_max {stable_lr!v})")
+    ctx.save_figure(
+        curves.plot(),
+        "loss-vs-eta",
+        {
+            "etas": etas,
+            "steps": steps,
+            "closed_form": closed,
+            "trained": grid.losses,
+            "eta_star": curves.eta_star,
+        },
+    )
+    return (
+        "L_t(η) closed form vs training for t in {steps!v}: max error/L₀ {closed_form_vs_training}; "
+        "second differences {min_second_difference}; dL_t/dη {hypergradient_vs_closed_form}; "
+        "η*_t {eta_star_by_t!v} (2/λ_max {stable_lr!v})"
+    )
 
 
 def _fit_line(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
@@ -159,10 +204,14 @@ def _fit_line(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
     return float(a), float(b), r2
 
 
-@claim("hpo.memory-forward-vs-reverse", section=SECTION, statement="""
+@claim(
+    "hpo.memory-forward-vs-reverse",
+    section=SECTION,
+    statement="""
     Reverse-mode differentiation through t steps must keep every intermediate w_k: memory O(t).
     Forward mode (carrying dw_k/dη alongside w_k) needs O(1) memory in t, at a cost per
-    hyperparameter.""")
+    hyperparameter.""",
+)
 def memory_forward_vs_reverse(ctx: Context) -> str:
     # Memory is the process's peak RSS above its start (sampled every ms, freed heap trimmed
     # first): the same meter for every mode, tangents and checkpoints included. The problem is
@@ -180,13 +229,19 @@ def memory_forward_vs_reverse(ctx: Context) -> str:
             for T in horizons:
                 ctx.progress(f"{mode} T={T}")
                 results[mode].append(hypergradient(p, T, lr=lr, mode=mode, measure="rss", check_memory=False))
-        saved = [hypergradient(p, T, lr=lr, mode="reverse", measure="saved", check_memory=False).peak_memory_bytes
-                 for T in horizons]
+        saved = [
+            hypergradient(p, T, lr=lr, mode="reverse", measure="saved", check_memory=False).peak_memory_bytes
+            for T in horizons
+        ]
     mem = {m: [r.peak_memory_bytes for r in rs] for m, rs in results.items()}
     fits = {m: _fit_line([float(T) for T in horizons], [float(b) for b in mem[m]]) for m in mem}
-    slopes = {m: round(float(np.polyfit(np.log(horizons), np.log(np.maximum(mem[m], 1)), 1)[0]), 3) for m in mem}
-    agree = max(abs(f.hypergradient["lr"] - r.hypergradient["lr"]) / abs(r.hypergradient["lr"])
-                for f, r in zip(results["forward"], results["reverse"], strict=True))
+    slopes = {
+        m: round(float(np.polyfit(np.log(horizons), np.log(np.maximum(mem[m], 1)), 1)[0]), 3) for m in mem
+    }
+    agree = max(
+        abs(f.hypergradient["lr"] - r.hypergradient["lr"]) / abs(r.hypergradient["lr"])
+        for f, r in zip(results["forward"], results["reverse"], strict=True)
+    )
     # Theory: reverse keeps at least one w_k (d floats) per step; forward keeps none. What the
     # graph keeps is counted exactly by the saved-tensor meter; the process's RSS confirms it
     # (looser: the heap can reuse memory freed earlier in the process).
@@ -215,23 +270,32 @@ def memory_forward_vs_reverse(ctx: Context) -> str:
     ax.set_ylabel("peak extra memory (MB)")
     ax.set_title(f"hypergradient memory, least squares d = {d:,}")
     ax.legend(fontsize=8)
-    ctx.save_figure(fig, "memory-vs-steps", {"horizons": horizons, "peak_rss_bytes": mem,
-                                             "saved_bytes_reverse": saved, "slopes": slopes})
-    return ("over T = {horizons!v}: reverse's graph keeps {reverse_bytes_per_step} bytes per step "
-            "(R² {reverse_linear_r2}; RSS {reverse_rss_bytes_per_step}), forward's RSS grows "
-            "{forward_bytes_per_step} per step; RSS log–log slopes {loglog_slopes!v}; "
-            "hypergradients agree to {forward_vs_reverse_rel_diff}")
+    ctx.save_figure(
+        fig,
+        "memory-vs-steps",
+        {"horizons": horizons, "peak_rss_bytes": mem, "saved_bytes_reverse": saved, "slopes": slopes},
+    )
+    return (
+        "over T = {horizons!v}: reverse's graph keeps {reverse_bytes_per_step} bytes per step "
+        "(R² {reverse_linear_r2}; RSS {reverse_rss_bytes_per_step}), forward's RSS grows "
+        "{forward_bytes_per_step} per step; RSS log–log slopes {loglog_slopes!v}; "
+        "hypergradients agree to {forward_vs_reverse_rel_diff}"
+    )
 
 
-@claim("hpo.learn-the-lr", section=SECTION, statement="""
+@claim(
+    "hpo.learn-the-lr",
+    section=SECTION,
+    statement="""
     Gradient descent on η itself (offline, through the unrolled loop; and online hypergradient
-    descent, which adapts η every step) finds a good learning rate from a poor start.""")
+    descent, which adapts η every step) finds a good learning rate from a poor start.""",
+)
 def learn_the_lr(ctx: Context) -> str:
     p = load_problem("linreg", n=20, d=30, seed=ctx.claim_seed)
     cf = LeastSquaresClosedForm(p.x, p.y)
     T = 30 if ctx.quick else 100
     T_online = 200
-    eta0 = 0.01 * cf.stable_lr                      # a poor start: 1% of the stable bound
+    eta0 = 0.01 * cf.stable_lr  # a poor start: 1% of the stable bound
     etas = np.geomspace(eta0, cf.stable_lr, 60).tolist()
     cell = math.log(etas[1] / etas[0])
     with limit_threads(1):
@@ -243,15 +307,22 @@ def learn_the_lr(ctx: Context) -> str:
         const = grid_search_lr(p, list(range(1, T_online + 1)), [eta0])
     const_curve = [row[0] for row in const.losses]
     online_curve = [h["loss"] for h in online.history[1:]] + [online.loss]  # loss after k = 1 … T steps
-    ctx.checks.at_most("offline_log_distance_to_grid", abs(math.log(offline.lr / eta_grid)), cell,
-                       expected=0.0)
+    ctx.checks.at_most(
+        "offline_log_distance_to_grid", abs(math.log(offline.lr / eta_grid)), cell, expected=0.0
+    )
     ctx.checks.at_most("offline_loss_vs_grid_best", offline.loss / loss_grid, 1 + 1e-9, expected="<= 1")
     ctx.checks.at_most("offline_loss_vs_start", offline.loss / offline.start_loss, 0.5)
     ctx.checks.at_most("online_final_loss_vs_constant_start", online.loss / const_curve[-1], 0.5)
-    ctx.checks.at_most("online_mean_log10_loss_gain", float(np.mean(np.log10(online_curve))
-                                                            - np.mean(np.log10(const_curve))), 0.0)
-    ctx.checks.holds("online_moves_toward_grid", abs(math.log(online.lr / eta_grid_online))
-                     < abs(math.log(eta0 / eta_grid_online)), "η_online closer to the grid optimum than η₀")
+    ctx.checks.at_most(
+        "online_mean_log10_loss_gain",
+        float(np.mean(np.log10(online_curve)) - np.mean(np.log10(const_curve))),
+        0.0,
+    )
+    ctx.checks.holds(
+        "online_moves_toward_grid",
+        abs(math.log(online.lr / eta_grid_online)) < abs(math.log(eta0 / eta_grid_online)),
+        "η_online closer to the grid optimum than η₀",
+    )
     ctx.checks.record("eta_start", eta0)
     ctx.checks.record("eta_offline", offline.lr)
     ctx.checks.record("eta_grid", eta_grid)
@@ -274,11 +345,23 @@ def learn_the_lr(ctx: Context) -> str:
     a2.axhline(cf.eta_star(), color="grey", ls=":", label="η*₁ (one step)")
     a2.legend(fontsize=8)
     a2.set_title("online: SGD-HD (multiplicative, β = 0.02)")
-    ctx.save_figure(fig, "eta-over-iterations", {
-        "offline": offline.history, "online": online.history, "eta_grid": eta_grid,
-        "eta_grid_online": eta_grid_online, "eta_star_one_step": cf.eta_star(), "grid_etas": etas,
-        "grid_losses": grid.losses, "constant_start_curve": const_curve})
-    return ("offline η {eta_offline!v} vs grid optimum {eta_grid!v} (T = {horizon!v}; log-distance "
-            "{offline_log_distance_to_grid}), loss ratio to grid best {offline_loss_vs_grid_best}; "
-            "online SGD-HD η {eta_start!v} → {eta_online!v}, final loss vs constant start "
-            "{online_final_loss_vs_constant_start}")
+    ctx.save_figure(
+        fig,
+        "eta-over-iterations",
+        {
+            "offline": offline.history,
+            "online": online.history,
+            "eta_grid": eta_grid,
+            "eta_grid_online": eta_grid_online,
+            "eta_star_one_step": cf.eta_star(),
+            "grid_etas": etas,
+            "grid_losses": grid.losses,
+            "constant_start_curve": const_curve,
+        },
+    )
+    return (
+        "offline η {eta_offline!v} vs grid optimum {eta_grid!v} (T = {horizon!v}; log-distance "
+        "{offline_log_distance_to_grid}), loss ratio to grid best {offline_loss_vs_grid_best}; "
+        "online SGD-HD η {eta_start!v} → {eta_online!v}, final loss vs constant start "
+        "{online_final_loss_vs_constant_start}"
+    )

@@ -44,10 +44,10 @@ class LossCurves:
 
     etas: list[float]
     steps: list[int]
-    losses: list[list[float]]          # losses[i][j] = L_{steps[i]}(etas[j])
-    eta_star: list[float]              # argmin_η L_t(η) per t
+    losses: list[list[float]]  # losses[i][j] = L_{steps[i]}(etas[j])
+    eta_star: list[float]  # argmin_η L_t(η) per t
     loss_star: list[float]
-    measured: list[list[float]] | None = None   # the same from actually training, where run
+    measured: list[list[float]] | None = None  # the same from actually training, where run
     stable_lr: float | None = None
 
     def plot(self, ax=None):  # noqa: ANN001, ANN201  (a matplotlib Axes)
@@ -58,8 +58,14 @@ class LossCurves:
             (line,) = ax.plot(self.etas, self.losses[i], label=f"t = {t}")
             if self.measured is not None:
                 ax.plot(self.etas[::4], self.measured[i][::4], "o", ms=3, color=line.get_color())
-            ax.plot([self.eta_star[i]], [self.loss_star[i]], "*", ms=12, color=line.get_color(),
-                    markeredgecolor="black")
+            ax.plot(
+                [self.eta_star[i]],
+                [self.loss_star[i]],
+                "*",
+                ms=12,
+                color=line.get_color(),
+                markeredgecolor="black",
+            )
         if self.stable_lr is not None:
             ax.axvline(self.stable_lr, ls=":", color="grey", label="2/λ_max")
         ax.set_yscale("log")
@@ -86,11 +92,11 @@ class LeastSquaresClosedForm:
             raise ArgumentError("X", tuple(X.shape), "X of shape (n, d) and t of shape (n,)")
         w0 = torch.zeros(X.shape[1], dtype=torch.float64) if self.w0 is None else self.w0.to(torch.float64)
         self.n = X.shape[0]
-        self.a = X @ w0 - self.t.to(torch.float64)              # a = Xw₀ − t, (n,)
-        self.K = X @ X.T                                        # K = XXᵀ, (n, n)
+        self.a = X @ w0 - self.t.to(torch.float64)  # a = Xw₀ − t, (n,)
+        self.K = X @ X.T  # K = XXᵀ, (n, n)
         lam, Q = torch.linalg.eigh(self.K)
-        self.eigenvalues = lam.clamp_min(0.0)                   # K is PSD; clip rounding below 0
-        self.coefficients = Q.T @ self.a                        # c = Qᵀa
+        self.eigenvalues = lam.clamp_min(0.0)  # K is PSD; clip rounding below 0
+        self.coefficients = Q.T @ self.a  # c = Qᵀa
 
     @property
     def stable_lr(self) -> float:
@@ -98,7 +104,7 @@ class LeastSquaresClosedForm:
         return self.n / float(self.eigenvalues.max())
 
     def _factor(self, eta: float) -> Tensor:
-        return 1 - 2 * eta * self.eigenvalues / self.n          # (1 − 2ηλ_i/n)
+        return 1 - 2 * eta * self.eigenvalues / self.n  # (1 − 2ηλ_i/n)
 
     def loss(self, eta: float, steps: int) -> float:
         """L_t(η) = (1/n) Σ c_i² (1 − 2ηλ_i/n)^{2t}."""
@@ -112,15 +118,21 @@ class LeastSquaresClosedForm:
     def d2loss(self, eta: float, steps: int) -> float:
         """d²L_t/dη² = (8t(2t − 1)/n³) Σ c_i² λ_i² (1 − 2ηλ_i/n)^{2t−2} ≥ 0."""
         c2, lam, n = self.coefficients**2, self.eigenvalues, self.n
-        return float((8 * steps * (2 * steps - 1) / n**3) * (c2 * lam**2 * self._factor(eta) ** (2 * steps - 2)).sum())
+        return float(
+            (8 * steps * (2 * steps - 1) / n**3) * (c2 * lam**2 * self._factor(eta) ** (2 * steps - 2)).sum()
+        )
 
     def eta_star(self) -> float:
         """η* = (n/2)·aᵀKa / aᵀK²a, the minimiser of L₁ (computed without the eigendecomposition)."""
         Ka = self.K @ self.a
         num, den = float(self.a @ Ka), float(Ka @ Ka)
         if den == 0.0:
-            raise ArgumentError("X", "XXᵀa = 0", "a starting point that is not already a minimiser "
-                                "(η* is undefined: every η gives the same loss)")
+            raise ArgumentError(
+                "X",
+                "XXᵀa = 0",
+                "a starting point that is not already a minimiser "
+                "(η* is undefined: every η gives the same loss)",
+            )
         return self.n / 2 * num / den
 
     def minimiser(self, steps: int, tol: float = 1e-15) -> float:
@@ -149,6 +161,11 @@ class LeastSquaresClosedForm:
     def curves(self, steps: list[int], etas: np.ndarray | list[float]) -> LossCurves:
         etas = [float(e) for e in etas]
         stars = [self.minimiser(t) for t in steps]
-        return LossCurves(etas, list(steps), [[self.loss(e, t) for e in etas] for t in steps], stars,
-                          [self.loss(s, t) for s, t in zip(stars, steps, strict=True)],
-                          stable_lr=self.stable_lr)
+        return LossCurves(
+            etas,
+            list(steps),
+            [[self.loss(e, t) for e in etas] for t in steps],
+            stars,
+            [self.loss(s, t) for s, t in zip(stars, steps, strict=True)],
+            stable_lr=self.stable_lr,
+        )

@@ -48,7 +48,6 @@ from trainlab.hpo.measure import RssPeak, SavedTensorMeter
 from trainlab.hpo.unroll import (
     RunState,
     Unroll,
-    detach_state,
     flatten_state,
     unflatten_state,
 )
@@ -75,8 +74,14 @@ class Hypergradient:
     info: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out = {"hypergradient": self.hypergradient, "loss": self.loss, "mode": self.mode, "steps": self.steps,
-               "seconds": self.seconds, "peak_memory_bytes": self.peak_memory_bytes}
+        out = {
+            "hypergradient": self.hypergradient,
+            "loss": self.loss,
+            "mode": self.mode,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "peak_memory_bytes": self.peak_memory_bytes,
+        }
         if self.memory_method:
             out["memory_method"] = self.memory_method
         if self.segment:
@@ -103,12 +108,16 @@ def _gc_paused() -> Iterator[None]:
 
 def _finite(grads: dict[str, Tensor], loss: Tensor, unroll: Unroll) -> None:
     if not math.isfinite(float(loss)):
-        raise TrainlabError(f"the loss after {unroll.steps} steps is {float(loss)}: lower --lr "
-                            f"(={unroll.hyper['lr']!r}) or --steps")
+        raise TrainlabError(
+            f"the loss after {unroll.steps} steps is {float(loss)}: lower --lr "
+            f"(={unroll.hyper['lr']!r}) or --steps"
+        )
     for k, g in grads.items():
         if not bool(torch.isfinite(g).all()):
-            raise TrainlabError(f"the hypergradient with respect to {k} is not finite "
-                                f"(the run is on the edge of divergence): lower --lr={unroll.hyper['lr']!r}")
+            raise TrainlabError(
+                f"the hypergradient with respect to {k} is not finite "
+                f"(the run is on the edge of divergence): lower --lr={unroll.hyper['lr']!r}"
+            )
 
 
 def _reverse(unroll: Unroll, wrt: Sequence[str]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -145,7 +154,9 @@ def _checkpoint(unroll: Unroll, wrt: Sequence[str], segment: int | None) -> tupl
     adjoint: list[Tensor | None] | None = None
     loss_value = None
     for j in reversed(range(len(starts))):
-        leaves, spec = flatten_state((checkpoints[j].params, checkpoints[j].buffers, checkpoints[j].opt_state))
+        leaves, spec = flatten_state(
+            (checkpoints[j].params, checkpoints[j].buffers, checkpoints[j].opt_state)
+        )
         leaves_in = [t.detach().requires_grad_() if t.is_floating_point() else t for t in leaves]
         params, buffers, opt_state = unflatten_state(leaves_in, spec)
         start = RunState(params, buffers, opt_state, checkpoints[j].step)
@@ -160,10 +171,16 @@ def _checkpoint(unroll: Unroll, wrt: Sequence[str], segment: int | None) -> tupl
             grads = torch.autograd.grad(loss, inputs, allow_unused=True, materialize_grads=True)
         else:
             out_leaves, _ = flatten_state((out.params, out.buffers, out.opt_state))
-            pairs = [(o, a) for o, a in zip(out_leaves, adjoint, strict=True)
-                     if a is not None and o.requires_grad]
-            grads = torch.autograd.grad([o for o, _ in pairs], inputs, grad_outputs=[a for _, a in pairs],
-                                        allow_unused=True, materialize_grads=True)
+            pairs = [
+                (o, a) for o, a in zip(out_leaves, adjoint, strict=True) if a is not None and o.requires_grad
+            ]
+            grads = torch.autograd.grad(
+                [o for o, _ in pairs],
+                inputs,
+                grad_outputs=[a for _, a in pairs],
+                allow_unused=True,
+                materialize_grads=True,
+            )
         n_state = len(inputs) - len(hp_leaves)
         it = iter(grads[:n_state])
         adjoint = [next(it) if t.requires_grad else None for t in leaves_in]
@@ -206,7 +223,9 @@ def _run_paused(fn: Any) -> Any:
         return fn()
 
 
-def estimate_memory(unroll: Unroll, mode: str, wrt: Sequence[str] = ("lr",), segment: int | None = None) -> int:
+def estimate_memory(
+    unroll: Unroll, mode: str, wrt: Sequence[str] = ("lr",), segment: int | None = None
+) -> int:
     """Bytes the mode will keep, from the graph of two measured steps, extrapolated to T.
 
     reverse: T × (bytes one step keeps in the graph); checkpoint: s steps of graph plus
@@ -214,8 +233,15 @@ def estimate_memory(unroll: Unroll, mode: str, wrt: Sequence[str] = ("lr",), seg
     """
     hp = unroll.hyper_tensors(wrt)
     leaves = [hp[k].requires_grad_() for k in wrt]
-    probe = Unroll(unroll.problem, min(2, unroll.steps), unroll.optimizer, dict(unroll.hyper), unroll.loss,
-                   unroll.batch_size, unroll.seed)
+    probe = Unroll(
+        unroll.problem,
+        min(2, unroll.steps),
+        unroll.optimizer,
+        dict(unroll.hyper),
+        unroll.loss,
+        unroll.batch_size,
+        unroll.seed,
+    )
     probe._batches = unroll._batches[:2] if unroll._batches is not None else None
     after: list[int] = []
     with SavedTensorMeter() as meter:
@@ -223,8 +249,10 @@ def estimate_memory(unroll: Unroll, mode: str, wrt: Sequence[str] = ("lr",), seg
     del state, leaves
     per_step = after[-1] - after[0] if len(after) > 1 else after[0]
     per_step = max(per_step, 1)
-    state_bytes = sum(t.numel() * t.element_size() for t in flatten_state(
-        (unroll.problem.params(), unroll.problem.buffers()))[0])
+    state_bytes = sum(
+        t.numel() * t.element_size()
+        for t in flatten_state((unroll.problem.params(), unroll.problem.buffers()))[0]
+    )
     state_bytes *= {"sgd": 1, "momentum": 2, "adam": 3}[unroll.optimizer]
     T = unroll.steps
     if mode == "reverse":
@@ -235,9 +263,14 @@ def estimate_memory(unroll: Unroll, mode: str, wrt: Sequence[str] = ("lr",), seg
     return per_step + 3 * state_bytes
 
 
-def hypergradient_of(unroll: Unroll, wrt: Sequence[str] = ("lr",), mode: str = "reverse",
-                     segment: int | None = None, measure: str | None = None,
-                     check_memory: bool = True) -> Hypergradient:
+def hypergradient_of(
+    unroll: Unroll,
+    wrt: Sequence[str] = ("lr",),
+    mode: str = "reverse",
+    segment: int | None = None,
+    measure: str | None = None,
+    check_memory: bool = True,
+) -> Hypergradient:
     """dL_T/dθ for the run ``unroll`` (see :func:`hypergradient` for the arguments)."""
     if mode not in MODES:
         raise ArgumentError("mode", mode, "one of: " + ", ".join(MODES))
@@ -246,8 +279,11 @@ def hypergradient_of(unroll: Unroll, wrt: Sequence[str] = ("lr",), mode: str = "
     wrt = unroll.check_wrt(wrt)
     if check_memory:
         require_memory("--steps", unroll.steps, estimate_memory(unroll, mode, wrt, segment))
-    fn = {"reverse": lambda: _reverse(unroll, wrt), "checkpoint": lambda: _checkpoint(unroll, wrt, segment),
-          "forward": lambda: _forward(unroll, wrt)}[mode]
+    fn = {
+        "reverse": lambda: _reverse(unroll, wrt),
+        "checkpoint": lambda: _checkpoint(unroll, wrt, segment),
+        "forward": lambda: _forward(unroll, wrt),
+    }[mode]
     inner = fn
     fn = lambda: _run_paused(inner)  # noqa: E731
     start = time.perf_counter()
@@ -258,8 +294,11 @@ def hypergradient_of(unroll: Unroll, wrt: Sequence[str] = ("lr",), mode: str = "
         peak = rss.extra_bytes
     elif measure == "saved":
         if mode == "forward":  # torch.func.grad refuses saved-tensor hooks
-            raise ArgumentError("measure", measure, "rss or cuda in forward mode (torch.func transforms "
-                                "cannot be seen by saved-tensor hooks)")
+            raise ArgumentError(
+                "measure",
+                measure,
+                "rss or cuda in forward mode (torch.func transforms cannot be seen by saved-tensor hooks)",
+            )
         with SavedTensorMeter() as meter:
             loss, grads = fn()
         peak = meter.peak_bytes
@@ -276,16 +315,36 @@ def hypergradient_of(unroll: Unroll, wrt: Sequence[str] = ("lr",), mode: str = "
     seconds = time.perf_counter() - start
     _finite(grads, loss, unroll)
     out = {k: (float(g) if g.dim() == 0 else [float(v) for v in g]) for k, g in grads.items()}
-    return Hypergradient(out, float(loss), mode, unroll.steps, seconds, peak, measure,
-                         (default_segment(unroll.steps) if segment is None else segment)
-                         if mode == "checkpoint" else None)
+    return Hypergradient(
+        out,
+        float(loss),
+        mode,
+        unroll.steps,
+        seconds,
+        peak,
+        measure,
+        (default_segment(unroll.steps) if segment is None else segment) if mode == "checkpoint" else None,
+    )
 
 
-def hypergradient(problem: Problem, steps: int, *, wrt: Sequence[str] = ("lr",), lr: float = 0.1,
-                  optimizer: str = "sgd", weight_decay: float = 0.0, momentum: float | None = None,
-                  betas: tuple[float, float] = (0.9, 0.999), loss: str = "train", mode: str = "reverse",
-                  batch_size: int | None = None, seed: int = 0, segment: int | None = None,
-                  measure: str | None = None, check_memory: bool = True) -> Hypergradient:
+def hypergradient(
+    problem: Problem,
+    steps: int,
+    *,
+    wrt: Sequence[str] = ("lr",),
+    lr: float = 0.1,
+    optimizer: str = "sgd",
+    weight_decay: float = 0.0,
+    momentum: float | None = None,
+    betas: tuple[float, float] = (0.9, 0.999),
+    loss: str = "train",
+    mode: str = "reverse",
+    batch_size: int | None = None,
+    seed: int = 0,
+    segment: int | None = None,
+    measure: str | None = None,
+    check_memory: bool = True,
+) -> Hypergradient:
     """d(loss after ``steps`` steps of ``optimizer``)/d(hyperparameters in ``wrt``).
 
     ``wrt`` names among ``lr``, ``schedule`` (one learning rate per step, all starting at

@@ -53,7 +53,9 @@ from trainlab.errors import ArgumentError
 __all__ = ["AdamHD", "SGDHD"]
 
 
-def _check(name: str, value: float, low: float = 0.0, high: float = math.inf, closed_high: bool = False) -> None:
+def _check(
+    name: str, value: float, low: float = 0.0, high: float = math.inf, closed_high: bool = False
+) -> None:
     ok = math.isfinite(value) and low <= value and (value <= high if closed_high else value < high)
     if not ok:
         raise ArgumentError(name, value, f"a number in [{low}, {high}{']' if closed_high else ')'}")
@@ -94,14 +96,26 @@ class SGDHD(_HypergradientMixin, torch.optim.Optimizer):
     The direction d is what was subtracted (times α) last step: g + λθ, or the momentum buffer.
     """
 
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, hypergrad_lr: float = 1e-3,
-                 momentum: float = 0.0, weight_decay: float = 0.0, multiplicative: bool = False):
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        hypergrad_lr: float = 1e-3,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        multiplicative: bool = False,
+    ):
         _check("lr", lr)
         _check("hypergrad_lr", hypergrad_lr)
         _check("momentum", momentum, 0.0, 1.0)
         _check("weight_decay", weight_decay)
-        defaults = {"lr": lr, "hypergrad_lr": hypergrad_lr, "momentum": momentum,
-                    "weight_decay": weight_decay, "multiplicative": multiplicative}
+        defaults = {
+            "lr": lr,
+            "hypergrad_lr": hypergrad_lr,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "multiplicative": multiplicative,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -113,8 +127,10 @@ class SGDHD(_HypergradientMixin, torch.optim.Optimizer):
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             # ∇f(θ_{t−1}) of the objective being minimised, L2 term included (torch.optim.SGD's d_p)
-            grads = [p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
-                     for p in params]
+            grads = [
+                p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
+                for p in params
+            ]
             self._adapt_lr(group, grads, params)
             lr, mu = group["lr"], group["momentum"]
             for p, g in zip(params, grads, strict=True):
@@ -139,17 +155,30 @@ class AdamHD(_HypergradientMixin, torch.optim.Optimizer):
     ``multiplicative``.
     """
 
-    def __init__(self, params: Iterable[Any], lr: float = 1e-3, hypergrad_lr: float = 1e-7,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 multiplicative: bool = False):
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        hypergrad_lr: float = 1e-7,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        multiplicative: bool = False,
+    ):
         _check("lr", lr)
         _check("hypergrad_lr", hypergrad_lr)
         _check("betas[0]", betas[0], 0.0, 1.0)
         _check("betas[1]", betas[1], 0.0, 1.0)
         _check("eps", eps)
         _check("weight_decay", weight_decay)
-        defaults = {"lr": lr, "hypergrad_lr": hypergrad_lr, "betas": betas, "eps": eps,
-                    "weight_decay": weight_decay, "multiplicative": multiplicative}
+        defaults = {
+            "lr": lr,
+            "hypergrad_lr": hypergrad_lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "multiplicative": multiplicative,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -160,8 +189,10 @@ class AdamHD(_HypergradientMixin, torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            grads = [p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
-                     for p in params]
+            grads = [
+                p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
+                for p in params
+            ]
             self._adapt_lr(group, grads, params)
             lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
             for p, g in zip(params, grads, strict=True):

@@ -50,8 +50,15 @@ class LearnedRate:
     info: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out = {"lr": self.lr, "loss": self.loss, "method": self.method, "steps": self.steps,
-               "start_lr": self.start_lr, "start_loss": self.start_loss, "history": self.history}
+        out = {
+            "lr": self.lr,
+            "loss": self.loss,
+            "method": self.method,
+            "steps": self.steps,
+            "start_lr": self.start_lr,
+            "start_loss": self.start_loss,
+            "history": self.history,
+        }
         if self.schedule is not None:
             out["schedule"] = self.schedule
         return out
@@ -73,10 +80,21 @@ def default_start_lr(problem: Problem) -> float:
     return 0.01 * problem.stable_lr_bound if problem.stable_lr_bound else 1e-3
 
 
-def tune_lr(problem: Problem, steps: int, *, lr: float | None = None, meta_steps: int = 60,
-            meta_lr: float = 0.2, optimizer: str = "sgd", loss: str = "train", mode: str | None = None,
-            schedule: bool = False, batch_size: int | None = None, seed: int = 0,
-            hyper: dict[str, float] | None = None) -> LearnedRate:
+def tune_lr(
+    problem: Problem,
+    steps: int,
+    *,
+    lr: float | None = None,
+    meta_steps: int = 60,
+    meta_lr: float = 0.2,
+    optimizer: str = "sgd",
+    loss: str = "train",
+    mode: str | None = None,
+    schedule: bool = False,
+    batch_size: int | None = None,
+    seed: int = 0,
+    hyper: dict[str, float] | None = None,
+) -> LearnedRate:
     """Offline: descend L_T(η) (or L_T(η₁…η_T) with ``schedule``) from ``lr`` through the unrolled run.
 
     ``mode`` defaults to ``reverse`` for T ≤ 100 and ``checkpoint`` beyond.
@@ -90,7 +108,7 @@ def tune_lr(problem: Problem, steps: int, *, lr: float | None = None, meta_steps
     wrt = ("schedule",) if schedule else ("lr",)
     base = Unroll(problem, steps, optimizer, {**(hyper or {}), "lr": lr0}, loss, batch_size, seed)
     log_eta = torch.full((steps,) if schedule else (), math.log(lr0), dtype=torch.float64)
-    delta = torch.full_like(log_eta, meta_lr)               # Rprop's per-coordinate step in log η
+    delta = torch.full_like(log_eta, meta_lr)  # Rprop's per-coordinate step in log η
     prev_sign = torch.zeros_like(log_eta)
     history: list[dict[str, float]] = []
     start_loss = None
@@ -104,42 +122,69 @@ def tune_lr(problem: Problem, steps: int, *, lr: float | None = None, meta_steps
                 raise
             log_eta, delta, prev_sign = good.clone(), delta / 4, torch.zeros_like(prev_sign)
             if float(delta.max()) < 1e-12:
-                raise TrainlabError(f"tuning stalled: every step from lr={float(torch.exp(good).mean())!r} "
-                                    f"diverges ({e})") from None
+                raise TrainlabError(
+                    f"tuning stalled: every step from lr={float(torch.exp(good).mean())!r} diverges ({e})"
+                ) from None
             continue
         g_eta = torch.tensor(hg.hypergradient[wrt[0]], dtype=torch.float64)
         # d log L/d log η = η (dL/dη)/L: its sign is all Rprop uses.
         g = g_eta * eta / max(hg.loss, 1e-300)
         if start_loss is None:
             start_loss = hg.loss
-        history.append({"iteration": i, "lr": float(eta.mean()), "loss": hg.loss,
-                        "hypergradient": float(g_eta.sum())})
+        history.append(
+            {"iteration": i, "lr": float(eta.mean()), "loss": hg.loss, "hypergradient": float(g_eta.sum())}
+        )
         good = log_eta.clone()
         # iRprop− (Riedmiller & Braun 1993; Igel & Hüsken 2000): grow the step 1.2× while the
         # sign of the meta-gradient holds, halve it and skip the move when it flips.
         sign = torch.sign(g)
         flip = sign * prev_sign < 0
-        delta = torch.where(flip, delta * 0.5, torch.where(sign * prev_sign > 0, delta * 1.2, delta)).clamp(max=1.0)
+        delta = torch.where(flip, delta * 0.5, torch.where(sign * prev_sign > 0, delta * 1.2, delta)).clamp(
+            max=1.0
+        )
         sign = torch.where(flip, torch.zeros_like(sign), sign)
         log_eta = log_eta - sign * delta
         prev_sign = sign
     last = min(history, key=lambda h: h["loss"])  # the best rate seen (the last, once converged)
     eta = torch.exp(good)
-    return LearnedRate(lr=last["lr"], loss=last["loss"], method="offline", steps=steps, start_lr=lr0,
-                       start_loss=float(start_loss), history=history,
-                       schedule=[float(e) for e in eta] if schedule else None,
-                       info={"mode": mode, "meta_lr": meta_lr})
+    return LearnedRate(
+        lr=last["lr"],
+        loss=last["loss"],
+        method="offline",
+        steps=steps,
+        start_lr=lr0,
+        start_loss=float(start_loss),
+        history=history,
+        schedule=[float(e) for e in eta] if schedule else None,
+        info={"mode": mode, "meta_lr": meta_lr},
+    )
 
 
 def _hypergradient_at(base: Unroll, eta: torch.Tensor, wrt: tuple[str, ...], mode: str, schedule: bool):
-    u = Unroll(base.problem, base.steps, base.optimizer, {**base.hyper, "lr": float(eta.mean())}, base.loss,
-               base.batch_size, base.seed, lr_schedule=eta if schedule else None)
+    u = Unroll(
+        base.problem,
+        base.steps,
+        base.optimizer,
+        {**base.hyper, "lr": float(eta.mean())},
+        base.loss,
+        base.batch_size,
+        base.seed,
+        lr_schedule=eta if schedule else None,
+    )
     return hypergradient_of(u, wrt, mode, check_memory=False)
 
 
-def online_lr(problem: Problem, steps: int, *, lr: float | None = None, hypergrad_lr: float = 0.02,
-              optimizer: str = "sgd", multiplicative: bool = True, batch_size: int | None = None,
-              seed: int = 0) -> LearnedRate:
+def online_lr(
+    problem: Problem,
+    steps: int,
+    *,
+    lr: float | None = None,
+    hypergrad_lr: float = 0.02,
+    optimizer: str = "sgd",
+    multiplicative: bool = True,
+    batch_size: int | None = None,
+    seed: int = 0,
+) -> LearnedRate:
     """Online: train ``steps`` steps with SGD-HD/Adam-HD, η adapting every step; η and loss per step."""
     if optimizer not in ("sgd", "adam"):
         raise ArgumentError("optimizer", optimizer, "sgd or adam for online hypergradient descent")
@@ -168,10 +213,16 @@ def online_lr(problem: Problem, steps: int, *, lr: float | None = None, hypergra
     model.eval()
     with torch.no_grad():
         final = float(problem.criterion(model(problem.x), problem.y))
-    return LearnedRate(lr=opt.param_groups[0]["lr"], loss=final, method="online", steps=steps, start_lr=lr0,
-                       start_loss=history[0]["loss"], history=history,
-                       info={"optimizer": optimizer, "hypergrad_lr": hypergrad_lr,
-                             "multiplicative": multiplicative})
+    return LearnedRate(
+        lr=opt.param_groups[0]["lr"],
+        loss=final,
+        method="online",
+        steps=steps,
+        start_lr=lr0,
+        start_loss=history[0]["loss"],
+        history=history,
+        info={"optimizer": optimizer, "hypergrad_lr": hypergrad_lr, "multiplicative": multiplicative},
+    )
 
 
 @dataclass
@@ -179,7 +230,7 @@ class GridSearch:
     """L_T(η) on a grid of constant rates, by training, and the best grid point."""
 
     etas: list[float]
-    losses: list[list[float]]      # losses[i][j]: after steps[i] steps at etas[j]
+    losses: list[list[float]]  # losses[i][j]: after steps[i] steps at etas[j]
     steps: list[int]
 
     def best(self, i: int = -1) -> tuple[float, float]:
@@ -204,29 +255,37 @@ def grid_search_lr(problem: Problem, steps: int | list[int], etas: list[float]) 
     if isinstance(problem.model, LinearModel) and problem.loss_name == "mse":
         X, t = problem.x, problem.y
         n = len(t)
-        lr = torch.tensor(etas, dtype=X.dtype).reshape(-1, 1)              # (R, 1)
-        W = problem.model.weight.detach().expand(len(etas), -1).clone()    # (R, d)
+        lr = torch.tensor(etas, dtype=X.dtype).reshape(-1, 1)  # (R, 1)
+        W = problem.model.weight.detach().expand(len(etas), -1).clone()  # (R, d)
         opt = sgd(lr=lr)
         state = opt.init(W)
         out: dict[int, list[float]] = {}
         for k in range(1, wanted[-1] + 1):
-            grad = (2 / n) * (W @ X.T - t) @ X                           # ∇J = (2/n)Xᵀ(Xw − t), (R, d)
+            grad = (2 / n) * (W @ X.T - t) @ X  # ∇J = (2/n)Xᵀ(Xw − t), (R, d)
             updates, state = opt.update(grad, state, W)
             W = apply_updates(W, updates)
             if k in wanted:
-                out[k] = ((W @ X.T - t) ** 2).mean(dim=1).tolist()       # (R,)
+                out[k] = ((W @ X.T - t) ** 2).mean(dim=1).tolist()  # (R,)
         return GridSearch(list(etas), [out[k] for k in wanted], wanted)
     rows: dict[int, list[float]] = {k: [] for k in wanted}
     for eta in etas:
-        u = Unroll(problem, wanted[-1], "sgd", {"lr": eta})
-        recorded: dict[int, float] = {}
-        with torch.no_grad():
-            try:
-                u.run(u.constant(u.hyper_tensors(()), ()),
-                      on_step=lambda s: recorded.__setitem__(s.step, float(u.final_loss(s)))
-                      if s.step in rows else None)
-            except DivergenceError:
-                pass
+        recorded = _losses_along_run(Unroll(problem, wanted[-1], "sgd", {"lr": eta}), set(wanted))
         for k in wanted:
             rows[k].append(recorded.get(k, math.inf))
     return GridSearch(list(etas), [rows[k] for k in wanted], wanted)
+
+
+def _losses_along_run(u: Unroll, at: set[int]) -> dict[int, float]:
+    """The final-loss measure after each step in ``at`` (inf from a diverging step on)."""
+    recorded: dict[int, float] = {}
+
+    def on_step(s: Any) -> None:
+        if s.step in at:
+            recorded[s.step] = float(u.final_loss(s))
+
+    with torch.no_grad():
+        try:
+            u.run(u.constant(u.hyper_tensors(()), ()), on_step=on_step)
+        except DivergenceError:
+            pass
+    return recorded

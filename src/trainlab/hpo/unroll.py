@@ -63,9 +63,14 @@ class DivergenceError(TrainlabError):
 
     def __init__(self, step: int, loss: float, lr: float, bound: float | None, argument: str = "lr"):
         self.step, self.loss, self.lr, self.bound = step, loss, lr, bound
-        hint = (f"gradient descent on this problem is stable only for lr < 2/λ_max = {bound:.4g}"
-                if bound is not None else "use a smaller learning rate")
-        super().__init__(f"{argument}={lr!r} diverges: the training loss is {loss:.3g} at step {step}; {hint}")
+        hint = (
+            f"gradient descent on this problem is stable only for lr < 2/λ_max = {bound:.4g}"
+            if bound is not None
+            else "use a smaller learning rate"
+        )
+        super().__init__(
+            f"{argument}={lr!r} diverges: the training loss is {loss:.3g} at step {step}; {hint}"
+        )
 
 
 @dataclass
@@ -187,10 +192,20 @@ class Unroll:
         if self.loss not in LOSSES:
             raise ArgumentError("loss", self.loss, "one of: " + ", ".join(LOSSES))
         if self.loss == "valid" and self.problem.x_valid is None:
-            raise ArgumentError("loss", "valid", f"'train': problem {self.problem.name} has no held-out data "
-                                "(digits-mlp and model factories with --data have)")
-        defaults = {"lr": 0.1, "weight_decay": 0.0, "momentum": 0.9 if self.optimizer == "momentum" else 0.0,
-                    "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+            raise ArgumentError(
+                "loss",
+                "valid",
+                f"'train': problem {self.problem.name} has no held-out data "
+                "(digits-mlp and model factories with --data have)",
+            )
+        defaults = {
+            "lr": 0.1,
+            "weight_decay": 0.0,
+            "momentum": 0.9 if self.optimizer == "momentum" else 0.0,
+            "beta1": 0.9,
+            "beta2": 0.999,
+            "eps": 1e-8,
+        }
         unknown = set(self.hyper) - set(defaults)
         if unknown:
             raise ArgumentError("hyper", sorted(unknown), "names among " + ", ".join(defaults))
@@ -212,7 +227,9 @@ class Unroll:
                 self.batch_size = None
         if self.batches is not None:
             if len(self.batches) != self.steps:
-                raise ArgumentError("batches", len(self.batches), f"one index tensor or slice per step ({self.steps})")
+                raise ArgumentError(
+                    "batches", len(self.batches), f"one index tensor or slice per step ({self.steps})"
+                )
             self._batches = list(self.batches)
         elif self.batch_size is None:
             self._batches = None
@@ -220,7 +237,9 @@ class Unroll:
             g = generator(self.seed, "hpo-batches")
             self._batches = [torch.randperm(n, generator=g)[: self.batch_size] for _ in range(self.steps)]
         self._first_loss = math.inf
-        self._dropout = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in self.problem.model.modules())
+        self._dropout = any(
+            isinstance(m, nn.modules.dropout._DropoutNd) for m in self.problem.model.modules()
+        )
 
     # -- hyperparameters ---------------------------------------------------------------
 
@@ -233,10 +252,15 @@ class Unroll:
         valid = self.wrt_names()
         bad = [w for w in wrt if w not in valid]
         if not wrt or bad:
-            raise ArgumentError(argument, ",".join(wrt) if wrt else "", f"comma-separated names among "
-                                f"{', '.join(valid)} (for optimizer {self.optimizer})")
+            raise ArgumentError(
+                argument,
+                ",".join(wrt) if wrt else "",
+                f"comma-separated names among {', '.join(valid)} (for optimizer {self.optimizer})",
+            )
         if "lr" in wrt and "schedule" in wrt:
-            raise ArgumentError(argument, ",".join(wrt), "lr or schedule, not both (lr is the schedule's sum)")
+            raise ArgumentError(
+                argument, ",".join(wrt), "lr or schedule, not both (lr is the schedule's sum)"
+            )
         return wrt
 
     def hyper_tensors(self, wrt: Sequence[str] = ()) -> dict[str, Tensor]:
@@ -244,7 +268,9 @@ class Unroll:
         out = {k: torch.tensor(v, dtype=self.dtype) for k, v in self.hyper.items()}
         if self.lr_schedule is not None:
             if self.lr_schedule.shape != (self.steps,):
-                raise ArgumentError("lr_schedule", tuple(self.lr_schedule.shape), f"one rate per step: ({self.steps},)")
+                raise ArgumentError(
+                    "lr_schedule", tuple(self.lr_schedule.shape), f"one rate per step: ({self.steps},)"
+                )
             out["schedule"] = self.lr_schedule.detach().to(self.dtype).clone()
         elif "schedule" in wrt:
             out["schedule"] = torch.full((self.steps,), self.hyper["lr"], dtype=self.dtype)
@@ -273,8 +299,9 @@ class Unroll:
         params = p.params()
         return RunState(params, p.buffers(), None, 0)
 
-    def _forward(self, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor], x: Tensor, y: Tensor,
-                 train: bool) -> tuple[Tensor, dict[str, Tensor]]:
+    def _forward(
+        self, params: Mapping[str, Tensor], buffers: Mapping[str, Tensor], x: Tensor, y: Tensor, train: bool
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """Mean loss and the new buffers; BatchNorm statistics updated differentiably."""
         model = self.problem.model
         was = model.training
@@ -327,15 +354,18 @@ class Unroll:
             return grads, loss, buffers
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
-            params = {k: v if v.requires_grad else v.detach().requires_grad_() for k, v in state.params.items()}
+            params = {
+                k: v if v.requires_grad else v.detach().requires_grad_() for k, v in state.params.items()
+            }
             loss, (_, buffers) = objective(params, state.buffers)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
         if not create_graph:
             loss, buffers = loss.detach(), {k: v.detach() for k, v in buffers.items()}
         return dict(zip(params, grads, strict=True)), loss, buffers
 
-    def step(self, state: RunState, opt: GradientTransformation, check: bool = True,
-             functorch: bool = False) -> RunState:
+    def step(
+        self, state: RunState, opt: GradientTransformation, check: bool = True, functorch: bool = False
+    ) -> RunState:
         """One optimizer step: w ← w + u(∇J(w)), pure (new tensors, the old state untouched)."""
         k = state.step
         x, y = self.batch(k)
@@ -368,8 +398,15 @@ class Unroll:
         x, y = (p.x, p.y) if self.loss == "train" else (p.x_valid, p.y_valid)
         return self._forward(state.params, state.buffers, x, y, train=False)[0]
 
-    def run(self, hp: Mapping[str, Tensor | float], state: RunState | None = None, until: int | None = None,
-            detach: bool = False, on_step: Any = None, functorch: bool = False) -> RunState:
+    def run(
+        self,
+        hp: Mapping[str, Tensor | float],
+        state: RunState | None = None,
+        until: int | None = None,
+        detach: bool = False,
+        on_step: Any = None,
+        functorch: bool = False,
+    ) -> RunState:
         """Steps from ``state`` (the start by default) up to step ``until`` (T by default)."""
         opt = self.make_optimizer(hp)
         state = self.init_state() if state is None else state
