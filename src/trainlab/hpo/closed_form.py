@@ -71,7 +71,7 @@ class LossCurves:
         ax.set_yscale("log")
         ax.set_xlabel("learning rate η")
         ax.set_ylabel("L_t(η) = (1/n)‖Xw_t − t‖²")
-        ax.set_title("loss after t GD steps (lines: closed form, dots: training, ★: η*_t)")
+        ax.set_title("L_t(η): closed form (lines), training (dots), η*_t (★)")
         ax.legend(fontsize=8)
         return fig
 
