@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from trainlab.errors import ArgumentError, TrainlabError
-from trainlab.hpo.measure import RssPeak, SavedTensorMeter
+from trainlab.hpo.measure import RssPeak, SavedTensorMeter, trim_heap
 from trainlab.hpo.unroll import (
     RunState,
     Unroll,
@@ -187,6 +187,7 @@ def _checkpoint(unroll: Unroll, wrt: Sequence[str], segment: int | None) -> tupl
         for k, g in zip(wrt, grads[n_state:], strict=True):
             total[k] = total[k] + g
         del out, grads
+        trim_heap()  # hand the segment's freed graph back to the kernel before the next replay
     assert loss_value is not None
     return loss_value, total
 
