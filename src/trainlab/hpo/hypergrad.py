@@ -95,7 +95,9 @@ def _gc_paused() -> Iterator[None]:
 
     An unroll keeps thousands of live tensors; each automatic collection walks them all, so
     steps got slower as T grew (MLP 784-256-256-10: 5 ms per step at the start, 24 ms by step
-    400, measured). Nothing here makes reference cycles that need the collector mid-run.
+    400, measured). Checkpoint mode collects after each segment; forward mode, which keeps
+    no graph, leaves the collector on (paused, the cycles torch.func makes each step piled
+    up, about 8 kB per step).
     """
     was = gc.isenabled()
     gc.disable()
@@ -187,6 +189,7 @@ def _checkpoint(unroll: Unroll, wrt: Sequence[str], segment: int | None) -> tupl
         for k, g in zip(wrt, grads[n_state:], strict=True):
             total[k] = total[k] + g
         del out, grads
+        gc.collect()  # the segment's reference cycles (the collector is paused during the run)
         trim_heap()  # hand the segment's freed graph back to the kernel before the next replay
     assert loss_value is not None
     return loss_value, total
@@ -285,8 +288,9 @@ def hypergradient_of(
         "checkpoint": lambda: _checkpoint(unroll, wrt, segment),
         "forward": lambda: _forward(unroll, wrt),
     }[mode]
-    inner = fn
-    fn = lambda: _run_paused(inner)  # noqa: E731
+    if mode != "forward":  # forward mode keeps no graph: the collector has little to walk
+        inner = fn
+        fn = lambda: _run_paused(inner)  # noqa: E731
     start = time.perf_counter()
     peak = None
     if measure == "rss":
