@@ -77,6 +77,22 @@ def _ema_of_squares(avg: Tensor, g: Tensor, decay: Hyperparameter) -> Tensor:
     return torch.addcmul(avg * decay, g, g, value=1 - decay)
 
 
+def _sqrt(v: Tensor) -> Tensor:
+    """√v (v ≥ 0) whose derivative at v = 0 is 0 instead of ∞.
+
+    A coordinate whose gradient is exactly 0 (a dead unit, an always-zero input pixel) keeps
+    v = 0 and m = 0; its update m/(√v + ε) is 0 whatever the hyperparameters, but autograd
+    would multiply 0 by √'s infinite slope and turn a hypergradient through Adam into NaN.
+    Same values as ``torch.sqrt``; the guarded form only when something may differentiate it.
+    """
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)(v)
+    if not (v.requires_grad or wrapped):
+        return torch.sqrt(v)
+    positive = v > 0
+    safe = torch.where(positive, v, torch.ones_like(v))
+    return torch.where(positive, torch.sqrt(safe), torch.zeros_like(v))
+
+
 def _axpy(y: Tensor, x: Tensor, a: Hyperparameter) -> Tensor:
     """y + a·x, rounded like torch.optim's ``add_(x, alpha=a)`` when ``a`` is a number."""
     return y + a * x if isinstance(a, Tensor) else torch.add(y, x, alpha=a)
@@ -226,7 +242,7 @@ def scale_by_adagrad(
 
     def update(grads: Tree, state: AdagradState, params: Tree = None) -> tuple[Tree, AdagradState]:
         acc = tree_map(lambda s, g: s + g * g, state.sum_of_squares, grads)
-        return tree_map(lambda g, s: g / (torch.sqrt(s) + eps), grads, acc), AdagradState(acc)
+        return tree_map(lambda g, s: g / (_sqrt(s) + eps), grads, acc), AdagradState(acc)
 
     return GradientTransformation(init, update)
 
@@ -265,7 +281,7 @@ def scale_by_rms(
         if eps_in_sqrt:
             out = tree_map(lambda g, v: g / torch.sqrt(v + eps), grads, var)
         else:
-            out = tree_map(lambda g, v: g / (torch.sqrt(v) + eps), grads, var)
+            out = tree_map(lambda g, v: g / (_sqrt(v) + eps), grads, var)
         return out, RmsState(sq, ga)
 
     return GradientTransformation(init, update)
@@ -306,7 +322,7 @@ def scale_by_adam(
         bias_correction1 = 1 - b1**k
         bias_correction2_sqrt = (1 - b2**k) ** 0.5
         out = tree_map(
-            lambda m, v: (m / bias_correction1) / (torch.sqrt(v) / bias_correction2_sqrt + eps),
+            lambda m, v: (m / bias_correction1) / (_sqrt(v) / bias_correction2_sqrt + eps),
             m,
             vmax if amsgrad else v,
         )
