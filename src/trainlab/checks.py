@@ -44,7 +44,9 @@ def format_number(v: Any, spec: str = "") -> str:
         if v == 0:
             return "0"
         a = abs(v)
-        return f"{v:.3g}" if 1e-3 <= a < 1e5 else f"{v:.1e}"
+        if 1e-3 <= a < 1e5:
+            return f"{v:.3g}"
+        return f"{v:,.0f}" if 1e5 <= a < 1e12 else f"{v:.1e}"  # 160,168 bytes reads better than 1.6e+05
     if isinstance(v, list | tuple):
         items = [format_number(x) for x in v[:8]]
         return "[" + ", ".join(items) + (", …" if len(v) > 8 else "") + "]"
