@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from trainlab.problems import Problem
 from trainlab.seeding import derive_seed, forked_rng, generator
 
-__all__ = ["OPTIMIZERS", "RunOutcome", "StackedRuns", "eval_steps", "init_params", "train_stacked"]
+__all__ = ["OPTIMIZERS", "RunOutcome", "StackedRuns", "init_params", "train_stacked"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
@@ -54,18 +54,6 @@ def init_params(problem: Problem, seed: int, key: object = "init") -> dict[str, 
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
-def eval_steps(max_steps: int, dense: int = 32, ratio: float = 1.04) -> list[int]:
-    """Steps after which the full training loss is measured: every step up to ``dense``, then
-    geometrically (each ≤ ``ratio`` times the one before), so a first crossing is known to
-    within a factor ``ratio`` at any scale, at a cost logarithmic in ``max_steps``."""
-    steps = list(range(1, min(dense, max_steps) + 1))
-    t = float(steps[-1]) if steps else 1.0
-    while steps[-1] < max_steps:
-        t = max(t * ratio, steps[-1] + 1)
-        steps.append(min(int(round(t)), max_steps))
-    return steps
-
-
 @dataclass
 class RunOutcome:
     """One run's result: the first step (of those evaluated) at which the full training loss
@@ -76,6 +64,7 @@ class RunOutcome:
     final_loss: float
     steps_run: int
     diverged: bool
+    censored: bool = False
     curve_steps: list[int] = field(default_factory=list)
     curve_loss: list[float] = field(default_factory=list)
 
@@ -178,12 +167,19 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
                   max_steps: int, optimizer: str = "sgd", momentum: float = 0.9,
                   betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, data_seed: int = 0,
                   keep_curves: bool = False, stop_at_target: bool = True,
+                  prune_factor: float | None = None, prune_cap: float | None = None,
+                  dense: int = 8, fine_ratio: float = 1.04, coarse_ratio: float = 1.15,
                   init: Callable[[int], Mapping[str, Tensor]] | None = None,
                   progress: Callable[[int, int], None] | None = None) -> list[RunOutcome]:
     """Train ``runs`` (stacked) with a constant learning rate until each reaches ``min(targets)``.
 
-    The training loss over the whole training set is measured at :func:`eval_steps`; a run
-    whose loss is not finite or exceeds 10× its starting loss counts as diverged. Returns one
+    The training loss over the whole training set is measured every step up to ``dense``, then
+    every ``fine_ratio`` (while a run is within 2× of a target it has not reached) or
+    ``coarse_ratio`` (while all are far above) times the last measured step; a run
+    whose loss is not finite or exceeds 10× its starting loss counts as diverged. With
+    ``prune_factor`` a run still short of the last target once the step count passes
+    ``prune_factor`` × the fewest steps any run needed (or ``prune_cap``, the same bound from
+    earlier runs) is stopped as censored: it cannot be the best learning rate. Returns one
     :class:`RunOutcome` per run, in order.
     """
     if optimizer not in OPTIMIZERS:
@@ -215,12 +211,13 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
     final = [math.nan] * R
     stopped = [max_steps] * R
     diverged = [False] * R
+    censored = [False] * R
+    cap = math.inf if prune_cap is None else float(prune_cap)
     curves: list[tuple[list[int], list[float]]] = [([], []) for _ in range(R)]
     with torch.no_grad():
         loss0 = full_loss(params, x, y)  # (R,)
     start_loss = loss0.tolist()
-    schedule = eval_steps(max_steps)
-    next_eval = 0
+    next_eval = 1
     for t in range(max_steps):
         idx = torch.stack([orders[s](t) for s in unique_seeds])  # (S, B) one order per seed
         idx = idx[row_seed]  # (R_active, B)
@@ -243,9 +240,8 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
                     state2[k] = b2 * state2[k] + (1 - b2) * grads[k] ** 2
                     params[k] = params[k] - lr_b[k] * (state1[k] / c1) / ((state2[k] / c2).sqrt() + eps)
         step = t + 1
-        if step != schedule[next_eval]:
+        if step != next_eval and step != max_steps:
             continue
-        next_eval += 1
         with torch.no_grad():
             losses = full_loss(params, x, y).tolist()
         keep = []
@@ -258,13 +254,25 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
             for j, target in enumerate(targets):
                 if reached[run][j] is None and L <= target:
                     reached[run][j] = step
+                    if j == 0 and prune_factor is not None:
+                        cap = min(cap, prune_factor * step)
             done = reached[run][0] is not None and stop_at_target
             if not math.isfinite(L) or L > 10 * start_loss[run] + 1.0:
                 diverged[run], done = True, True
+            if not done and reached[run][0] is None and step >= cap:
+                censored[run], done = True, True
             if done:
                 stopped[run] = step
             else:
                 keep.append(row)
+        # The next measurement: every step up to `dense`, then 4% later while some run is
+        # within 2x of a target it has not reached (a first crossing known to within 4%),
+        # 15% later while every run is far above its next target.
+        near = any(losses[row] <= 2 * next(t for j, t in reversed(list(enumerate(targets)))
+                                           if reached[run][j] is None)
+                   for row, run in enumerate(active) if reached[run][0] is None)
+        ratio = fine_ratio if near else coarse_ratio
+        next_eval = step + 1 if step < dense else min(max(step + 1, int(round(step * ratio))), max_steps)
         if progress is not None:
             progress(step, max_steps)
         if len(keep) < len(active):
@@ -278,5 +286,5 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
             row_seed = row_seed[sel]
             active = [active[r] for r in keep]
     return [RunOutcome(steps_to_target=reached[r],
-                       final_loss=final[r], steps_run=stopped[r], diverged=diverged[r],
+                       final_loss=final[r], steps_run=stopped[r], diverged=diverged[r], censored=censored[r],
                        curve_steps=curves[r][0], curve_loss=curves[r][1]) for r in range(R)]
