@@ -35,6 +35,8 @@ __all__ = [
     "fit_lr_law",
     "fit_power_law",
     "fit_sweep",
+    "percentile_interval",
+    "seed_resamples",
     "steps_table",
 ]
 
@@ -163,6 +165,7 @@ class SweepFit:
     num_resamples: int
     b_crit_samples: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     lr_samples: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    steps_samples: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
 
     @property
     def examples(self) -> list[float]:
@@ -220,10 +223,17 @@ class SweepFit:
 
 def fit_sweep(records: Sequence[Mapping[str, Any]], seeds: Sequence[int], targets: Sequence[float],
               target_index: int = 0, *, num_resamples: int = 1000, rng: np.random.Generator | None = None,
-              level: float = 0.9) -> SweepFit:
+              level: float = 0.9, resample_weights: np.ndarray | None = None) -> SweepFit:
     """Fit the sweep's best steps per batch size at ``targets[target_index]`` (targets ascending),
-    with ``level`` percentile bootstrap intervals over seeds."""
+    with ``level`` percentile bootstrap intervals over seeds.
+
+    ``resample_weights`` (num_resamples, len(seeds)) fixes the bootstrap draws (seed counts), so
+    two sweeps over the same seeds can be resampled jointly (paired ratios).
+    """
     rng = rng or np.random.default_rng(0)
+    if resample_weights is None:
+        resample_weights = seed_resamples(len(seeds), num_resamples, rng)
+    num_resamples = len(resample_weights)
     sizes, _, table, lr_of = steps_table(records, seeds, target_index)
 
     def best(weights: np.ndarray) -> tuple[list[float], list[float]]:
@@ -241,12 +251,13 @@ def fit_sweep(records: Sequence[Mapping[str, Any]], seeds: Sequence[int], target
     law = fit_lr_law(sizes, best_lr)
     samples = np.empty((num_resamples, 3))
     lr_samples = np.empty((num_resamples, len(sizes)))
-    for i in range(num_resamples):
-        w = np.bincount(rng.integers(0, len(seeds), len(seeds)), minlength=len(seeds)).astype(float)
+    steps_samples = np.empty((num_resamples, len(sizes)))
+    for i, w in enumerate(resample_weights):
         lrs, steps = best(w)
         c = fit_critical_batch(sizes, steps)
         samples[i] = (c.b_crit, c.s_min, c.e_min)
         lr_samples[i] = lrs
+        steps_samples[i] = steps
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
 
     def interval(col: int) -> tuple[float, float]:
@@ -254,4 +265,16 @@ def fit_sweep(records: Sequence[Mapping[str, Any]], seeds: Sequence[int], target
         return float(lo), float(hi)
 
     return SweepFit(float(sorted(targets)[target_index]), sizes, best_lr, best_steps, crit, law,
-                    interval(0), interval(1), interval(2), num_resamples, samples[:, 0], lr_samples)
+                    interval(0), interval(1), interval(2), num_resamples, samples[:, 0], lr_samples,
+                    steps_samples)
+
+
+def seed_resamples(num_seeds: int, num_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap draws over seeds as counts: (num_resamples, num_seeds), each row summing to num_seeds."""
+    draws = rng.integers(0, num_seeds, (num_resamples, num_seeds))
+    return np.stack([np.bincount(d, minlength=num_seeds) for d in draws]).astype(float)
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.9) -> tuple[float, float]:
+    lo, hi = np.nanpercentile(np.asarray(samples, dtype=float), [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    return float(lo), float(hi)

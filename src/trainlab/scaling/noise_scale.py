@@ -43,6 +43,8 @@ __all__ = [
     "exact_noise_scale",
     "hessian_noise_scale",
     "loop_noise_scale",
+    "NoiseScaleTrajectory",
+    "noise_scale_trajectory",
     "per_example_gradients",
     "two_batch_noise_scale",
 ]
@@ -229,3 +231,49 @@ def hessian_noise_scale(problem: Problem, params: Mapping[str, Tensor] | None = 
     g2 = float(G.double() @ G.double())
     tr_h = gHg - GHG
     return NoiseScale(_ratio(tr_h, GHG), g2, tr_h, "hessian", len(xs), {"GHG": GHG})
+
+
+@dataclass
+class NoiseScaleTrajectory:
+    """Exact B_simple (and its parts) at checkpoints of one constant-LR SGD run."""
+
+    steps: list[int]
+    loss: list[float]
+    b_simple: list[float]
+    grad_norm_sq: list[float]
+    trace_cov: list[float]
+
+    def plot(self, ax: object = None, b_crit: float | None = None) -> object:
+        from trainlab.plotting import subplots_or
+
+        fig, ax = subplots_or(ax)  # type: ignore[arg-type]
+        ax.semilogy([max(s, 0.5) for s in self.steps], self.b_simple, "o-", ms=3, label="B_simple (exact)")
+        if b_crit is not None:
+            ax.axhline(b_crit, ls="--", c="grey", label=f"fitted B_crit = {b_crit:.3g}")
+        ax.set_xlabel("SGD step")
+        ax.set_ylabel("B_simple = tr Σ / |G|²")
+        ax.legend(fontsize=7)
+        return fig
+
+
+def noise_scale_trajectory(problem: Problem, params: Mapping[str, Tensor], *, lr: float, batch_size: int,
+                           checkpoints: list[int], gen: torch.Generator) -> NoiseScaleTrajectory:
+    """Train with constant-LR SGD from ``params`` and measure the exact B_simple at ``checkpoints``."""
+    params = {k: v.detach().clone() for k, v in params.items()}
+    out = NoiseScaleTrajectory([], [], [], [], [])
+    last = max(checkpoints)
+    marks = set(checkpoints)
+    for t in range(last + 1):
+        if t in marks:
+            ns = exact_noise_scale(problem, params)
+            out.steps.append(t)
+            out.loss.append(float(problem.loss(params, problem.x, problem.y)))
+            out.b_simple.append(ns.b_simple)
+            out.grad_norm_sq.append(ns.grad_norm_sq)
+            out.trace_cov.append(ns.trace_cov)
+        if t == last:
+            break
+        xb, yb = problem.sample_batch(batch_size, gen)
+        g = torch.func.grad(lambda p: problem.loss(p, xb, yb))(params)
+        params = {k: params[k] - lr * g[k] for k in params}
+    return out
