@@ -97,9 +97,12 @@ def exact_noise_scale(problem: Problem, params: Mapping[str, Tensor] | None = No
     sq = 0.0
     for start in range(0, n, chunk_size):
         g = per_example_gradients(problem, params, x[start:start + chunk_size],
-                                  y[start:start + chunk_size]).to(torch.float64)  # (b, P)
-        total += g.sum(0)
-        sq += float(g.pow(2).sum())
+                                  y[start:start + chunk_size])  # (b, P)
+        # within a chunk sums run in the gradients' dtype (a float64 copy of the chunk costs more
+        # than the gradients themselves); across chunks they accumulate in float64
+        total += g.sum(0).to(torch.float64)
+        flat = g.reshape(-1)
+        sq += float(torch.dot(flat, flat))
     G = total / n
     g2 = float(G @ G)
     tr = max(sq / n - g2, 0.0)
