@@ -65,7 +65,8 @@ def bench_stacked(runs: int = 16, steps: int = 300, batch_size: int = 16) -> Non
         t_alone = time.perf_counter() - t
     diff = max(abs(a.final_loss - b.final_loss) / b.final_loss for a, b in zip(stacked, alone, strict=True))
     print(f"[stacked] {runs} runs × {steps} steps at B={batch_size}: stacked {t_stacked:.2f} s, one after "
-          f"another {t_alone:.2f} s: {t_alone / t_stacked:.1f}x; max rel. diff of final losses {diff:.1e} (float32)")
+          f"another {t_alone:.2f} s: {t_alone / t_stacked:.1f}x; max rel. diff of final losses {diff:.1e} "
+          "(float32)")
 
 
 def bench_executors(workers: int, skip_ray: bool) -> None:
@@ -86,7 +87,8 @@ def bench_executors(workers: int, skip_ray: bool) -> None:
             dt = time.perf_counter() - t
             if hasattr(ex, "shutdown"):
                 ex.shutdown()
-            results[name] = {k: (r["steps_to_target"], r["diverged"], r["censored"]) for k, r in store.records.items()}
+            results[name] = {k: (r["steps_to_target"], r["diverged"], r["censored"])
+                             for k, r in store.records.items()}
             print(f"[executors] {name}: {len(store)} points in {dt:.1f} s = {len(store) / dt:.2f} points/s "
                   f"({workers} workers, start-up included)")
         if "ray" in results:

@@ -29,7 +29,8 @@ def run(tmp_path_factory):
 
 
 def test_noise_scale_json_is_one_object_with_the_documented_keys(capsys):
-    assert main(["scaling", "noise-scale", "--problem", "digits-mlp", "--width", "8", "--format", "json"]) == 0
+    assert main(["scaling", "noise-scale", "--problem", "digits-mlp", "--width", "8",
+                 "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["method"] == "exact" and out["b_simple"] > 0
     assert abs(out["b_simple"] - out["trace_cov"] / out["grad_norm_sq"]) < 1e-9 * out["b_simple"]
@@ -38,13 +39,21 @@ def test_noise_scale_json_is_one_object_with_the_documented_keys(capsys):
 def test_noise_scale_two_batch_after_training_with_a_figure(tmp_path, capsys):
     fig = tmp_path / "ns.png"
     assert main(["scaling", "noise-scale", "--width", "8", "--at", "trained", "--steps", "20",
-                 "--method", "two-batch", "--num-batches", "20", "--figure", str(fig), "--format", "json"]) == 0
+                 "--method", "two-batch", "--num-batches", "20", "--figure", str(fig),
+                 "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["method"] == "two-batch" and out["at"] == "trained" and fig.is_file()
 
 
+def test_noise_scale_hessian_method(capsys):
+    assert main(["scaling", "noise-scale", "--width", "4", "--method", "hessian", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "hessian" and out["b_simple"] > 0
+
+
 def test_sweep_writes_points_config_fit_and_figures(run, capsys):
-    assert (run / "points.jsonl").is_file() and (run / "sweep.json").is_file() and (run / "fit.json").is_file()
+    assert (run / "points.jsonl").is_file() and (run / "sweep.json").is_file()
+    assert (run / "fit.json").is_file()
     assert (run / "steps-vs-batch-1.5.png").is_file()
     fit = json.loads((run / "fit.json").read_text())
     assert fit["fits"][0]["batch_sizes"] == [16, 64]
@@ -77,7 +86,8 @@ def test_nqm_json(capsys):
     (["scaling", "sweep", "--problem", "nope", "--executor", "inline"], ["--problem"]),
     (["scaling", "sweep", "--batch-sizes", "0,2"], ["--batch-sizes", "positive"]),
     (["scaling", "sweep", "--batch-sizes", "a,b"], ["--batch-sizes"]),
-    (["scaling", "sweep", "--lr-min", "0.5", "--lr-max", "0.1", "--executor", "inline"], ["--lr-min/--lr-max"]),
+    (["scaling", "sweep", "--lr-min", "0.5", "--lr-max", "0.1", "--executor", "inline"],
+     ["--lr-min/--lr-max"]),
     (["scaling", "sweep", "--executor", "dask"], ["--executor", "local"]),
     (["scaling", "sweep", "--address", "1.2.3.4:6379"], ["--address"]),
     (["scaling", "noise-scale", "--figure", "x.pdf"], ["--figure", ".png"]),

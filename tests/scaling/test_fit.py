@@ -16,7 +16,7 @@ def test_hyperbola_is_recovered_exactly_from_exact_points():
     assert math.isclose(f.s_min, 100, rel_tol=1e-9) and math.isclose(f.b_crit, 30, rel_tol=1e-9)
     assert math.isclose(f.e_min, 3000, rel_tol=1e-9) and f.max_rel_err < 1e-9
     # the same curve in E, S form: (S/S_min − 1)(E/E_min − 1) = 1
-    for b, s in zip(B, S):
+    for b, s in zip(B, S, strict=True):
         assert math.isclose((s / f.s_min - 1) * (b * s / f.e_min - 1), 1, rel_tol=1e-8)
 
 
@@ -35,7 +35,8 @@ def _records(rng, seeds, noise):
         best_k = min(int(round(2 * math.log2(B))), 10)
         for k in range(best_k - 1, best_k + 2):
             for s in seeds:
-                steps = 100 * (1 + 30 / B) * (1 + 0.3 * abs(k - best_k)) * math.exp(noise * rng.standard_normal())
+                slow = 1 + 0.3 * abs(k - best_k)
+                steps = 100 * (1 + 30 / B) * slow * math.exp(noise * rng.standard_normal())
                 recs.append({"batch_size": B, "lr_index": k, "lr": 0.05 * 2 ** (k / 2), "seed": s,
                              "steps_to_target": [steps]})
     return recs

@@ -76,4 +76,4 @@ def test_momentum_and_preconditioning_raise_the_critical_batch_size():
     assert sw.steps["momentum"][-1] < 0.7 * sw.steps["sgd"][-1]
     # steps fall with batch size for every optimizer
     for s in sw.steps.values():
-        assert all(a >= b for a, b in zip(s, s[1:]))
+        assert all(a >= b for a, b in zip(s, s[1:], strict=False))

@@ -38,7 +38,7 @@ def test_stacked_runs_equal_torch_optim_runs_alone():
         scale = 0.01 if optimizer == "adam" else 1.0
         out = train_stacked(problem, StackedRuns([lr * scale for lr in lrs], seeds), batch_size=16,
                             targets=[0.0], max_steps=STEPS, optimizer=optimizer, stop_at_target=False)
-        for o, lr, s in zip(out, lrs, seeds):
+        for o, lr, s in zip(out, lrs, seeds, strict=True):
             ref = _alone(problem, lr * scale, s, 16, optimizer)
             # float64, 15 steps of sums over ~10³ terms: far below 1e-10 relative
             assert abs(o.final_loss - ref) <= 1e-10 * ref, (optimizer, lr, s)
@@ -62,7 +62,7 @@ def test_generic_vmap_path_equals_the_batched_matmul_path():
     a = train_stacked(base, StackedRuns([0.3, 0.6], [1, 2]), **kw)
     b = train_stacked(wrapped, StackedRuns([0.3, 0.6], [1, 2]),
                       init=lambda s: {f"net.{k}": v for k, v in init_params(base, s).items()}, **kw)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert x.steps_to_target == y.steps_to_target
         assert abs(x.final_loss - y.final_loss) <= 1e-10 * x.final_loss
 

@@ -144,7 +144,8 @@ def lr_vs_batch(ctx: Context) -> str:
             "{small_batch_range!v} (90% interval [{lr_slope_small_lo!v:.2f}, {lr_slope_small_hi!v:.2f}], "
             "ε_max/(1 + B_crit/B) with B_crit {b_crit:.1f} from the steps gives " + f"{expected_small:.2f}), "
             "{lr_slope_large:.2f} at B in {large_batch_range!v} (90% [{lr_slope_large_lo!v:.2f}, "
-            "{lr_slope_large_hi!v:.2f}], law " + f"{expected_large:.2f}" + "): saturates at ε_max ≈ {lr_law_max:.2f}")
+            "{lr_slope_large_hi!v:.2f}], law " + f"{expected_large:.2f}"
+            + "): saturates at ε_max ≈ {lr_law_max:.2f}")
 
 
 @claim("scaling.steps-vs-batch", section=SECTION, statement="""
@@ -154,7 +155,6 @@ def lr_vs_batch(ctx: Context) -> str:
     start of training), predicts B_crit to within a small factor (4); later in training
     B_simple grows and bounds B_crit from above for constant-LR SGD.""")
 def steps_vs_batch(ctx: Context) -> str:
-    import torch
 
     from trainlab.plotting import new_figure
     from trainlab.scaling.fit import fit_power_law, percentile_interval
@@ -327,7 +327,8 @@ def optimizer_batch(ctx: Context) -> str:
                                                 "b_crit": {k: v.b_crit for k, v in crit.items()}})
     return ("NQM B_crit: SGD {nqm_b_crit_sgd:.0f}, momentum {nqm_b_crit_momentum:.0f} "
             "(×{nqm_b_crit_ratio_momentum}), preconditioned {nqm_b_crit_preconditioned:.0f} "
-            "(×{nqm_b_crit_ratio_preconditioned}); momentum/SGD steps {nqm_small_batch_ratio_momentum} at B=1, "
+            "(×{nqm_b_crit_ratio_preconditioned}); momentum/SGD steps {nqm_small_batch_ratio_momentum} "
+            "at B=1, "
             "{nqm_large_batch_ratio_momentum} at the largest B. Digits, steps vs SGD at B={batch_small!v} / "
             "B={batch_large!v}: momentum {momentum_ratio_small:.2f} / {momentum_ratio_large:.2f}, "
             "Adam {adam_ratio_small:.2f} / {adam_ratio_large:.2f}")
@@ -340,7 +341,6 @@ def optimizer_batch(ctx: Context) -> str:
     law in compute; the compute-optimal width at each budget is reported (on this small data
     set it stays small: more steps, not a larger model, is the better use of compute here).""")
 def model_size(ctx: Context) -> str:
-    from trainlab.plotting import new_figure
     from trainlab.scaling.fit import fit_power_law, percentile_interval, seed_resamples
     from trainlab.scaling.model_size import compute_frontier, model_size_sweep
 

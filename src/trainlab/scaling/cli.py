@@ -44,7 +44,8 @@ _FLOATS = _NumberList(float, "comma-separated positive numbers, e.g. 0.2,0.1")
 def _problem_options(f):  # type: ignore[no-untyped-def]
     for opt in reversed([
         click.option("--problem", default="digits-mlp", show_default=True,
-                     help="linreg, linreg:PATH.npz, digits-mlp, or a model factory package.module:factory(args)."),
+                     help="linreg, linreg:PATH.npz, digits-mlp, or a model factory "
+                          "package.module:factory(args)."),
         click.option("--data", default=None, help="digits or PATH.npz (arrays x, y), for a model factory."),
         click.option("--loss", type=click.Choice(["mse", "cross-entropy"]), default=None,
                      help="Loss for a model factory (default cross-entropy)."),
@@ -66,7 +67,8 @@ def _figure_path(figure: str | None) -> Path | None:
         return None
     p = Path(figure)
     if p.suffix.lower() != ".png":
-        raise ArgumentError("--figure", figure, "a .png path (the figure's data is written beside it as .json)")
+        raise ArgumentError("--figure", figure,
+                            "a .png path (the figure's data is written beside it as .json)")
     return p
 
 
@@ -116,9 +118,11 @@ def group() -> None:
 @_problem_options
 @click.option("--at", "at", type=click.Choice(["init", "trained"]), default="init", show_default=True,
               help="Measure at the starting point, or after --steps of SGD.")
-@click.option("--method", type=click.Choice(["auto", "exact", "two-batch"]), default="auto", show_default=True,
+@click.option("--method", type=click.Choice(["auto", "exact", "two-batch", "hessian"]), default="auto",
+              show_default=True,
               help="exact: per-example gradients (vmap); two-batch: McCandlish's estimator; auto: exact "
-                   "when the per-example gradients fit in memory.")
+                   "when the per-example gradients fit in memory; hessian: B_noise = tr(HΣ)/GᵀHG with "
+                   "Hessian-vector products (trace_cov is then tr(HΣ)).")
 @click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True,
               help="SGD steps before measuring, with --at trained.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
@@ -143,7 +147,12 @@ def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int
     import torch
 
     from trainlab.memory import require_memory
-    from trainlab.scaling.noise_scale import TwoBatchEstimator, exact_noise_scale, noise_scale_trajectory
+    from trainlab.scaling.noise_scale import (
+        TwoBatchEstimator,
+        exact_noise_scale,
+        hessian_noise_scale,
+        noise_scale_trajectory,
+    )
     from trainlab.seeding import generator
     from trainlab.threads import limit_threads
 
@@ -167,6 +176,8 @@ def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int
             params = _train_sgd(p, params, lr, batch_size, steps, generator(seed, "noise-scale-train"))
         if method == "exact":
             result = exact_noise_scale(p, params)
+        elif method == "hessian":
+            result = hessian_noise_scale(p, params, max_examples=512, gen=generator(seed, "hessian"))
         else:
             est = TwoBatchEstimator(b_small, b_big)
             hook = est.callback(p, generator(seed, "two-batch"))
@@ -186,7 +197,8 @@ def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int
             traj.plot(ax)
             data_out = {"steps": traj.steps, "b_simple": traj.b_simple, "loss": traj.loss}
         else:
-            ax.bar(["|G|²", "tr Σ / B_simple"], [result.grad_norm_sq, result.trace_cov / max(result.b_simple, 1e-30)])
+            ax.bar(["|G|²", "tr Σ / B_simple"],
+                   [result.grad_norm_sq, result.trace_cov / max(result.b_simple, 1e-30)])
             ax.set_title(f"B_simple = {result.b_simple:.4g} ({result.method})", fontsize=9)
             data_out = result.as_dict()
         _save(fig, fig_path, data_out)
@@ -199,12 +211,13 @@ def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int
             ["examples", result.num_examples if result.method == "exact" else p.num_examples]])
 
 
-def _train_sgd(p: Any, params: dict[str, Any], lr: float, batch_size: int, steps: int, gen: Any) -> dict[str, Any]:
+def _train_sgd(p: Any, params: dict[str, Any], lr: float, batch_size: int, steps: int,
+               gen: Any) -> dict[str, Any]:
     import torch
 
     for _ in range(steps):
         xb, yb = p.sample_batch(batch_size, gen)
-        g = torch.func.grad(lambda q: p.loss(q, xb, yb))(params)
+        g = torch.func.grad(lambda q, xb=xb, yb=yb: p.loss(q, xb, yb))(params)
         params = {k: params[k] - lr * g[k] for k in params}
     return params
 
@@ -217,7 +230,8 @@ def _train_sgd(p: Any, params: dict[str, Any], lr: float, batch_size: int, steps
               help="Smallest learning rate of the √2 grid.")
 @click.option("--lr-max", type=click.FloatRange(min=0, min_open=True), default=0.8, show_default=True,
               help="Largest learning rate of the √2 grid (extended automatically at an edge).")
-@click.option("--seeds", type=_INTS, default="1,2,3", show_default=True, help="Run seeds (init and batch order).")
+@click.option("--seeds", type=_INTS, default="1,2,3", show_default=True,
+              help="Run seeds (init and batch order).")
 @click.option("--targets", type=_FLOATS, default="0.2,0.1", show_default=True, help="Target training losses.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="sgd", show_default=True)
@@ -234,8 +248,9 @@ def _train_sgd(p: Any, params: dict[str, Any], lr: float, batch_size: int, steps
 @click.option("--resume", is_flag=True, help="Continue the sweep in --out (finished points are skipped).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out.")
 @_FORMAT
-def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | None, batch_sizes: tuple[int, ...],
-              lr_min: float, lr_max: float, seeds: tuple[int, ...], targets: tuple[float, ...], max_steps: int,
+def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | None,
+              batch_sizes: tuple[int, ...], lr_min: float, lr_max: float, seeds: tuple[int, ...],
+              targets: tuple[float, ...], max_steps: int,
               optimizer: str, momentum: float, adaptive_grid: bool, max_extensions: int, data_seed: int,
               executor: str, workers: int | None, address: str | None, out: str | None, resume: bool,
               overwrite: bool, fmt: str) -> None:
@@ -263,7 +278,8 @@ def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | Non
 
     with progress_bar() as bar:
         task = bar.add_task("sweep", total=None)
-        run_sweep(config, run_dir, ex, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        run_sweep(config, run_dir, ex,
+                  progress=lambda done, total: bar.update(task, completed=done, total=total))
     if hasattr(ex, "shutdown"):
         ex.shutdown()
     _fit_and_report(run_dir, None, 1000, fmt)
@@ -292,7 +308,8 @@ def _fit_and_report(run: Path, target: float | None, bootstrap: int, fmt: str) -
     config, store = load_sweep(run)
     targets = config.sorted_targets
     if target is not None and target not in targets:
-        raise ArgumentError("--target", target, "one of the sweep's targets: " + ", ".join(f"{t:g}" for t in targets))
+        raise ArgumentError("--target", target,
+                            "one of the sweep's targets: " + ", ".join(f"{t:g}" for t in targets))
     chosen = [target] if target is not None else targets
     records = list(store.records.values())
     fits = []
@@ -322,7 +339,8 @@ def _fit_and_report(run: Path, target: float | None, bootstrap: int, fmt: str) -
     for f in fits:
         rows = [[B, lr, s, B * s if math.isfinite(s) else math.inf]
                 for B, lr, s in zip(f.batch_sizes, f.best_lr, f.best_steps, strict=True)]
-        _table(f"steps to loss ≤ {f.target:g} ({config.optimizer}, {len(config.seeds)} seeds, {len(records)} points)",
+        _table(f"steps to loss ≤ {f.target:g} ({config.optimizer}, {len(config.seeds)} seeds, "
+               f"{len(records)} points)",
                ["batch size", "best LR", "steps", "examples"], rows)
         c = f.critical
         click.echo(f"S_min {c.s_min:.4g}  E_min {c.e_min:.4g}  B_crit {c.b_crit:.4g} "
@@ -340,7 +358,8 @@ def _fit_and_report(run: Path, target: float | None, bootstrap: int, fmt: str) -
               show_default=True, help="Target expected loss as a fraction of the initial loss.")
 @click.option("--figure", default=None, help="PNG of steps vs batch size per optimizer.")
 @_FORMAT
-def nqm_cmd(dim: int, batch_sizes: tuple[float, ...], target_fraction: float, figure: str | None, fmt: str) -> None:
+def nqm_cmd(dim: int, batch_sizes: tuple[float, ...], target_fraction: float, figure: str | None,
+            fmt: str) -> None:
     """Exact steps to target in the noisy quadratic model (Zhang et al. 2019): SGD, momentum, H^-1/2."""
     from trainlab.scaling.fit import fit_critical_batch
     from trainlab.scaling.nqm import NQM, nqm_batch_sweep

@@ -162,7 +162,8 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ArgumentError("--executor", "ray", "local, or install Ray first: pip install 'trainlab[ray]'") from None
+        raise ArgumentError("--executor", "ray",
+                            "local, or install Ray first: pip install 'trainlab[ray]'") from None
     return ray
 
 

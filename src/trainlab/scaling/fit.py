@@ -123,8 +123,10 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> PowerLawFit:
     return PowerLawFit(float(math.exp(icpt)), float(slope), r2)
 
 
-def steps_table(records: Sequence[Mapping[str, Any]], seeds: Sequence[int], target_index: int
-                ) -> tuple[list[int], dict[int, list[int]], dict[int, dict[int, np.ndarray]], dict[int, float]]:
+StepsTable = tuple[list[int], dict[int, list[int]], dict[int, dict[int, np.ndarray]], dict[int, float]]
+
+
+def steps_table(records: Sequence[Mapping[str, Any]], seeds: Sequence[int], target_index: int) -> StepsTable:
     """(batch sizes, lr indices per batch size, steps[B][k] as an array over ``seeds`` (inf: not
     reached or missing), lr of each index)."""
     sizes = sorted({r["batch_size"] for r in records})
@@ -276,5 +278,6 @@ def seed_resamples(num_seeds: int, num_resamples: int, rng: np.random.Generator)
 
 
 def percentile_interval(samples: np.ndarray, level: float = 0.9) -> tuple[float, float]:
-    lo, hi = np.nanpercentile(np.asarray(samples, dtype=float), [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    lo, hi = np.nanpercentile(np.asarray(samples, dtype=float), q)
     return float(lo), float(hi)

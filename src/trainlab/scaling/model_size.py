@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.plotting import subplots_or
 from trainlab.problems import digits_mlp
 from trainlab.scaling.fit import PowerLawFit, fit_power_law
 from trainlab.scaling.stacked import StackedRuns, train_stacked

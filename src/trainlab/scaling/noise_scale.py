@@ -277,6 +277,6 @@ def noise_scale_trajectory(problem: Problem, params: Mapping[str, Tensor], *, lr
         if t == last:
             break
         xb, yb = problem.sample_batch(batch_size, gen)
-        g = torch.func.grad(lambda p: problem.loss(p, xb, yb))(params)
+        g = torch.func.grad(lambda p, xb=xb, yb=yb: problem.loss(p, xb, yb))(params)
         params = {k: params[k] - lr * g[k] for k in params}
     return out

@@ -27,6 +27,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn

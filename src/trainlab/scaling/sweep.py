@@ -44,7 +44,8 @@ __all__ = [
 
 CONFIG_FILE = "sweep.json"
 POINTS_FILE = "points.jsonl"
-LR_PROTOCOL = "constant learning rate from step 1 (no warm-up, no decay); best LR per batch size by mean steps over seeds"
+LR_PROTOCOL = ("constant learning rate from step 1 (no warm-up, no decay); "
+               "best LR per batch size by mean steps over seeds")
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ class SweepConfig:
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
             raise ArgumentError("--batch-sizes", list(self.batch_sizes), "positive integers, e.g. 1,2,4,8")
         if not self.lr_indices:
-            raise ArgumentError("--lr-min/--lr-max", self.lr_base, "a learning-rate grid with at least one value "
+            raise ArgumentError("--lr-min/--lr-max", self.lr_base,
+                                "a learning-rate grid with at least one value "
                                 "(--lr-max ≥ --lr-min)")
         if not (self.lr_base > 0 and math.isfinite(self.lr_base)):
             raise ArgumentError("--lr-min", self.lr_base, "a positive learning rate")
@@ -337,7 +339,8 @@ def _check_resume(run_dir: Path, config: SweepConfig) -> None:
     if path.is_file():
         old = read_json(path)
         if old != config.to_json():
-            changed = sorted(k for k in set(old) | set(config.to_json()) if old.get(k) != config.to_json().get(k))
+            new = config.to_json()
+            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise ArgumentError("--resume", str(run_dir), "a sweep with the same settings (these differ: "
                                 + ", ".join(changed) + "; use --overwrite to start again)")
 
