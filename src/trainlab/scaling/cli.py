@@ -105,6 +105,8 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if math.isinf(v):
             return "not reached"
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{v:,.0f}"
         return f"{v:.4g}"
     return str(v)
 
