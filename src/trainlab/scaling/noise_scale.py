@@ -253,7 +253,7 @@ class NoiseScaleTrajectory:
         ax.semilogy([max(s, 0.5) for s in self.steps], self.b_simple, "o-", ms=3, label="B_simple (exact)")
         if b_crit is not None:
             ax.axhline(b_crit, ls="--", c="grey", label=f"fitted B_crit = {b_crit:.3g}")
-        ax.set_xlabel("SGD step")
+        ax.set_xlabel("step")
         ax.set_ylabel("B_simple = tr Σ / |G|²")
         ax.legend(fontsize=7)
         return fig
