@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from trainlab.scaling.fit import fit_critical_batch, fit_lr_law, fit_power_law, fit_sweep
+from trainlab.scaling.fit import fit_critical_batch, fit_lr_law, fit_power_law, fit_sweep, refine_best_lr
 
 
 def test_hyperbola_is_recovered_exactly_from_exact_points():
@@ -45,7 +45,7 @@ def _records(rng, seeds, noise):
 def test_fit_sweep_picks_the_best_lr_and_its_interval_covers_the_truth():
     rng = np.random.default_rng(0)
     seeds = list(range(8))
-    f = fit_sweep(_records(rng, seeds, 0.05), seeds, [0.1], 0, num_resamples=300, rng=rng)
+    f = fit_sweep(_records(rng, seeds, 0.05), seeds, [0.1], 0, num_resamples=300, rng=rng, refine_lr=False)
     assert [round(2 * math.log2(lr / 0.05)) for lr in f.best_lr] == [min(int(round(2 * math.log2(B))), 10)
                                                                     for B in f.batch_sizes]
     lo, hi = f.b_crit_interval
@@ -57,5 +57,15 @@ def test_a_missing_seed_makes_that_learning_rate_unusable():
     rng = np.random.default_rng(1)
     recs = [r for r in _records(rng, [0, 1], 0.0) if not (r["batch_size"] == 2 and r["seed"] == 1
                                                           and r["lr_index"] == 2)]
-    f = fit_sweep(recs, [0, 1], [0.1], 0, num_resamples=20)
+    f = fit_sweep(recs, [0, 1], [0.1], 0, num_resamples=20, refine_lr=False)
     assert f.best_lr[0] != 0.05 * 2 ** (2 / 2)  # the best index at B=2 lost a seed
+
+
+def test_refined_best_lr_is_the_vertex_of_a_log_log_parabola():
+    lr_of = {k: 0.1 * 2 ** (k / 2) for k in range(5)}
+    true = 0.1 * 2 ** (1.7 / 2)
+    steps = {k: math.exp(2.0 * (math.log(lr_of[k]) - math.log(true)) ** 2 + 5) for k in lr_of}
+    assert math.isclose(refine_best_lr(lr_of, steps, 2), true, rel_tol=1e-9)
+    assert refine_best_lr(lr_of, steps, 0) == lr_of[0]  # at the edge: the grid value
+    steps[1] = math.inf
+    assert refine_best_lr(lr_of, steps, 2) == lr_of[2]  # a neighbour never reached the target

@@ -36,6 +36,7 @@ __all__ = [
     "fit_power_law",
     "fit_sweep",
     "percentile_interval",
+    "refine_best_lr",
     "seed_resamples",
     "steps_table",
 ]
@@ -225,12 +226,15 @@ class SweepFit:
 
 def fit_sweep(records: Sequence[Mapping[str, Any]], seeds: Sequence[int], targets: Sequence[float],
               target_index: int = 0, *, num_resamples: int = 1000, rng: np.random.Generator | None = None,
-              level: float = 0.9, resample_weights: np.ndarray | None = None) -> SweepFit:
+              level: float = 0.9, resample_weights: np.ndarray | None = None,
+              refine_lr: bool = True) -> SweepFit:
     """Fit the sweep's best steps per batch size at ``targets[target_index]`` (targets ascending),
     with ``level`` percentile bootstrap intervals over seeds.
 
     ``resample_weights`` (num_resamples, len(seeds)) fixes the bootstrap draws (seed counts), so
-    two sweeps over the same seeds can be resampled jointly (paired ratios).
+    two sweeps over the same seeds can be resampled jointly (paired ratios). With ``refine_lr``
+    the best learning rate is refined between grid points (:func:`refine_best_lr`); the steps
+    are always the best grid point's.
     """
     rng = rng or np.random.default_rng(0)
     if resample_weights is None:
@@ -243,7 +247,10 @@ def fit_sweep(records: Sequence[Mapping[str, Any]], seeds: Sequence[int], target
         for B in sizes:
             means = {k: _weighted_mean_finite(table[B][k], weights) for k in table[B]}
             k = min(means, key=lambda k: (means[k], k)) if means else None
-            lrs.append(lr_of[k] if k is not None and math.isfinite(means[k]) else math.nan)
+            if k is None or not math.isfinite(means[k]):
+                lrs.append(math.nan)
+            else:
+                lrs.append(refine_best_lr(lr_of, means, k) if refine_lr else lr_of[k])
             steps.append(means[k] if k is not None else math.inf)
         return lrs, steps
 
@@ -269,6 +276,28 @@ def fit_sweep(records: Sequence[Mapping[str, Any]], seeds: Sequence[int], target
     return SweepFit(float(sorted(targets)[target_index]), sizes, best_lr, best_steps, crit, law,
                     interval(0), interval(1), interval(2), num_resamples, samples[:, 0], lr_samples,
                     steps_samples)
+
+
+def refine_best_lr(lr_of: Mapping[Any, float], mean_steps: Mapping[Any, float], k: Any) -> float:
+    """The vertex of the parabola through (log η, log S) at the best grid point and its two
+    neighbours, kept between the neighbours; the grid value when a neighbour is missing or
+    not finite. Near its minimum log S is smooth in log η, and a flat optimum on a √2 grid
+    otherwise makes the argmin jump by a whole grid step between seeds."""
+    ks = sorted(mean_steps)
+    i = ks.index(k)
+    if i == 0 or i == len(ks) - 1:
+        return lr_of[k]
+    trio = ks[i - 1:i + 2]
+    s = [mean_steps[j] for j in trio]
+    if not all(math.isfinite(v) and v > 0 for v in s):
+        return lr_of[k]
+    x = np.log([lr_of[j] for j in trio])
+    y = np.log(s)
+    a, b, _ = np.polyfit(x, y, 2)
+    if a <= 0:
+        return lr_of[k]
+    vertex = float(np.clip(-b / (2 * a), x[0], x[2]))
+    return float(math.exp(vertex))
 
 
 def seed_resamples(num_seeds: int, num_resamples: int, rng: np.random.Generator) -> np.ndarray:
