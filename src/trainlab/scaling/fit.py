@@ -61,11 +61,19 @@ class CriticalBatchFit:
 
 def _nnls_linear_in_inverse(B: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """y ≈ a + b/B with a, b ≥ 0, least squares on relative error (rows divided by y)."""
-    from scipy.optimize import nnls
-
     A = np.stack([1.0 / y, 1.0 / (B * y)], axis=1)  # (n, 2): (a + b/B)/y ≈ 1
-    (a, b), _ = nnls(A, np.ones_like(y))
-    return float(a), float(b)
+    ones = np.ones_like(y)
+    (a, b), *_ = np.linalg.lstsq(A, ones, rcond=None)
+    if a >= 0 and b >= 0:
+        return float(a), float(b)
+    # non-negative least squares with two unknowns: the best of the two one-variable fits
+    fits = []
+    for col in (0, 1):
+        c = A[:, col]
+        v = max(float(c @ ones / (c @ c)), 0.0)
+        fits.append((float(np.sum((c * v - ones) ** 2)), col, v))
+    _, col, v = min(fits)
+    return (v, 0.0) if col == 0 else (0.0, v)
 
 
 def fit_critical_batch(batch_sizes: Sequence[float], steps: Sequence[float]) -> CriticalBatchFit:
