@@ -167,7 +167,8 @@ def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int
     if method == "auto":
         method = "exact" if per_example_bytes <= 2e9 else "two-batch"
     if method == "exact":
-        require_memory("--method", "exact", 3.0 * min(256, p.num_examples) * p.num_params * 8)
+        chunk = max(1, min(p.num_examples, int(256e6 // (4 * p.num_params))))  # exact_noise_scale's default
+        require_memory("--method", "exact", 3.0 * chunk * p.num_params * 8)
     traj = None
     with limit_threads(1):
         if at == "trained":

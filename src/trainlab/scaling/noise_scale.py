@@ -45,6 +45,7 @@ __all__ = [
     "loop_noise_scale",
     "NoiseScaleTrajectory",
     "noise_scale_trajectory",
+    "per_example_gradient_dict",
     "per_example_gradients",
     "two_batch_noise_scale",
 ]
@@ -70,40 +71,51 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else math.inf
 
 
-def per_example_gradients(problem: Problem, params: Mapping[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-    """Flattened per-example gradients (len(x), num_params) by vmap over grad of one example's loss."""
+def per_example_gradient_dict(problem: Problem, params: Mapping[str, Tensor], x: Tensor,
+                              y: Tensor) -> dict[str, Tensor]:
+    """Per-example gradients by name, each (len(x), *param.shape): vmap over grad of one example's loss."""
     buffers = problem.buffers()
 
     def one(p: Mapping[str, Tensor], xi: Tensor, yi: Tensor) -> Tensor:
         return problem.loss(p, xi.unsqueeze(0), yi.unsqueeze(0), buffers)  # a batch of one
 
-    grads = torch.func.vmap(torch.func.grad(one), in_dims=(None, 0, 0))(dict(params), x, y)
+    return torch.func.vmap(torch.func.grad(one), in_dims=(None, 0, 0))(dict(params), x, y)
+
+
+def per_example_gradients(problem: Problem, params: Mapping[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+    """Flattened per-example gradients (len(x), num_params)."""
+    grads = per_example_gradient_dict(problem, params, x, y)
     return torch.cat([g.reshape(len(x), -1) for g in grads.values()], dim=1)  # (B, P)
 
 
 def exact_noise_scale(problem: Problem, params: Mapping[str, Tensor] | None = None, *,
-                      chunk_size: int = 256, x: Tensor | None = None, y: Tensor | None = None) -> NoiseScale:
+                      chunk_size: int | None = None, x: Tensor | None = None,
+                      y: Tensor | None = None) -> NoiseScale:
     """Exact B_simple over the training set (or ``x, y``) from vmapped per-example gradients.
 
     Accumulates Σᵢ gᵢ and Σᵢ |gᵢ|² in float64 over chunks of ``chunk_size`` examples, so
-    memory is chunk_size × num_params floats whatever the data set's size.
+    memory is chunk_size × num_params floats whatever the data set's size (default: as many
+    examples as fit in about 256 MB of gradients; fewer, larger chunks are faster).
     """
     params = problem.params() if params is None else {k: v.detach() for k, v in params.items()}
     x = problem.x if x is None else x
     y = problem.y if y is None else y
     n, num_params = len(x), sum(v.numel() for v in params.values())
+    if chunk_size is None:
+        chunk_size = max(1, min(n, int(256e6 // (4 * num_params))))
     require_memory("chunk_size", chunk_size, 3.0 * min(chunk_size, n) * num_params * 8)
-    total = torch.zeros(num_params, dtype=torch.float64)
+    total = {k: torch.zeros(v.shape, dtype=torch.float64) for k, v in params.items()}
     sq = 0.0
     for start in range(0, n, chunk_size):
-        g = per_example_gradients(problem, params, x[start:start + chunk_size],
-                                  y[start:start + chunk_size])  # (b, P)
-        # within a chunk sums run in the gradients' dtype (a float64 copy of the chunk costs more
-        # than the gradients themselves); across chunks they accumulate in float64
-        total += g.sum(0).to(torch.float64)
-        flat = g.reshape(-1)
-        sq += float(torch.dot(flat, flat))
-    G = total / n
+        grads = per_example_gradient_dict(problem, params, x[start:start + chunk_size],
+                                          y[start:start + chunk_size])  # name -> (b, *shape)
+        # per parameter, without concatenating (a copy of every per-example gradient); within a
+        # chunk sums run in the gradients' dtype, across chunks they accumulate in float64
+        for k, g in grads.items():
+            total[k] += g.sum(0).to(torch.float64)
+            flat = g.reshape(-1)
+            sq += float(torch.dot(flat, flat))
+    G = torch.cat([t.reshape(-1) for t in total.values()]) / n
     g2 = float(G @ G)
     tr = max(sq / n - g2, 0.0)
     return NoiseScale(_ratio(tr, g2), g2, tr, "exact", n)
