@@ -105,7 +105,7 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         if math.isinf(v):
             return "not reached"
-        if v.is_integer() and abs(v) < 1e15:
+        if abs(v) >= 1000 and abs(v) < 1e15:
             return f"{v:,.0f}"
         return f"{v:.4g}"
     return str(v)
