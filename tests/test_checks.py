@@ -82,7 +82,9 @@ def test_default_summary_lists_the_checks():
     assert c.summary().startswith("e0 0 (≤ 1 ✓); e1 0.1 (≤ 1 ✓)") and "5 checks in all" in c.summary()
 
 
-@pytest.mark.parametrize("value, text", [(1234567, "1,234,567"), (0.25, "0.25"), (3e-12, "3.0e-12"), (160168.4, "160,168"), (2.5e13, "2.5e+13"),
-                                         (math.inf, "inf"), ([1, 2.5], "[1, 2.5]"), (True, "True")])
+@pytest.mark.parametrize("value, text", [
+    (1234567, "1,234,567"), (0.25, "0.25"), (3e-12, "3.0e-12"), (160168.4, "160,168"), (2.5e13, "2.5e+13"),
+    (math.inf, "inf"), ([1, 2.5], "[1, 2.5]"), (True, "True"),
+])
 def test_format_number(value, text):
     assert format_number(value) == text
