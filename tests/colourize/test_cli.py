@@ -17,7 +17,7 @@ from PIL import Image
 from trainlab.cli import main
 
 TINY = ["--max-train", "24", "--max-valid", "8", "--epochs", "1", "--batch-size", "12",
-        "--num-filters", "4", "--num-colours", "5", "--num-crops", "48"]
+        "--num-filters", "4", "--num-colours", "5", "--num-crops", "48", "--lr-schedule", "constant"]
 
 
 @pytest.fixture(scope="module")

@@ -57,14 +57,14 @@ def test_side_by_side_training_equals_one_run_per_seed(model):
                 F.cross_entropy(net(grey[idx]), labels[idx]).backward()
                 opt.step()
                 step += 1
-        alone = net.state_dict()
-        stacked = together.network(i).state_dict()
-        # grouped and plain convolutions sum in different orders: float32 rounding, amplified by
-        # Adam's division by √v over 6 steps, stays far below the size of one step (lr = 5e-3)
-        for k in alone:
-            assert torch.allclose(alone[k].float(), stacked[k].float(), atol=2e-4), k
-        net.eval()
+        # A conv bias feeding a batch norm has gradient 0 up to rounding, and Adam turns that
+        # rounding into ±lr steps, so such biases (and the running means that track them)
+        # differ. In training mode batch norm removes them exactly: compare what the networks
+        # compute there, and the final conv (no batch norm after it).
+        single = together.network(i).train()
+        net.train()
         with torch.no_grad():
-            logits = net(to_grey(d.valid))
-        acc = float((logits.argmax(1) == pal.labels(d.valid)).double().mean())
-        assert together.final_accuracy[i] == pytest.approx(acc, abs=0.02)
+            logits, logits_stacked = net(to_grey(d.valid)), single(to_grey(d.valid))
+        # float32 sums in another order (grouped vs plain conv) over 6 Adam steps of size 5e-3
+        assert torch.allclose(logits, logits_stacked, atol=1e-3, rtol=1e-3)
+        assert torch.allclose(net.final.weight, single.final.weight, atol=5e-4)

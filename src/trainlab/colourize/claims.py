@@ -66,9 +66,10 @@ class Protocol:
     num_evals: int = 2  # validation points per run for the figure (the last epoch always)
 
 
-#: Scale -> budget. quick: 6 seeds × 200 steps of 20 random 16×16 crops; full: 8 seeds × 1,000.
+#: Scale -> budget. quick: 6 seeds × 200 steps of 20 random 12×12 crops; full: 8 seeds × 1,000
+#: steps of 16×16 crops.
 PROTOCOL: dict[str, Protocol] = {
-    "quick": Protocol(num_seeds=6, num_filters=16, epochs=5, batch_size=20, num_crops=800),
+    "quick": Protocol(num_seeds=6, num_filters=16, epochs=5, batch_size=20, num_crops=800, patch_size=12),
     "full": Protocol(num_seeds=8, num_filters=16, epochs=20, batch_size=20, num_crops=1000, num_evals=5),
 }
 
