@@ -72,7 +72,8 @@ def test_comparison_verdict_is_the_paired_interval_and_training_is_shared(tmp_pa
         assert "interval" in ev.summary and ("FAILED" in ev.summary) == (not ev.passed)
         # histories are figures with their data, not dictionaries in the measured table
         assert not any("history" in k for k in m)
-    assert a.measured["ConvTransposeNet_accuracy_per_seed"] == b.measured["ConvTransposeNet_accuracy_per_seed"]
+    shared = "ConvTransposeNet_accuracy_per_seed"
+    assert a.measured[shared] == b.measured[shared]
     figs = tmp_path / "figures"
     assert (figs / "colourize.transpose-beats-pool-transpose-vs-pool.png").is_file()
     assert (figs / "colourize.transpose-beats-pool-transpose-vs-pool.json").is_file()

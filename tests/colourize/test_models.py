@@ -134,7 +134,8 @@ def test_stacked_networks_compute_each_network_on_its_own_channels(name, kernel)
             # grouped vs plain convolution: float32 sums in another order, ~1e-6 relative
             assert torch.allclose(out[:, 6 * i: 6 * i + 6], net(x[:, i: i + 1]), atol=1e-5)
     back = unstack_model(stacked, 1)
-    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), nets[1].state_dict().values()))
+    pairs = zip(back.state_dict().values(), nets[1].state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
 
 
 def test_stacking_refuses_networks_of_different_kinds():

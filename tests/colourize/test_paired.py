@@ -21,7 +21,7 @@ def test_paired_interval_matches_scipy_ttest_rel():
     worse = [0.50, 0.52, 0.51, 0.55, 0.50, 0.49]
     d = paired_difference(better, worse, 0.95)
     ci = ttest_rel(better, worse).confidence_interval(0.95)
-    assert d.mean == pytest.approx(sum(b - w for b, w in zip(better, worse)) / 6, abs=1e-15)
+    assert d.mean == pytest.approx(sum(b - w for b, w in zip(better, worse, strict=True)) / 6, abs=1e-15)
     assert (d.low, d.high) == pytest.approx((ci.low, ci.high), rel=1e-12)
     assert d.excludes_zero(+1) == (ci.low > 0) and not d.excludes_zero(-1)
 
@@ -37,12 +37,12 @@ def test_paired_interval_widens_with_confidence_and_needs_two_seeds():
 def test_side_by_side_training_equals_one_run_per_seed(model):
     seeds = [3, 8]
     data = [load_data("builtin", size=16, seed=s, num_crops=24) for s in seeds]
-    palettes = [fit_palette(d.train, 5, seed=s, max_pixels=2000) for d, s in zip(data, seeds)]
+    palettes = [fit_palette(d.train, 5, seed=s, max_pixels=2000) for d, s in zip(data, seeds, strict=True)]
     data = [d.subset(None, 6, seed=0) for d in data]
     together = train_side_by_side(model, seeds, data, palettes, num_filters=4, epochs=2, batch_size=10,
                                   lr=5e-3, lr_schedule="cosine")
     assert together.steps == 2 * 3
-    for i, (seed, d, pal) in enumerate(zip(seeds, data, palettes)):
+    for i, (seed, d, pal) in enumerate(zip(seeds, data, palettes, strict=True)):
         net = build_model(model, num_filters=4, num_colours=5, seed=seed)
         opt = torch.optim.Adam(net.parameters(), lr=5e-3)
         grey, labels = to_grey(d.train), pal.labels(d.train)

@@ -189,11 +189,21 @@ def _compare(ctx: Context, worse_name: str, better_name: str) -> str:
     c.record(f"{_NAMES[worse_name]}_loss_per_seed", worse.final_loss)
     c.record(f"{_NAMES[better_name]}_loss_per_seed", better.final_loss)
     c.record("grey_level_accuracy", 100 * sum(b.grey_level_accuracy for b in base) / len(base))
-    c.record("protocol", {**asdict(p), "data": "builtin", "num_valid": len(_data(ctx.scale, better.seeds[0], better.seeds[0])[0].valid)})
+    num_valid = len(_data(ctx.scale, better.seeds[0], better.seeds[0])[0].valid)
+    c.record("protocol", {**asdict(p), "data": "builtin", "num_valid": num_valid})
     c.expect("course_cifar10_horses", COURSE_CIFAR10_HORSES)
-    _figures(ctx, worse, better, acc, base)
     hi, lo = _NAMES[better_name], _NAMES[worse_name]
-    return (f"{hi} − {lo} over {p.num_seeds} paired seeds: accuracy {{accuracy_gain:+.2f}} points, "
+    if acc.low > 0:
+        reading = f"{hi} is ahead in accuracy for any seed at this budget"
+    elif acc.high < 0:
+        reading = (f"at this budget {lo} is ahead in accuracy for any seed (the interval lies below 0): "
+                   "the prediction does not hold here; compare the full scale, which trains 5× longer")
+    else:
+        reading = "the accuracy difference is not resolved at this budget (the interval contains 0)"
+    c.record("reading", reading)
+    _figures(ctx, worse, better, acc, base)
+    return ("{reading!v}. "
+            f"{hi} − {lo} over {p.num_seeds} paired seeds: accuracy {{accuracy_gain:+.2f}} points, "
             f"95% interval {{accuracy_interval:.2f}} (low {{accuracy_gain_low}}); "
             f"loss {{loss_change:+.3f}}, interval {{loss_interval:.3f}} (high {{loss_change_high}}); "
             f"means {hi} {{{hi}_accuracy:.1f}}%, {lo} {{{lo}_accuracy:.1f}}%, "

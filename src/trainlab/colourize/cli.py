@@ -304,7 +304,8 @@ def _image_format(path: Path) -> str:
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True,
-              help="Where to write the colourised image; its extension names the format (.png, .jpg, .webp, …).")
+              help="Where to write the colourised image; its extension names the format "
+              "(.png, .jpg, .webp, …).")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda, mps.")
 def predict_cmd(run: Path, image: Path, output: Path, device: str) -> None:
     """Colourise IMAGE (any size; it is made grey first) with the network of RUN."""

@@ -142,7 +142,8 @@ def _validate(stacked: torch.nn.Module, grey: torch.Tensor, labels: torch.Tensor
         for i in range(0, len(grey), batch_size):
             x = grey[i: i + batch_size]
             b, _, h, w = x.shape
-            logits = stacked(x.expand(b, s, h, w)).float().reshape(b, s, k, h, w)  # (B, S·K, H, W) -> (B, S, K, H, W)
+            # (B, 1, H, W) -> (B, S, H, W) -> (B, S·K, H, W) -> (B, S, K, H, W)
+            logits = stacked(x.expand(b, s, h, w)).float().reshape(b, s, k, h, w)
             target = labels[:, i: i + batch_size].transpose(0, 1)  # (S, B, H, W) -> (B, S, H, W)
             ce = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # (B, S, H, W)
             loss_sum += ce.double().sum((0, 2, 3))

@@ -169,7 +169,8 @@ class TrainConfig:
         if isinstance(self.num_crops, bool) or not isinstance(self.num_crops, int) or self.num_crops < 1:
             raise ArgumentError("--num-crops", self.num_crops, "an integer ≥ 1")
         if self.data == "builtin" and self.patch_size > BUILTIN_MAX_PATCH:
-            raise ArgumentError("--patch-size", self.patch_size, f"a multiple of 4 from 4 to {BUILTIN_MAX_PATCH} "
+            raise ArgumentError("--patch-size", self.patch_size,
+                                f"a multiple of 4 from 4 to {BUILTIN_MAX_PATCH} "
                                 "for builtin (the held-out photographs at half resolution are no larger)")
         if self.kernel not in KERNEL_SIZES:
             raise ArgumentError("--kernel", self.kernel, "one of " + ", ".join(map(str, KERNEL_SIZES)))
