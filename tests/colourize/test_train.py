@@ -107,7 +107,7 @@ def test_run_folder_holds_checkpoint_metrics_and_figures(small, tmp_path):
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["step"] == 0
     for name in ("config.json", "palette.npy", "curves.png", "curves.json", "eval.json",
-                 "samples/epoch-001.png", "samples/epoch-002.png"):
+                 "samples/epoch-001.png", "samples/epoch-002.png", "samples/epoch-002.json"):
         assert (tmp_path / name).is_file(), name
     assert not list(tmp_path.rglob("*.tmp"))
     config, model, loaded_palette, _ = load_run(tmp_path)
@@ -169,6 +169,7 @@ def test_resume_is_exact_under_a_cosine_schedule_and_refuses_more_epochs(small, 
         train(replace(config, epochs=3), data, tmp_path, resume=True)
 
 
+@pytest.mark.slow  # a subprocess that imports torch; test_ctrl_c_mid_epoch_saves_and_resume_is_exact is the fast one
 def test_a_real_sigint_finishes_the_step_saves_and_exits_130(tmp_path):
     import os
     import signal
@@ -230,7 +231,7 @@ def test_checkpoints_hold_cpu_tensors_and_load_onto_any_device(small, tmp_path):
     assert next(model.parameters()).device.type == "cpu" and _same_weights(model, result.model)
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.parametrize("precision", ["bf16", pytest.param("fp16", marks=pytest.mark.slow)])
 def test_reduced_precision_trains_close_to_fp32(small, precision):
     data, palette = small
     config = replace(CONFIG, epochs=3, batch_size=8, lr=3e-3, device="cpu")

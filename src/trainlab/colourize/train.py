@@ -243,6 +243,7 @@ def _plot_curves(history: list[EpochMetrics], label: str, ax: Axes | None) -> Ax
     ax.plot(epochs, [m.train_loss for m in history], "o-", label="train loss")
     ax.plot(epochs, [m.valid_loss for m in history], "s-", label="validation loss")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("cross-entropy")
     acc = ax.twinx()
     acc.plot(epochs, [100 * m.valid_accuracy for m in history], "^--", color="C2",
@@ -556,7 +557,9 @@ def _epoch_figures(out: Path, history: list[EpochMetrics], config: TrainConfig, 
                    rgb: torch.Tensor, predicted: torch.Tensor, truth: torch.Tensor) -> list[Path]:
     fig = image_grid(rgb, palette.render(truth), palette.render(predicted),
                      title=f"{config.model}, epoch {history[-1].epoch}: grey / quantised truth / prediction")
-    grid = save_figure(fig, out / "samples" / f"epoch-{history[-1].epoch:03d}.png")
+    grid = save_figure(fig, out / "samples" / f"epoch-{history[-1].epoch:03d}.png",
+                       {"rgb": rgb, "truth_labels": truth, "predicted_labels": predicted,
+                        "palette": palette.colours})
     fig, ax = _new_curves_figure()
     _plot_curves(history, f"{config.model} on {config.data}", ax)
     curves = save_figure(fig, out / "curves.png", {"history": [asdict(m) for m in history]})
