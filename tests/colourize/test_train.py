@@ -169,7 +169,7 @@ def test_resume_is_exact_under_a_cosine_schedule_and_refuses_more_epochs(small, 
         train(replace(config, epochs=3), data, tmp_path, resume=True)
 
 
-@pytest.mark.slow  # a subprocess that imports torch; test_ctrl_c_mid_epoch_saves_and_resume_is_exact is the fast one
+@pytest.mark.slow  # a subprocess importing torch; test_ctrl_c_mid_epoch_saves_and_resume_is_exact is fast
 def test_a_real_sigint_finishes_the_step_saves_and_exits_130(tmp_path):
     import os
     import signal
