@@ -10,15 +10,19 @@ loss. The S networks of one kind train side by side in one grouped network, and 
 (scale, seed, network) is trained once per process, shared by both claims (ConvTransposeNet
 is in both).
 
-The protocol (:data:`PROTOCOL`) was designed on seeds 0–3 (the user's seed) and checked
-on user seeds 100–109, which were not used while designing it (see the tests marked slow
-and the report of issue 13). Measured while designing (2 cores under load, 1 thread): at
-these budgets the networks are still learning (below the best-colour-per-grey-level lookup
-table, whose loss they approach), the *loss* ordering PoolUpsampleNet > ConvTransposeNet >
-UNet is clear for every seed, and UNet's accuracy lead over ConvTransposeNet (+1.4 to +3.3
-points) is resolved by the interval; ConvTransposeNet's accuracy lead over PoolUpsampleNet
-is not resolved at the quick budget (+0.1 ± 2.8 points at 400 steps) and is at the full
-one only if the interval says so: the verdict reports what was measured, whatever it is.
+The protocol (:data:`PROTOCOL`) was designed on user seeds 0 and 1 (and exploratory runs
+on pair seeds 0–5), then checked on user seeds 100, 101, 104 and 107: with 6 pairs,
+skip-connections-help failed at seed 107 (interval [−0.6, +4.6] points), so the quick
+scale was raised to 10 pairs, and that protocol was checked on user seeds 200–209, used for
+nothing else (the slow test ``test_quick_scale_verdicts_on_seeds_not_used_in_design``).
+Measured while designing (2 cores under heavy load, one thread): at these budgets the
+networks are still learning (below the best-colour-per-grey-level lookup table); the *loss*
+ordering PoolUpsampleNet > ConvTransposeNet > UNet held for every seed; UNet's accuracy lead
+over ConvTransposeNet was +1.4 to +3.3 points; but at 150–400 steps PoolUpsampleNet is
+*ahead* of ConvTransposeNet in accuracy (−0.5 to −6.6 points, the interval below zero for
+some seeds): learned upsampling needs a longer budget than the quick scale gives, so
+colourize.transpose-beats-pool fails at the quick scale and says so. The verdicts report
+what was measured, whatever it is.
 """
 
 from __future__ import annotations
@@ -66,10 +70,10 @@ class Protocol:
     num_evals: int = 2  # validation points per run for the figure (the last epoch always)
 
 
-#: Scale -> budget. quick: 6 seeds × 200 steps of 20 random 12×12 crops; full: 8 seeds × 1,000
+#: Scale -> budget. quick: 10 seeds × 200 steps of 20 random 12×12 crops; full: 8 seeds × 1,000
 #: steps of 16×16 crops.
 PROTOCOL: dict[str, Protocol] = {
-    "quick": Protocol(num_seeds=6, num_filters=16, epochs=5, batch_size=20, num_crops=800, patch_size=12),
+    "quick": Protocol(num_seeds=10, num_filters=16, epochs=5, batch_size=20, num_crops=800, patch_size=12),
     "full": Protocol(num_seeds=8, num_filters=16, epochs=20, batch_size=20, num_crops=1000, num_evals=5),
 }
 
