@@ -14,7 +14,10 @@ The protocol (:data:`PROTOCOL`) was designed on user seeds 0 and 1 (and explorat
 on pair seeds 0–5), then checked on user seeds 100, 101, 104 and 107: with 6 pairs,
 skip-connections-help failed at seed 107 (interval [−0.6, +4.6] points), so the quick
 scale was raised to 10 pairs, and that protocol was checked on user seeds 200–209, used for
-nothing else (the slow test ``test_quick_scale_verdicts_on_seeds_not_used_in_design``).
+nothing else (the slow test ``test_quick_scale_verdicts_on_seeds_not_used_in_design``): there
+skip-connections-help passed for 10 of 10 seeds (lower ends of the accuracy interval +0.8 to
++2.6 points, loss interval below 0 every time) and transpose-beats-pool failed for 10 of 10
+(its loss interval below 0 every time, its accuracy interval below 0 for 6 of them).
 Measured while designing (2 cores under heavy load, one thread): at these budgets the
 networks are still learning (below the best-colour-per-grey-level lookup table); the *loss*
 ordering PoolUpsampleNet > ConvTransposeNet > UNet held for every seed; UNet's accuracy lead
