@@ -241,3 +241,10 @@ def test_folder_needs_two_images(tmp_path):
         load_folder(tmp_path)
     with pytest.raises(ArgumentError, match="--data"):
         load_data(f"folder:{tmp_path / 'nowhere'}")
+
+
+def test_builtin_draws_fresh_crops_for_every_epoch_deterministically(builtin):
+    a, b = builtin.resample(2, 6), builtin.resample(2, 6)
+    assert torch.equal(a, b) and a.shape == (6, 3, 32, 32)
+    assert not torch.equal(a, builtin.resample(3, 6)) and not torch.equal(a, builtin.train[:6])
+    assert builtin.subset(10, 5, seed=1).resample is builtin.resample

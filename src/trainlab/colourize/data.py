@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.errors import ArgumentError, DataError
+from trainlab.seeding import derive_seed
 
 __all__ = [
     "BUILTIN_CROP_SCALES",
@@ -97,6 +98,9 @@ class ColourData:
     source: str
     train_names: tuple[str, ...] = ()
     valid_names: tuple[str, ...] = ()
+    #: ``resample(epoch, n)``: n fresh training images for ``epoch`` (a function of the seed and
+    #: the epoch), for sources that can draw more (``builtin``'s random crops); None otherwise.
+    resample: Callable[[int, int], torch.Tensor] | None = None
 
     def subset(self, max_train: int | None = None, max_valid: int | None = None,
                seed: int = 0) -> ColourData:
@@ -229,7 +233,11 @@ def _builtin(size: int, scales: Sequence[int], stride: int | None, seed: int,
     train_photos = [_photo(n) for n in BUILTIN_TRAIN]
     train = random_crops(train_photos, num_crops, size, seed=seed)
     valid = torch.cat([patches(_photo(n), size, scales, stride) for n in BUILTIN_VALID])
-    return ColourData(train, valid, "builtin", BUILTIN_TRAIN, BUILTIN_VALID)
+
+    def resample(epoch: int, n: int) -> torch.Tensor:
+        return random_crops(train_photos, n, size, seed=derive_seed(seed, "builtin-epoch", epoch))
+
+    return ColourData(train, valid, "builtin", BUILTIN_TRAIN, BUILTIN_VALID, resample)
 
 
 # --------------------------------------------------------------------------- CIFAR-10
