@@ -11,7 +11,8 @@ A data spec names the source (CLAIMS.md §5, issue 5):
   flower or grace_hopper is ever trained on). Training images are ``num_crops`` random
   crops (a seeded draw: photograph uniformly, downscale factor uniformly from
   :data:`BUILTIN_CROP_SCALES` (area averaging), position uniformly, a horizontal flip with
-  probability 1/2), so training sees many distinct patches; validation images are the
+  probability 1/2), and the trainer draws a fresh set every epoch (:attr:`ColourData.resample`),
+  so training sees many distinct patches; validation images are the
   non-overlapping patches of the held-out photographs at :data:`BUILTIN_SCALES`, the same for
   every seed. Offline and deterministic in the seed.
 - ``cifar10:PATH``: a user's ``cifar-10-python.tar.gz`` or its extracted folder; one category
