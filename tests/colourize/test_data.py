@@ -22,6 +22,7 @@ from trainlab.colourize.data import (
     load_data,
     load_folder,
     patches,
+    random_crops,
     read_image,
     to_grey,
 )
@@ -30,28 +31,51 @@ from trainlab.errors import ArgumentError, DataError
 
 @pytest.fixture(scope="module")
 def builtin():
-    return load_data("builtin")
+    return load_data("builtin", num_crops=300, seed=0)
 
 
-def test_builtin_splits_by_whole_photograph(builtin):
+def test_builtin_uses_every_shipped_colour_photograph_split_by_photograph(builtin):
     assert set(builtin.train_names).isdisjoint(builtin.valid_names)
     photos = builtin_photographs()
+    assert set(photos) == set(BUILTIN_TRAIN) | set(BUILTIN_VALID) and len(photos) == 11
+    assert all(p.shape[0] == 3 for p in photos.values())
     valid = torch.cat([patches(photos[n], 32, BUILTIN_SCALES) for n in BUILTIN_VALID])
-    train = torch.cat([patches(photos[n], 32, BUILTIN_SCALES) for n in BUILTIN_TRAIN])
-    assert torch.equal(builtin.valid, valid) and torch.equal(builtin.train, train)
-    # no validation patch appears among the training patches
-    seen = {p.numpy().tobytes() for p in builtin.train}
-    assert not any(p.numpy().tobytes() in seen for p in builtin.valid)
+    assert torch.equal(builtin.valid, valid)
+    assert builtin.train.shape == (300, 3, 32, 32)
 
 
-def test_builtin_is_deterministic_and_scaled_by_256(builtin):
-    again = load_data("builtin")
+def test_every_crop_comes_from_a_training_photograph_and_none_from_a_held_out_one():
+    photos = builtin_photographs()
+    crops = random_crops([photos["coffee"]], 40, 16, seed=5, scales=(2,))
+    half = torch.nn.functional.avg_pool2d(photos["coffee"][None], 2)[0]
+    windows = half.unfold(1, 16, 1).unfold(2, 16, 1)  # (3, nh, nw, 16, 16)
+    flipped = windows.flip(-1)
+    for c in crops[:10]:
+        hit = ((windows - c[:, None, None]).abs().amax((0, 3, 4)) == 0).any() or \
+            ((flipped - c[:, None, None]).abs().amax((0, 3, 4)) == 0).any()
+        assert hit
+    # many distinct crops, some of them flipped
+    assert len({c.numpy().tobytes() for c in crops}) == 40
+
+
+def test_builtin_is_deterministic_in_the_seed_and_scaled_by_256(builtin):
+    again = load_data("builtin", num_crops=300, seed=0)
     assert torch.equal(builtin.train, again.train) and torch.equal(builtin.valid, again.valid)
-    assert builtin.train.shape[1:] == (3, 32, 32)
+    other = load_data("builtin", num_crops=300, seed=1)
+    assert not torch.equal(builtin.train, other.train) and torch.equal(builtin.valid, other.valid)
     assert float(builtin.train.min()) >= 0 and float(builtin.train.max()) <= 255 / 256
-    # patches at half resolution average 2×2 blocks of uint8/256 values: multiples of 1/1024
-    first = builtin.train[0] * 1024
-    assert torch.equal(first, first.round())
+    # crops average s×s blocks (s = 2, 3, 4) of uint8/256 values: multiples of 1/(256·144)
+    first = builtin.train[:20] * (256 * 144)
+    assert torch.allclose(first, first.round(), atol=1e-3)
+
+
+def test_builtin_refuses_a_patch_larger_than_its_held_out_photographs():
+    from trainlab.colourize.train import TrainConfig
+
+    with pytest.raises(ArgumentError, match="--patch-size"):
+        TrainConfig(patch_size=100_000)
+    with pytest.raises(ArgumentError, match="--num-crops"):
+        load_data("builtin", num_crops=0)
 
 
 def test_grey_is_the_mean_of_red_green_blue():
@@ -217,3 +241,10 @@ def test_folder_needs_two_images(tmp_path):
         load_folder(tmp_path)
     with pytest.raises(ArgumentError, match="--data"):
         load_data(f"folder:{tmp_path / 'nowhere'}")
+
+
+def test_builtin_draws_fresh_crops_for_every_epoch_deterministically(builtin):
+    a, b = builtin.resample(2, 6), builtin.resample(2, 6)
+    assert torch.equal(a, b) and a.shape == (6, 3, 32, 32)
+    assert not torch.equal(a, builtin.resample(3, 6)) and not torch.equal(a, builtin.train[:6])
+    assert builtin.subset(10, 5, seed=1).resample is builtin.resample

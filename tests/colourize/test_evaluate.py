@@ -73,3 +73,24 @@ def test_colourise_any_size_returns_palette_colours():
     out = colourise(model, palette, torch.rand(1, 1, 37, 22))
     assert out.shape == (1, 3, 37, 22)
     assert torch.equal(palette.render(palette.labels(out)), out)
+
+
+@pytest.mark.parametrize(("name", "kernel"), [("pool", 3), ("transpose", 5), ("unet", 4), ("unet", 3)])
+def test_tiled_colourising_equals_one_piece(name, kernel):
+    model = build_model(name, kernel=kernel, num_filters=4, num_colours=6, seed=1).eval()
+    g = torch.Generator().manual_seed(kernel)
+    for m in model.modules():  # batch norm with non-trivial statistics, as after training
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5, generator=g)
+            m.running_var.uniform_(0.5, 2.0, generator=g)
+    palette = Palette(torch.rand(6, 3, generator=g))
+    grey = torch.rand(1, 1, 203, 157, generator=g)
+    whole = colourise(model, palette, grey, tile=10**6)
+    assert torch.equal(colourise(model, palette, grey, tile=40), whole)
+    assert torch.equal(colourise(model, palette, grey, tile=63), whole)  # rounded down to 60
+
+
+def test_a_12_megapixel_photograph_needs_well_under_2_gb():
+    from trainlab.colourize.evaluate import colourise_bytes
+
+    assert colourise_bytes(3000, 4000, num_colours=24, num_filters=32) < 1e9

@@ -117,3 +117,29 @@ def test_every_public_name_exists(module):
 
     mod = importlib.import_module(module)
     assert mod.__all__ and all(hasattr(mod, name) for name in mod.__all__)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("kernel", [3, 4])
+def test_stacked_networks_compute_each_network_on_its_own_channels(name, kernel):
+    from trainlab.colourize.models import stack_models, unstack_model
+
+    nets = [build_model(name, kernel=kernel, num_filters=5, num_colours=6, seed=s).eval() for s in range(3)]
+    stacked = stack_models(nets).eval()
+    assert count_parameters(stacked) == 3 * count_parameters(nets[0])
+    x = torch.rand(2, 3, 16, 20)
+    with torch.no_grad():
+        out = stacked(x)  # (2, 3·6, 16, 20)
+        for i, net in enumerate(nets):
+            # grouped vs plain convolution: float32 sums in another order, ~1e-6 relative
+            assert torch.allclose(out[:, 6 * i: 6 * i + 6], net(x[:, i: i + 1]), atol=1e-5)
+    back = unstack_model(stacked, 1)
+    pairs = zip(back.state_dict().values(), nets[1].state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
+def test_stacking_refuses_networks_of_different_kinds():
+    from trainlab.colourize.models import stack_models
+
+    with pytest.raises(ValueError):
+        stack_models([build_model("pool", num_filters=4), build_model("unet", num_filters=4)])

@@ -107,7 +107,7 @@ def test_run_folder_holds_checkpoint_metrics_and_figures(small, tmp_path):
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["step"] == 0
     for name in ("config.json", "palette.npy", "curves.png", "curves.json", "eval.json",
-                 "samples/epoch-001.png", "samples/epoch-002.png"):
+                 "samples/epoch-001.png", "samples/epoch-002.png", "samples/epoch-002.json"):
         assert (tmp_path / name).is_file(), name
     assert not list(tmp_path.rglob("*.tmp"))
     config, model, loaded_palette, _ = load_run(tmp_path)
@@ -169,6 +169,7 @@ def test_resume_is_exact_under_a_cosine_schedule_and_refuses_more_epochs(small, 
         train(replace(config, epochs=3), data, tmp_path, resume=True)
 
 
+@pytest.mark.slow  # a subprocess importing torch; test_ctrl_c_mid_epoch_saves_and_resume_is_exact is fast
 def test_a_real_sigint_finishes_the_step_saves_and_exits_130(tmp_path):
     import os
     import signal
@@ -191,3 +192,71 @@ def test_a_real_sigint_finishes_the_step_saves_and_exits_130(tmp_path):
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] >= 1 and not list(out.glob(".*.tmp"))
     assert os.path.getsize(out / "checkpoint.pt") > 0
+
+
+def test_auto_device_is_the_cpu_without_a_gpu_and_a_missing_device_is_refused(monkeypatch):
+    from trainlab.colourize.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu") and resolve_device("cpu").type == "cpu"
+    for missing in ("cuda", "cuda:0", "mps"):
+        with pytest.raises(ArgumentError, match="--device"):
+            resolve_device(missing)
+    with pytest.raises(ArgumentError, match="one of"):
+        resolve_device("tpu")
+
+
+def test_auto_device_takes_a_gpu_when_one_is_present(monkeypatch):
+    from trainlab.colourize.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ArgumentError, match="cuda:0..cuda:0"):
+        resolve_device("cuda:1")
+
+
+def test_checkpoints_hold_cpu_tensors_and_load_onto_any_device(small, tmp_path):
+    data, palette = small
+    result = train(CONFIG, data, tmp_path, palette=palette, figures=False)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True, map_location="meta")
+    raw = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    devices = {t.device.type for t in raw["model"].values()}
+    devices |= {t.device.type for s in raw["optimizer"]["state"].values() for t in s.values()
+                if isinstance(t, torch.Tensor)}
+    assert devices == {"cpu"} and set(ckpt["model"]) == set(result.model.state_dict())
+    _, model, _, _ = load_run(tmp_path, device="cpu")
+    assert next(model.parameters()).device.type == "cpu" and _same_weights(model, result.model)
+
+
+@pytest.mark.parametrize("precision", ["bf16", pytest.param("fp16", marks=pytest.mark.slow)])
+def test_reduced_precision_trains_close_to_fp32(small, precision):
+    data, palette = small
+    config = replace(CONFIG, epochs=3, batch_size=8, lr=3e-3, device="cpu")
+    full = train(config, data, palette=palette)
+    low = train(replace(config, precision=precision), data, palette=palette)
+    assert low.history[-1].train_loss < 0.9 * low.history[0].train_loss  # it learns
+    # autocast rounds activations to 8 (bf16) or 11 (fp16) significant bits: the runs part
+    # ways slowly; after 15 steps the losses agree to a few per cent
+    assert low.history[-1].train_loss == pytest.approx(full.history[-1].train_loss, rel=0.05)
+
+
+def test_precision_and_old_bf16_configs(tmp_path):
+    assert TrainConfig.from_dict({"bf16": True}).precision == "bf16"
+    assert TrainConfig.from_dict({"bf16": False}).precision == "fp32"
+    with pytest.raises(ArgumentError, match="--precision"):
+        TrainConfig(precision="fp8")
+
+
+def test_memory_estimate_grows_with_the_network_and_refuses_what_does_not_fit():
+    from trainlab.colourize.train import estimate_training_bytes
+    from trainlab.errors import ResourceError
+    from trainlab.memory import require_memory
+
+    small_run = estimate_training_bytes(TrainConfig(num_filters=32), 1000, 100)
+    huge = estimate_training_bytes(TrainConfig(num_filters=100_000), 1000, 100)
+    assert 1e6 < small_run < 2e9 and huge > 1e11  # ~36·NF² weights × 16 bytes at NF = 10⁵
+    with pytest.raises(ResourceError, match="--num-filters"):
+        require_memory("--num-filters", 100_000, huge)

@@ -2,10 +2,14 @@
 
 Grey image in, one of K palette colours per pixel out (CLAIMS.md §5):
 
-- :mod:`~trainlab.colourize.data`: ``builtin`` photographs, ``cifar10:PATH``, ``folder:PATH``;
+- :mod:`~trainlab.colourize.data`: ``builtin`` (every colour photograph the dependencies ship,
+  as random crops), ``cifar10:PATH``, ``folder:PATH``;
 - :mod:`~trainlab.colourize.palette`: seeded k-means palette and nearest-colour labels;
 - :mod:`~trainlab.colourize.models`: PoolUpsampleNet, ConvTransposeNet, UNet;
-- :mod:`~trainlab.colourize.train`: the course's training protocol, checkpointed and resumable;
+- :mod:`~trainlab.colourize.train`: the course's training protocol, checkpointed and resumable,
+  on any device (``auto`` takes a GPU) and precision (fp32, bf16, fp16);
+- :mod:`~trainlab.colourize.paired`: paired comparisons over seeds (t-intervals), and many
+  seeds of one network trained side by side as one grouped network;
 - :mod:`~trainlab.colourize.evaluate`: validation loss/accuracy, baselines, PSNR, colourising;
 - :mod:`~trainlab.colourize.claims` and :mod:`~trainlab.colourize.cli`.
 
@@ -23,7 +27,10 @@ from trainlab.colourize.models import (
     UNet,
     build_model,
     count_parameters,
+    stack_models,
+    unstack_model,
 )
+from trainlab.colourize.paired import PairedDifference, paired_difference, train_side_by_side
 from trainlab.colourize.palette import Palette, fit_palette
 from trainlab.colourize.train import TrainConfig, TrainResult, load_run, train
 
@@ -32,6 +39,7 @@ __all__ = [
     "ColourData",
     "ConvTransposeNet",
     "Evaluation",
+    "PairedDifference",
     "Palette",
     "PoolUpsampleNet",
     "TrainConfig",
@@ -44,5 +52,9 @@ __all__ = [
     "fit_palette",
     "load_data",
     "load_run",
+    "paired_difference",
+    "stack_models",
     "train",
+    "train_side_by_side",
+    "unstack_model",
 ]

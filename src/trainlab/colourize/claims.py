@@ -1,190 +1,241 @@
 """Claims of CLAIMS.md §5 (colourization, the programming assignment).
 
-The two comparison claims train the networks on the built-in photographs with the same
-data, palette, epochs, batch size, learning rate and seed, and compare validation
-accuracy and loss: the ordering is measured, not assumed. Each (scale, seed, model) is
-trained once per process and shared between the claims (:data:`_TRAINED`).
+The two comparison claims are *paired* comparisons over several seeds
+(:mod:`trainlab.colourize.paired`): from the user's seed, S seeds are derived; for each,
+both networks get the same random crops of the built-in photographs, the same palette, the
+same order of mini-batches and the same initialisation seed. A claim passes only when the
+95% Student-t interval of the paired difference in validation accuracy lies on the
+predicted side of zero, and so does the interval of the paired difference in validation
+loss. The S networks of one kind train side by side in one grouped network, and each
+(scale, seed, network) is trained once per process, shared by both claims (ConvTransposeNet
+is in both).
 
-The protocol (:data:`PROTOCOL`) differs from the course's CIFAR-10 one, for reasons
-measured while building it (seeds 0..3, see the report of issue 5):
-
-- The photographs are cut into 16×16 patches at half and quarter resolution (1,652
-  training, 474 validation patches). Full-resolution patches of these large photographs
-  are smooth and nearly colour-constant, so the spatial precision that learned upsampling
-  buys matters little; downscaled photographs carry CIFAR-like detail per pixel.
-- Adam with lr 2e-3 decayed by a cosine schedule to 0, batch 20. With the course's constant
-  lr 1e-3 the validation accuracy of all three networks jumps by ±5–10 points from epoch
-  to epoch, larger than the differences being measured, and at a few seconds' budget
-  PoolUpsampleNet (the easiest to optimise) is ahead; the decayed schedule ends each run
-  at a settled model.
-- quick: NF = 16 and 36 epochs (about 20 s per network on 2 cores); there the ordering
-  PoolUpsampleNet < ConvTransposeNet < UNet held in accuracy and loss for seeds 0, 1, 2, 3
-  (UNet's accuracy lead over ConvTransposeNet is small: 0.3–1.5 points). With 3 or 6
-  epochs, or at full resolution, it did not hold for every seed.
-- full: the quick protocol trained with three seeds (seed, seed + 1, seed + 2) and the
-  means compared (about 3 minutes). A single run with the course's NF = 32 for 60 epochs
-  gave ConvTransposeNet 52.6% (loss 1.316) > PoolUpsampleNet 48.0% (1.641), but UNet 52.1%
-  (1.309): UNet's accuracy lead is within the seed-to-seed spread at that size, where
-  these 1,652 patches are over-fitted (PoolUpsampleNet's validation loss rises late).
+The protocol (:data:`PROTOCOL`) was designed on user seeds 0 and 1 (and exploratory runs
+on pair seeds 0–5), then checked on user seeds 100, 101, 104 and 107: with 6 pairs,
+skip-connections-help failed at seed 107 (interval [−0.6, +4.6] points), so the quick
+scale was raised to 10 pairs, and that protocol was checked on user seeds 200–209, used for
+nothing else (the slow test ``test_quick_scale_verdicts_on_seeds_not_used_in_design``): there
+skip-connections-help passed for 10 of 10 seeds (lower ends of the accuracy interval +0.8 to
++2.6 points, loss interval below 0 every time) and transpose-beats-pool failed for 10 of 10
+(its loss interval below 0 every time, its accuracy interval below 0 for 6 of them).
+Measured while designing (2 cores under heavy load, one thread): at these budgets the
+networks are still learning (below the best-colour-per-grey-level lookup table); the *loss*
+ordering PoolUpsampleNet > ConvTransposeNet > UNet held for every seed; UNet's accuracy lead
+over ConvTransposeNet was +1.4 to +3.3 points; but at 150–400 steps PoolUpsampleNet is
+*ahead* of ConvTransposeNet in accuracy (−0.5 to −6.6 points, the interval below zero for
+some seeds): learned upsampling needs a longer budget than the quick scale gives, so
+colourize.transpose-beats-pool fails at the quick scale and says so. At the full scale
+(8 pairs × 1,000 steps of 16×16 crops, 227 s of CPU under load, user seed 0) ConvTransposeNet
+is ahead by +1.0 points, interval [−0.1, +2.2]: the sign has turned, but five minutes of CPU
+do not resolve it on the built-in photographs, and the claim fails there too (UNet's lead,
++2.35 [+1.5, +3.2], is resolved). The verdicts report what was measured, whatever it is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from trainlab.claims import Claim, Context, Evidence, register
-from trainlab.colourize.data import BUILTIN_SCALES, ColourData, load_data
-from trainlab.colourize.evaluate import image_grid, predict_labels
+from trainlab.claims import Context, claim
+from trainlab.colourize.data import ColourData, load_data
+from trainlab.colourize.evaluate import Baselines, baselines, image_grid, predict_labels
 from trainlab.colourize.models import MODELS, build_model, up_padding
+from trainlab.colourize.paired import PairedDifference, SideBySide, paired_difference, train_side_by_side
 from trainlab.colourize.palette import Palette, fit_palette
-from trainlab.colourize.train import TrainConfig, TrainResult, train
 from trainlab.plotting import new_figure
+from trainlab.seeding import derive_seed
 from trainlab.shapes import conv_transpose_output_size, solve_padding
+from trainlab.threads import limit_threads
 
-__all__ = ["PROTOCOL", "protocol"]
+__all__ = ["PROTOCOL", "Protocol", "pair_seeds", "protocol"]
 
 SECTION = "§5 Colourization"
+_NAMES = {"pool": "PoolUpsampleNet", "transpose": "ConvTransposeNet", "unet": "UNet"}
+#: What the course reports on CIFAR-10 horses (validation accuracy, low and high of its runs).
+COURSE_CIFAR10_HORSES = {"PoolUpsampleNet": [0.411, 0.414], "ConvTransposeNet": [0.547, 0.555],
+                         "UNet": [0.583, 0.589]}
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """The shared training budget of the comparison claims at one scale."""
+    """The shared budget of the comparison claims at one scale (same for every network)."""
 
+    num_seeds: int
     num_filters: int
     epochs: int
     batch_size: int
-    max_train: int | None
-    max_valid: int | None
-    lr: float = 1e-3
-    lr_schedule: str = "constant"
-    patch_size: int = 32
-    scales: tuple[int, ...] = BUILTIN_SCALES
-    num_seeds: int = 1  # training seeds seed, seed + 1, ...; the claim compares their means
+    num_crops: int
+    patch_size: int = 16
+    lr: float = 5e-3
+    lr_schedule: str = "cosine"
+    num_colours: int = 24
+    palette_pixels: int = 10_000
+    confidence: float = 0.95
+    num_evals: int = 2  # validation points per run for the figure (the last epoch always)
 
 
-#: Scale -> training budget. Same data, epochs, batch, lr and seed for every network.
+#: Scale -> budget. quick: 10 seeds × 200 steps of 20 random 12×12 crops; full: 8 seeds × 1,000
+#: steps of 16×16 crops.
 PROTOCOL: dict[str, Protocol] = {
-    "quick": Protocol(num_filters=16, epochs=36, batch_size=20, max_train=None, max_valid=None, lr=2e-3,
-                      lr_schedule="cosine", patch_size=16),
-    "full": Protocol(num_filters=16, epochs=36, batch_size=20, max_train=None, max_valid=None, lr=2e-3,
-                     lr_schedule="cosine", patch_size=16, num_seeds=3),
+    "quick": Protocol(num_seeds=10, num_filters=16, epochs=5, batch_size=20, num_crops=800, patch_size=12),
+    "full": Protocol(num_seeds=8, num_filters=16, epochs=20, batch_size=20, num_crops=1000, num_evals=5),
 }
 
-_DATA: dict[tuple[str, int], tuple[ColourData, Palette]] = {}
-_TRAINED: dict[tuple[str, int, str], TrainResult] = {}
+_DATA: dict[tuple[str, int, int], tuple[ColourData, Palette, Baselines]] = {}
+_VALID_LABELS: dict[tuple[str, int], torch.Tensor] = {}
+_TRAINED: dict[tuple[str, tuple[int, ...], str], SideBySide] = {}
 
 
 def protocol(scale: str) -> Protocol:
     return PROTOCOL[scale]
 
 
-def _data(scale: str, seed: int) -> tuple[ColourData, Palette]:
-    key = (scale, seed)
+def pair_seeds(seed: int, num_seeds: int) -> list[int]:
+    """The S seeds of the pairs, derived from the user's seed (the same for both claims)."""
+    return [derive_seed(seed, "colourize.pairs", i) % 2**31 for i in range(num_seeds)]
+
+
+def _data(scale: str, seed: int, palette_seed: int) -> tuple[ColourData, Palette, Baselines]:
+    """One pair seed's training crops, the palette, and the context-free baselines (cached).
+
+    The palette is one per user seed (k-means of the first pair's crops, seeded by it): a
+    pair shares it, and fitting it once keeps the quick scale quick.
+    """
+    key = (scale, seed, palette_seed)
     if key not in _DATA:
         p = PROTOCOL[scale]
-        data = load_data("builtin", size=p.patch_size, scales=p.scales)
-        data = data.subset(p.max_train, p.max_valid, seed=seed)
-        _DATA[key] = (data, fit_palette(data.train, 24, seed=seed))
+        data = load_data("builtin", size=p.patch_size, seed=seed, num_crops=p.num_crops)
+        if seed == palette_seed:
+            palette = fit_palette(data.train, p.num_colours, seed=seed, max_pixels=p.palette_pixels)
+        else:
+            palette = _data(scale, palette_seed, palette_seed)[1]
+        if seed == palette_seed:
+            _VALID_LABELS[(scale, seed)] = palette.labels(data.valid)
+        base = baselines(data.train, palette.labels(data.train), data.valid,
+                         _VALID_LABELS[(scale, palette_seed)], p.num_colours)
+        _DATA[key] = (data, palette, base)
     return _DATA[key]
 
 
-def _trained(ctx: Context, model: str, seed: int) -> TrainResult:
-    """The network trained under the scale's protocol with ``seed`` (cached)."""
-    key = (ctx.scale, seed, model)
+def _trained(ctx: Context, model: str) -> SideBySide:
+    """``model`` trained for every pair seed, side by side (cached per scale and seeds)."""
+    p = PROTOCOL[ctx.scale]
+    seeds = pair_seeds(ctx.seed, p.num_seeds)
+    key = (ctx.scale, tuple(seeds), model)
     if key not in _TRAINED:
-        p = PROTOCOL[ctx.scale]
-        data, palette = _data(ctx.scale, seed)
-        config = TrainConfig(model=model, num_filters=p.num_filters, epochs=p.epochs,
-                             batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule,
-                             seed=seed, patch_size=p.patch_size)
-        ctx.progress(f"training {model}, seed {seed} ({p.epochs} epochs, {len(data.train)} patches)")
-        _TRAINED[key] = train(config, data, palette=palette, figures=False)
+        prepared = [_data(ctx.scale, s, seeds[0]) for s in seeds]
+        evals = sorted({max(1, round(p.epochs * (i + 1) / p.num_evals)) for i in range(p.num_evals)})
+        ctx.progress(f"training {p.num_seeds} × {_NAMES[model]} side by side ({p.epochs} epochs)")
+        with limit_threads(1):  # small grouped convolutions: one thread is fastest on a busy CPU
+            _TRAINED[key] = train_side_by_side(
+                model, seeds, [d for d, _, _ in prepared], [pal for _, pal, _ in prepared],
+                num_filters=p.num_filters, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+                lr_schedule=p.lr_schedule, eval_epochs=evals,
+                progress=ctx.progress)
     return _TRAINED[key]
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _figure(ctx: Context, results: list[TrainResult], name: str) -> None:
-    data, palette = _data(ctx.scale, ctx.seed)
+def _figures(ctx: Context, worse: SideBySide, better: SideBySide, acc: PairedDifference,
+             base: list[Baselines]) -> None:
+    """Accuracy per epoch (mean and range over seeds), the paired differences, sample grids."""
     fig, axes = new_figure(1, 2, size=(10, 3.6))
-    for r in results:
-        axes[0].plot([m.epoch for m in r.history], [100 * m.valid_accuracy for m in r.history],
-                     "o-", ms=3, label=type(r.model).__name__)
-    base = results[0].evaluation.baselines
-    axes[0].axhline(100 * base.majority_accuracy, color="#bbb", ls=":", label="majority colour")
-    axes[0].axhline(100 * base.grey_level_accuracy, color="#888", ls="--", label="best colour per grey level")
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("validation pixel accuracy (%)")
+    worse.plot(axes[0], label=_NAMES[worse.model])
+    better.plot(axes[0], label=_NAMES[better.model])
+    grey = 100 * sum(b.grey_level_accuracy for b in base) / len(base)
+    axes[0].axhline(grey, color="#888", ls="--", label="best colour per grey level (mean)")
     axes[0].legend(fontsize=7)
-    for r in results:
-        axes[1].plot([m.epoch for m in r.history], [m.valid_loss for m in r.history], "o-", ms=3,
-                     label=type(r.model).__name__)
-    axes[1].set_xlabel("epoch")
-    axes[1].set_ylabel("validation cross-entropy")
+    d = [100 * x for x in acc.differences]
+    axes[1].plot(range(1, len(d) + 1), d, "o", label="paired difference, one seed each")
+    axes[1].axhspan(100 * acc.low, 100 * acc.high, color="C1", alpha=0.25,
+                    label=f"{100 * acc.confidence:.0f}% interval of the mean")
+    axes[1].axhline(100 * acc.mean, color="C1")
+    axes[1].axhline(0, color="k", lw=0.8)
+    axes[1].set_xlabel("pair (seed)")
+    axes[1].set_ylabel(f"{_NAMES[better.model]} − {_NAMES[worse.model]} (accuracy points)")
+    axes[1].xaxis.get_major_locator().set_params(integer=True)
     axes[1].legend(fontsize=7)
-    ctx.save_figure(fig, name, {
-        type(r.model).__name__: {"epoch": [m.epoch for m in r.history],
-                                 "valid_accuracy": [m.valid_accuracy for m in r.history],
-                                 "valid_loss": [m.valid_loss for m in r.history]} for r in results})
+    ctx.save_figure(fig, f"{better.model}-vs-{worse.model}", {
+        "seeds": better.seeds, "epochs": better.epochs,
+        f"{_NAMES[worse.model]}_valid_accuracy": worse.valid_accuracy,
+        f"{_NAMES[better.model]}_valid_accuracy": better.valid_accuracy,
+        f"{_NAMES[worse.model]}_valid_loss": worse.valid_loss,
+        f"{_NAMES[better.model]}_valid_loss": better.valid_loss,
+        "accuracy_differences": acc.differences, "interval": [acc.low, acc.high],
+        "grey_level_accuracy": [b.grey_level_accuracy for b in base]})
+    data, palette, _ = _data(ctx.scale, better.seeds[0], better.seeds[0])
     idx = torch.linspace(0, len(data.valid) - 1, 8).long()
     rgb = data.valid[idx]
-    for r in results:
-        predicted = predict_labels(r.model, rgb.mean(1, keepdim=True))
-        fig = image_grid(rgb, palette.render(palette.labels(rgb)), palette.render(predicted),
-                         title=f"{type(r.model).__name__} on validation patches")
-        ctx.save_figure(fig, f"{name}-{r.config.model}-samples")
+    for r in (worse, better):
+        predicted = predict_labels(r.network(0), rgb.mean(1, keepdim=True))
+        truth = palette.labels(rgb)
+        fig = image_grid(rgb, palette.render(truth), palette.render(predicted),
+                         title=f"{_NAMES[r.model]} on held-out patches (seed {r.seeds[0]})")
+        ctx.save_figure(fig, f"{better.model}-vs-{worse.model}-{r.model}-samples",
+                        {"rgb": rgb, "truth_labels": truth, "predicted_labels": predicted,
+                         "palette": palette.colours})
 
 
-def _compare(ctx: Context, worse: str, better: str, figure: str) -> Evidence:
+def _compare(ctx: Context, worse_name: str, better_name: str) -> str:
     p = PROTOCOL[ctx.scale]
-    seeds = [ctx.seed + i for i in range(p.num_seeds)]
-    los = [_trained(ctx, worse, s) for s in seeds]
-    his = [_trained(ctx, better, s) for s in seeds]
-    lo, hi = los[0], his[0]
-    _figure(ctx, [lo, hi], figure)
-    n_lo, n_hi = type(lo.model).__name__, type(hi.model).__name__
-    accs_lo, accs_hi = [r.evaluation.accuracy for r in los], [r.evaluation.accuracy for r in his]
-    losses_lo, losses_hi = [r.evaluation.loss for r in los], [r.evaluation.loss for r in his]
-    acc_lo, acc_hi, loss_lo, loss_hi = _mean(accs_lo), _mean(accs_hi), _mean(losses_lo), _mean(losses_hi)
-    passed = acc_hi > acc_lo and loss_hi < loss_lo
-    base = lo.evaluation.baselines
-    over = f" (mean of seeds {seeds[0]}..{seeds[-1]})" if len(seeds) > 1 else ""
-    return Evidence(
-        measured={f"{n_lo}_valid_accuracy": acc_lo, f"{n_hi}_valid_accuracy": acc_hi,
-                  f"{n_lo}_valid_loss": loss_lo, f"{n_hi}_valid_loss": loss_hi,
-                  "seeds": seeds,
-                  f"{n_lo}_valid_accuracy_per_seed": accs_lo, f"{n_hi}_valid_accuracy_per_seed": accs_hi,
-                  f"{n_lo}_valid_loss_per_seed": losses_lo, f"{n_hi}_valid_loss_per_seed": losses_hi,
-                  "majority_colour_accuracy": base.majority_accuracy,
-                  "grey_level_accuracy": base.grey_level_accuracy,
-                  "majority_colour_loss": base.majority_loss, "grey_level_loss": base.grey_level_loss,
-                  f"{n_lo}_history": [m.__dict__ for m in lo.history],
-                  f"{n_hi}_history": [m.__dict__ for m in hi.history],
-                  "protocol": {**p.__dict__, "seed": ctx.seed, "data": "builtin",
-                               "num_train": len(_data(ctx.scale, ctx.seed)[0].train),
-                               "num_valid": len(_data(ctx.scale, ctx.seed)[0].valid)}},
-        expected={"ordering": f"{n_hi} accuracy > {n_lo} accuracy and {n_hi} loss < {n_lo} loss",
-                  "course_cifar10_horses": {"PoolUpsampleNet": 0.411, "ConvTransposeNet": 0.555,
-                                            "UNet": 0.586}},
-        passed=bool(passed),
-        summary=(f"{n_hi} {100 * acc_hi:.1f}% (loss {loss_hi:.3f}) vs {n_lo} {100 * acc_lo:.1f}% "
-                 f"(loss {loss_lo:.3f}); majority {100 * base.majority_accuracy:.1f}%, "
-                 f"grey-level {100 * base.grey_level_accuracy:.1f}%{over}"),
-    )
+    worse, better = _trained(ctx, worse_name), _trained(ctx, better_name)
+    base = [_data(ctx.scale, s, better.seeds[0])[2] for s in better.seeds]
+    acc = paired_difference(better.final_accuracy, worse.final_accuracy, p.confidence)
+    loss = paired_difference(better.final_loss, worse.final_loss, p.confidence)
+    c = ctx.checks
+    c.record("seeds", better.seeds)
+    c.record("steps", better.steps)
+    c.record("accuracy_gain", 100 * acc.mean)
+    c.record("accuracy_interval", [100 * acc.low, 100 * acc.high])
+    c.at_least("accuracy_gain_low", 100 * acc.low, 0.0, strict=True)
+    c.record("loss_change", loss.mean)
+    c.record("loss_interval", [loss.low, loss.high])
+    c.at_most("loss_change_high", loss.high, 0.0, strict=True)
+    c.record(f"{_NAMES[worse_name]}_accuracy", 100 * sum(worse.final_accuracy) / p.num_seeds)
+    c.record(f"{_NAMES[better_name]}_accuracy", 100 * sum(better.final_accuracy) / p.num_seeds)
+    c.record(f"{_NAMES[worse_name]}_accuracy_per_seed", worse.final_accuracy)
+    c.record(f"{_NAMES[better_name]}_accuracy_per_seed", better.final_accuracy)
+    c.record(f"{_NAMES[worse_name]}_loss_per_seed", worse.final_loss)
+    c.record(f"{_NAMES[better_name]}_loss_per_seed", better.final_loss)
+    c.record("grey_level_accuracy", 100 * sum(b.grey_level_accuracy for b in base) / len(base))
+    num_valid = len(_data(ctx.scale, better.seeds[0], better.seeds[0])[0].valid)
+    c.record("protocol", {**asdict(p), "data": "builtin", "num_valid": num_valid})
+    c.expect("course_cifar10_horses", COURSE_CIFAR10_HORSES)
+    hi, lo = _NAMES[better_name], _NAMES[worse_name]
+    if acc.low > 0:
+        reading = f"{hi} is ahead in accuracy for any seed at this budget"
+    elif acc.high < 0:
+        reading = (f"at this budget {lo} is ahead in accuracy for any seed (the interval lies below 0): "
+                   "the prediction does not hold here; compare the full scale, which trains 5× longer")
+    else:
+        reading = "the accuracy difference is not resolved at this budget (the interval contains 0)"
+    c.record("reading", reading)
+    _figures(ctx, worse, better, acc, base)
+    return ("{reading!v}. "
+            f"{hi} − {lo} over {p.num_seeds} paired seeds: accuracy {{accuracy_gain:+.2f}} points, "
+            f"95% interval {{accuracy_interval:.2f}} (low {{accuracy_gain_low}}); "
+            f"loss {{loss_change:+.3f}}, interval {{loss_interval:.3f}} (high {{loss_change_high}}); "
+            f"means {hi} {{{hi}_accuracy:.1f}}%, {lo} {{{lo}_accuracy:.1f}}%, "
+            f"grey-level lookup {{grey_level_accuracy:.1f}}% ({{steps}} steps)")
 
 
-def run_transpose_beats_pool(ctx: Context) -> Evidence:
-    return _compare(ctx, "pool", "transpose", "transpose-vs-pool")
+@claim("colourize.transpose-beats-pool", section=SECTION, statement="""
+    Learned upsampling (ConvTransposeNet) beats fixed pooling/upsampling (PoolUpsampleNet) at the
+    same budget: the 95% interval of the paired difference (same crops, palette, batches and
+    initialisation seed in a pair, several seeds) lies above zero for validation accuracy and
+    below zero for validation loss. Built-in photographs (random 16×16 crops; held-out
+    photographs for validation); the course reports 55.5% vs 41.1% on CIFAR-10 horses.""")
+def transpose_beats_pool(ctx: Context) -> str:
+    return _compare(ctx, "pool", "transpose")
 
 
-def run_skip_connections_help(ctx: Context) -> Evidence:
-    return _compare(ctx, "transpose", "unet", "unet-vs-transpose")
+@claim("colourize.skip-connections-help", section=SECTION, statement="""
+    Skip connections (UNet) improve further on ConvTransposeNet at the same budget, by the same
+    paired protocol as colourize.transpose-beats-pool (the course reports 58.3–58.9% vs
+    54.7–55.4% on CIFAR-10 horses).""")
+def skip_connections_help(ctx: Context) -> str:
+    return _compare(ctx, "transpose", "unet")
 
 
 def _module_size(kernel: int, padding: int, output_padding: int, size_in: int = 16) -> int:
@@ -193,68 +244,50 @@ def _module_size(kernel: int, padding: int, output_padding: int, size_in: int = 
         return int(conv(torch.zeros(1, 1, size_in, size_in)).shape[-1])
 
 
-def run_transpose_padding(ctx: Context) -> Evidence:
-    course = {4: (1, 0), 5: (2, 1)}  # kernel -> (padding, output_padding), CLAIMS.md §5
+@claim("colourize.transpose-padding", section=SECTION, statement="""
+    A stride-2 transposed conv from 16 to 32 needs padding 1, output_padding 0 with kernel 4
+    and padding 2, output_padding 1 with kernel 5.""")
+def transpose_padding(ctx: Context) -> str:
     solved: dict[int, list[list[int]]] = {}
     module_hits: dict[int, list[list[int]]] = {}
     for k in range(2, 8):
         solved[k] = [[s.padding, s.output_padding] for s in solve_padding(16, 32, k, 2, transposed=True)]
         # Every (padding, output_padding) a real module accepts, and which of them give 32.
-        module_hits[k] = [[p, op] for p in range(k) for op in range(2)
-                          if _module_size(k, p, op) == 32]
-    formula_ok = all(conv_transpose_output_size(16, k, 2, p, 1, op) == 32
-                     for k, pairs in solved.items() for p, op in pairs)
-    models_ok = {}
+        module_hits[k] = [[p, op] for p in range(k) for op in range(2) if _module_size(k, p, op) == 32]
+    c = ctx.checks
+    c.equal("kernel_4", solved[4], [[1, 0]])
+    c.equal("kernel_5", solved[5], [[2, 1]])
+    c.record("solver", {str(k): v for k, v in solved.items()})
+    c.record("nn.ConvTranspose2d_giving_32", {str(k): v for k, v in module_hits.items()})
+    c.holds("solver_equals_modules", all(solved[k] == module_hits[k] for k in solved),
+            "the solver's (padding, output_padding) pairs are exactly those nn.ConvTranspose2d "
+            "turns 16 into 32 with, for k = 2..7")
+    c.holds("formula", all(conv_transpose_output_size(16, k, 2, p, 1, op) == 32
+                           for k, pairs in solved.items() for p, op in pairs),
+            "every solved (padding, output_padding) gives 32 by the output-size formula")
+    kept = {}
     for k in (3, 4, 5):
         x = torch.zeros(2, 1, 32, 32)
-        shapes = {name: tuple(build_model(name, kernel=k, num_filters=4, num_colours=3).eval()(x).shape)
-                  for name in MODELS}
-        models_ok[k] = all(s == (2, 3, 32, 32) for s in shapes.values()) and \
-            tuple(up_padding(k)) == (solved[k][0][0], solved[k][0][1])
-    course_ok = all(solved[k] == [list(v)] for k, v in course.items())
-    passed = course_ok and formula_ok and all(solved[k] == module_hits[k] for k in solved) and \
-        all(models_ok.values())
+        kept[k] = all(tuple(build_model(name, kernel=k, num_filters=4, num_colours=3).eval()(x).shape)
+                      == (2, 3, 32, 32) for name in MODELS) and \
+            [up_padding(k).padding, up_padding(k).output_padding] == solved[k][0]
+    c.holds("models_keep_32x32", all(kept.values()),
+            "the three networks with kernels 3, 4, 5 map 32×32 to 32×32 using the solved paddings")
 
     fig, ax = new_figure(size=(5.5, 3.6))
+    sizes = {}
     for k in (3, 4, 5):
         for op in (0, 1):
             ps = list(range(k))
-            ax.plot(ps, [_module_size(k, p, op) for p in ps], "o-" if op == 0 else "s--", ms=4,
+            sizes[f"k={k}, output_padding={op}"] = [_module_size(k, p, op) for p in ps]
+            ax.plot(ps, sizes[f"k={k}, output_padding={op}"], "o-" if op == 0 else "s--", ms=4,
                     label=f"k={k}, output_padding={op}")
     ax.axhline(32, color="k", lw=0.8)
     ax.set_xlabel("padding")
     ax.set_ylabel("output size of nn.ConvTranspose2d(stride 2) on 16")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=7)
-    ctx.save_figure(fig, "output-size", {"solved": solved, "module_hits": module_hits})
-    return Evidence(
-        measured={"solver": {str(k): v for k, v in solved.items()},
-                  "nn.ConvTranspose2d_giving_32": {str(k): v for k, v in module_hits.items()},
-                  "models_keep_32x32": {str(k): v for k, v in models_ok.items()}},
-        expected={"kernel_4": [[1, 0]], "kernel_5": [[2, 1]],
-                  "solver_equals_modules": True, "models_keep_32x32": True},
-        passed=bool(passed),
-        summary=(f"16→32, stride 2: k=4 → (p, p_out) {solved[4]}, k=5 → {solved[5]} (course: [1, 0], "
-                 f"[2, 1]); solver = nn.ConvTranspose2d for k=2..7: "
-                 f"{all(solved[k] == module_hits[k] for k in solved)}"),
-    )
-
-
-def _register(id_: str, statement: str, run: Any) -> None:
-    register(Claim(id_, SECTION, statement, run))
-
-
-_register("colourize.transpose-beats-pool",
-          "Learned upsampling (ConvTransposeNet) beats fixed pooling/upsampling (PoolUpsampleNet) at "
-          "the same budget: higher validation accuracy, lower validation loss. Checked on the built-in "
-          "photographs (16×16 patches, same data, epochs, optimizer and seed for both; Adam with a cosine "
-          "schedule, see the evidence's protocol); the course reports 55.5% vs 41.1% on CIFAR-10 horses.",
-          run_transpose_beats_pool)
-_register("colourize.skip-connections-help",
-          "Skip connections (UNet) improve further on ConvTransposeNet at the same budget (same "
-          "protocol as colourize.transpose-beats-pool; the course reports 58.3–58.9% vs 54.7–55.4% on "
-          "CIFAR-10 horses).",
-          run_skip_connections_help)
-_register("colourize.transpose-padding",
-          "A stride-2 transposed conv from 16 to 32 needs padding 1, output_padding 0 with kernel 4 "
-          "and padding 2, output_padding 1 with kernel 5.",
-          run_transpose_padding)
+    ctx.save_figure(fig, "output-size", {"solved": solved, "module_hits": module_hits, "sizes": sizes})
+    return ("16→32, stride 2: k=4 → (padding, output_padding) {kernel_4}, k=5 → {kernel_5}; "
+            "solver = nn.ConvTranspose2d for k=2..7: {solver_equals_modules!v}; "
+            "networks keep 32×32: {models_keep_32x32!v}")

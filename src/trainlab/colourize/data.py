@@ -2,10 +2,19 @@
 
 A data spec names the source (CLAIMS.md §5, issue 5):
 
-- ``builtin``: the colour photographs shipped inside scikit-image (astronaut, coffee,
-  rocket, motorcycle, chelsea) and scikit-learn (china, flower), cut into non-overlapping
-  patches (32×32 by default) at half and quarter resolution. Train and validation are split by whole
-  photograph (no patch of a validation photograph is ever trained on). Offline, deterministic.
+- ``builtin``: every colour photograph the installed dependencies ship: scikit-image
+  (astronaut, coffee, rocket, chelsea, the left view of stereo_motorcycle, hubble_deep_field,
+  immunohistochemistry, retina), scikit-learn (china, flower) and matplotlib's sample data
+  (grace_hopper). Left out: the right motorcycle view (a near copy of the left), drawings,
+  logos and synthetic images (colorwheel, logo, logo2, Minduka_Present_Blue_Pack) and the
+  grey ones. Train and validation are split by whole photograph (no pixel of chelsea,
+  flower or grace_hopper is ever trained on). Training images are ``num_crops`` random
+  crops (a seeded draw: photograph uniformly, downscale factor uniformly from
+  :data:`BUILTIN_CROP_SCALES` (area averaging), position uniformly, a horizontal flip with
+  probability 1/2), and the trainer draws a fresh set every epoch (:attr:`ColourData.resample`),
+  so training sees many distinct patches; validation images are the
+  non-overlapping patches of the held-out photographs at :data:`BUILTIN_SCALES`, the same for
+  every seed. Offline and deterministic in the seed.
 - ``cifar10:PATH``: a user's ``cifar-10-python.tar.gz`` or its extracted folder; one category
   (default horse = 7) of ``data_batch_1..5`` for training and of ``test_batch`` for
   validation, as in the course. The pickles are read straight from the archive with
@@ -34,8 +43,12 @@ import torch
 import torch.nn.functional as F
 
 from trainlab.errors import ArgumentError, DataError
+from trainlab.seeding import derive_seed
 
 __all__ = [
+    "BUILTIN_CROP_SCALES",
+    "BUILTIN_MAX_PATCH",
+    "BUILTIN_NUM_CROPS",
     "BUILTIN_SCALES",
     "BUILTIN_TRAIN",
     "BUILTIN_VALID",
@@ -45,6 +58,7 @@ __all__ = [
     "ColourData",
     "RestrictedUnpickler",
     "builtin_photographs",
+    "random_crops",
     "load_cifar10",
     "load_data",
     "load_folder",
@@ -56,11 +70,19 @@ __all__ = [
 CIFAR10_CATEGORIES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                       "ship", "truck")
 #: Photographs trained on / validated on for ``builtin`` (split by whole photograph).
-BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "motorcycle", "china")
-BUILTIN_VALID = ("chelsea", "flower")
-#: Downscale factors the built-in photographs are cut at: half and quarter resolution, so a patch
+BUILTIN_TRAIN = ("astronaut", "coffee", "rocket", "motorcycle", "china", "hubble_deep_field",
+                 "immunohistochemistry", "retina")
+BUILTIN_VALID = ("chelsea", "flower", "grace_hopper")
+#: Downscale factors the held-out photographs are cut at (non-overlapping patches): a patch
 #: carries CIFAR-like detail per pixel (full-resolution patches of these photographs are smooth).
-BUILTIN_SCALES = (2, 4)
+BUILTIN_SCALES = (2, 3, 4)
+#: Downscale factors random training crops are drawn at (one uniformly per crop).
+BUILTIN_CROP_SCALES = (2, 3, 4)
+#: Largest patch side for ``builtin``: chelsea (300×451), the smallest held-out photograph, at
+#: half resolution.
+BUILTIN_MAX_PATCH = 148
+#: Random training crops drawn from the training photographs by default.
+BUILTIN_NUM_CROPS = 4000
 BUILTIN_STRIDE: int | None = None
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Largest image (width × height) that :func:`read_image` decodes.
@@ -77,6 +99,9 @@ class ColourData:
     source: str
     train_names: tuple[str, ...] = ()
     valid_names: tuple[str, ...] = ()
+    #: ``resample(epoch, n)``: n fresh training images for ``epoch`` (a function of the seed and
+    #: the epoch), for sources that can draw more (``builtin``'s random crops); None otherwise.
+    resample: Callable[[int, int], torch.Tensor] | None = None
 
     def subset(self, max_train: int | None = None, max_valid: int | None = None,
                seed: int = 0) -> ColourData:
@@ -124,6 +149,16 @@ def patches(image: torch.Tensor, size: int = 32, scales: Sequence[int] = (1, 2),
     return torch.cat(out)
 
 
+def _matplotlib_sample(name: str) -> np.ndarray:
+    import matplotlib.cbook
+
+    with matplotlib.cbook.get_sample_data(name) as f:
+        from PIL import Image
+
+        with Image.open(f) as im:
+            return np.asarray(im.convert("RGB"))
+
+
 def _builtin_loaders() -> dict[str, Callable[[], np.ndarray]]:
     import skimage.data as sk
     from sklearn.datasets import load_sample_image
@@ -131,8 +166,11 @@ def _builtin_loaders() -> dict[str, Callable[[], np.ndarray]]:
     return {
         "astronaut": sk.astronaut, "coffee": sk.coffee, "rocket": sk.rocket,
         "chelsea": sk.chelsea, "motorcycle": lambda: sk.stereo_motorcycle()[0],
+        "hubble_deep_field": sk.hubble_deep_field, "immunohistochemistry": sk.immunohistochemistry,
+        "retina": sk.retina,
         "china": lambda: load_sample_image("china.jpg"),
         "flower": lambda: load_sample_image("flower.jpg"),
+        "grace_hopper": lambda: _matplotlib_sample("grace_hopper.jpg"),
     }
 
 
@@ -155,11 +193,52 @@ def builtin_photographs(names: Sequence[str] | None = None) -> dict[str, torch.T
     return out
 
 
-def _builtin(size: int, scales: Sequence[int], stride: int | None) -> ColourData:
-    photos = builtin_photographs([*BUILTIN_TRAIN, *BUILTIN_VALID])
-    train = torch.cat([patches(photos[n], size, scales, stride) for n in BUILTIN_TRAIN])
-    valid = torch.cat([patches(photos[n], size, scales, stride) for n in BUILTIN_VALID])
-    return ColourData(train, valid, "builtin", BUILTIN_TRAIN, BUILTIN_VALID)
+_PHOTOS: dict[str, torch.Tensor] = {}
+
+
+def _photo(name: str) -> torch.Tensor:
+    """A built-in photograph, decoded once per process (they are read-only afterwards)."""
+    if name not in _PHOTOS:
+        _PHOTOS[name] = builtin_photographs([name])[name]
+    return _PHOTOS[name]
+
+
+def random_crops(images: Sequence[torch.Tensor], num_crops: int, size: int, *, seed: int,
+                 scales: Sequence[int] = BUILTIN_CROP_SCALES) -> torch.Tensor:
+    """``num_crops`` random ``size``×``size`` crops: ``(num_crops, 3, size, size)``.
+
+    Each crop draws an image uniformly, a downscale factor s uniformly from ``scales`` (s×s
+    area averaging), a position uniformly among those that fit, and a horizontal flip with
+    probability 1/2, all from a generator seeded with ``seed``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    pyramid = [[F.avg_pool2d(img[None], s)[0] if s > 1 else img for s in scales] for img in images]
+    out = torch.empty(num_crops, 3, size, size)
+    which = torch.randint(len(images), (num_crops,), generator=g)
+    level = torch.randint(len(scales), (num_crops,), generator=g)
+    u = torch.rand(num_crops, 3, generator=g, dtype=torch.float64)
+    for i in range(num_crops):
+        img = pyramid[int(which[i])][int(level[i])]
+        h, w = img.shape[-2:]
+        if h < size or w < size:
+            img = _fit(img, size)
+            h, w = img.shape[-2:]
+        top, left = int(u[i, 0] * (h - size + 1)), int(u[i, 1] * (w - size + 1))
+        crop = img[:, top: top + size, left: left + size]  # (3, size, size)
+        out[i] = crop.flip(-1) if u[i, 2] < 0.5 else crop
+    return out
+
+
+def _builtin(size: int, scales: Sequence[int], stride: int | None, seed: int,
+             num_crops: int) -> ColourData:
+    train_photos = [_photo(n) for n in BUILTIN_TRAIN]
+    train = random_crops(train_photos, num_crops, size, seed=seed)
+    valid = torch.cat([patches(_photo(n), size, scales, stride) for n in BUILTIN_VALID])
+
+    def resample(epoch: int, n: int) -> torch.Tensor:
+        return random_crops(train_photos, n, size, seed=derive_seed(seed, "builtin-epoch", epoch))
+
+    return ColourData(train, valid, "builtin", BUILTIN_TRAIN, BUILTIN_VALID, resample)
 
 
 # --------------------------------------------------------------------------- CIFAR-10
@@ -364,14 +443,18 @@ def load_folder(path: str | os.PathLike[str], *, size: int = 32, scales: Sequenc
 
 def load_data(spec: str = "builtin", *, category: int | str = "horse", size: int = 32,
               seed: int = 0, scales: Sequence[int] = BUILTIN_SCALES,
-              stride: int | None = BUILTIN_STRIDE) -> ColourData:
+              stride: int | None = BUILTIN_STRIDE, num_crops: int = BUILTIN_NUM_CROPS) -> ColourData:
     """Load the data a spec names: ``builtin``, ``cifar10:PATH`` or ``folder:PATH``.
 
-    ``scales`` and ``stride`` say how photographs (builtin, folder) are cut into patches.
+    ``scales`` and ``stride`` say how photographs (builtin validation, folder) are cut into
+    patches; ``num_crops`` is the number of random training crops of ``builtin`` (drawn with
+    ``seed``).
     """
     kind, _, rest = spec.partition(":")
     if kind == "builtin" and not rest:
-        return _builtin(size, scales, stride)
+        if isinstance(num_crops, bool) or not isinstance(num_crops, int) or num_crops < 1:
+            raise ArgumentError("--num-crops", num_crops, "an integer ≥ 1")
+        return _builtin(size, scales, stride, seed, num_crops)
     if kind == "cifar10" and rest:
         return load_cifar10(rest, category)
     if kind == "folder" and rest:

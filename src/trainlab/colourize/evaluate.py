@@ -35,24 +35,37 @@ __all__ = [
     "Baselines",
     "Evaluation",
     "baselines",
+    "TILE",
     "colourise",
+    "colourise_bytes",
     "evaluate",
     "image_grid",
     "predict_labels",
     "predict_logits",
     "psnr",
+    "tile_halo",
 ]
 
 GREY_LEVELS = 64
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, grey: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Logits ``(N, K, H, W)`` for grey images ``(N, 1, H, W)``, in eval mode, batch by batch."""
+    """Logits ``(N, K, H, W)`` for grey images ``(N, 1, H, W)``, in eval mode, batch by batch.
+
+    Each batch runs on the model's device; the logits come back on ``grey``'s device (float32).
+    """
     was_training = model.training
     model.eval()
+    device = _device_of(model)
     try:
-        return torch.cat([model(grey[i: i + batch_size]) for i in range(0, len(grey), batch_size)])
+        return torch.cat([model(grey[i: i + batch_size].to(device)).float().to(grey.device)
+                          for i in range(0, len(grey), batch_size)])
     finally:
         model.train(was_training)
 
@@ -154,18 +167,62 @@ def evaluate(model: nn.Module, palette: Palette, train_rgb: torch.Tensor, valid_
         num_pixels=int(valid_labels.numel()))
 
 
+def tile_halo(kernel: int) -> int:
+    """Context (pixels, a multiple of 4) around a tile that makes tiled prediction exact.
+
+    The networks' receptive-field radius is at most 4·(k − 1) + 8 for kernel k (two
+    halvings, so a layer at quarter resolution spreads by 4·(k − 1)/2 per side, and five
+    layers in all); 8·k covers it with room to spare (24 for k = 3). Tile corners sit on
+    multiples of 4, so the stride-2 grids of the tiles line up with the whole image's.
+    """
+    return 8 * kernel
+
+
+#: Side of the square tiles :func:`colourise` runs the network on (before the halo).
+TILE = 256
+
+
+def colourise_bytes(height: int, width: int, num_colours: int, num_filters: int, kernel: int = 3,
+                    tile: int = TILE) -> int:
+    """Memory :func:`colourise` needs for one ``height``×``width`` image (bytes, estimated).
+
+    The whole image: RGB float input (12 B/px), grey (4), labels (8), colour output (12),
+    8-bit output (3); one tile with its halo: the activations of the widest network, about
+    (2·NF + 3·NC + 2) float32 channels at full resolution, twice over (input and output of a layer).
+    """
+    side = tile + 2 * tile_halo(kernel)
+    per_tile = side * side * (2 * num_filters + 3 * num_colours + 2) * 4 * 2
+    return height * width * (12 + 4 + 8 + 12 + 3) + per_tile
+
+
 @torch.no_grad()
-def colourise(model: nn.Module, palette: Palette, grey: torch.Tensor) -> torch.Tensor:
+def colourise(model: nn.Module, palette: Palette, grey: torch.Tensor, *, tile: int = TILE) -> torch.Tensor:
     """Colour image for a grey image of any size: ``(N, 1, H, W) -> (N, 3, H, W)``.
 
     The networks halve twice, so the input is replicate-padded to multiples of 4 and the
-    prediction cropped back.
+    prediction cropped back. Large images run tile by tile (``tile``×``tile`` with a halo
+    of :func:`tile_halo` pixels of context on every side), so memory stays bounded (a
+    12-megapixel photograph needs a few hundred MB) and the result is the same as in one piece.
     """
     from trainlab.colourize.models import pad_to_multiple
 
+    tile = max(4, tile - tile % 4)
     padded, (h, w) = pad_to_multiple(grey, 4)
-    labels = predict_labels(model, padded, batch_size=1)[:, :h, :w]  # (N, H', W') -> (N, H, W)
-    return palette.render(labels)
+    n, _, hp, wp = padded.shape
+    if hp * wp <= (tile + 2 * tile_halo(getattr(model, "kernel", 3))) ** 2:
+        labels = predict_labels(model, padded, batch_size=1)[:, :h, :w]  # (N, H', W') -> (N, H, W)
+        return palette.render(labels)
+    halo = tile_halo(getattr(model, "kernel", 3))
+    labels = torch.empty(n, hp, wp, dtype=torch.int64)
+    for top in range(0, hp, tile):
+        for left in range(0, wp, tile):
+            # the tile plus its halo, clipped to the image (all corners are multiples of 4)
+            t0, l0 = max(0, top - halo), max(0, left - halo)
+            t1, l1 = min(hp, top + tile + halo), min(wp, left + tile + halo)
+            part = predict_labels(model, padded[:, :, t0:t1, l0:l1], batch_size=1)  # (N, h', w')
+            bottom, right = min(hp, top + tile), min(wp, left + tile)
+            labels[:, top:bottom, left:right] = part[:, top - t0: bottom - t0, left - l0: right - l0]
+    return palette.render(labels[:, :h, :w])
 
 
 def image_grid(rgb: torch.Tensor, quantised: torch.Tensor, predicted: torch.Tensor,

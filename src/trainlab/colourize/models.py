@@ -41,6 +41,8 @@ __all__ = [
     "down_padding",
     "pad_to_multiple",
     "pool_conv_weight_count",
+    "stack_models",
+    "unstack_model",
     "up_padding",
 ]
 
@@ -64,8 +66,8 @@ class _EvenSameConv2d(nn.Conv2d):
     ``padding='same'`` convention, without its copy-on-every-call warning).
     """
 
-    def __init__(self, c_in: int, c_out: int, kernel: int):
-        super().__init__(c_in, c_out, kernel)
+    def __init__(self, c_in: int, c_out: int, kernel: int, groups: int = 1):
+        super().__init__(c_in, c_out, kernel, groups=groups)
         before = (kernel - 1) // 2
         self.pad = (before, kernel - 1 - before, before, kernel - 1 - before)
 
@@ -83,34 +85,55 @@ def up_padding(kernel: int) -> PaddingSolution:
     return solve_padding(16, 32, kernel, stride=2, transposed=True)[0]
 
 
-def _conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
+# Every layer takes ``g`` = the number of networks trained side by side (see
+# :func:`stack_models`): channel counts are per network and are multiplied by g, and
+# convolutions get ``groups=g``, so network i only ever sees its own block of channels.
+
+
+def _conv(c_in: int, c_out: int, kernel: int, g: int = 1) -> nn.Conv2d:
     """Stride-1 'same' conv: padding (k − 1)/2 for odd k (:func:`same_padding`)."""
     if kernel % 2 == 0:
-        return _EvenSameConv2d(c_in, c_out, kernel)
-    return nn.Conv2d(c_in, c_out, kernel, padding=same_padding(kernel))
+        return _EvenSameConv2d(g * c_in, g * c_out, kernel, groups=g)
+    return nn.Conv2d(g * c_in, g * c_out, kernel, padding=same_padding(kernel), groups=g)
 
 
-def _down(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, kernel, stride=2, padding=down_padding(kernel))
+def _down(c_in: int, c_out: int, kernel: int, g: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(g * c_in, g * c_out, kernel, stride=2, padding=down_padding(kernel), groups=g)
 
 
-def _up(c_in: int, c_out: int, kernel: int) -> nn.ConvTranspose2d:
+def _up(c_in: int, c_out: int, kernel: int, g: int = 1) -> nn.ConvTranspose2d:
     sol = up_padding(kernel)
-    return nn.ConvTranspose2d(c_in, c_out, kernel, stride=2, padding=sol.padding,
-                              output_padding=sol.output_padding)
+    return nn.ConvTranspose2d(g * c_in, g * c_out, kernel, stride=2, padding=sol.padding,
+                              output_padding=sol.output_padding, groups=g)
+
+
+def _bn(c: int, g: int = 1) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(g * c)
+
+
+def _cat(a: torch.Tensor, b: torch.Tensor, g: int) -> torch.Tensor:
+    """Concatenate channels network by network: ``(N, g·A, H, W), (N, g·B, H, W) -> (N, g·(A+B), H, W)``."""
+    if g == 1:
+        return torch.cat([a, b], dim=1)
+    n, _, h, w = a.shape
+    # (N, g·A, H, W) -> (N, g, A, H, W), cat on A, -> (N, g·(A+B), H, W)
+    return torch.cat([a.reshape(n, g, -1, h, w), b.reshape(n, g, -1, h, w)], dim=2).reshape(n, -1, h, w)
 
 
 class _ColourNet(nn.Module):
     """Stores the constructor arguments (checked) shared by the three networks."""
 
-    def __init__(self, kernel: int, num_in_channels: int, num_filters: int, num_colours: int):
+    def __init__(self, kernel: int, num_in_channels: int, num_filters: int, num_colours: int,
+                 num_models: int = 1):
         super().__init__()
         _check_kernel(kernel)
         _check_int("num_in_channels", num_in_channels, 1)
         _check_int("num_filters", num_filters, 1)
         _check_int("num_colours", num_colours, 2)
+        _check_int("num_models", num_models, 1)
         self.kernel, self.num_in_channels = kernel, num_in_channels
         self.num_filters, self.num_colours = num_filters, num_colours
+        self.num_models = num_models
 
     def config(self) -> dict[str, int]:
         return {"kernel": self.kernel, "num_in_channels": self.num_in_channels,
@@ -121,21 +144,20 @@ class PoolUpsampleNet(_ColourNet):
     """Fixed down- and up-sampling: max-pooling and nearest upsampling around 'same' convs."""
 
     def __init__(self, kernel: int = 3, num_in_channels: int = 1, num_filters: int = 32,
-                 num_colours: int = 24):
-        super().__init__(kernel, num_in_channels, num_filters, num_colours)
-        nf, nc = num_filters, num_colours
+                 num_colours: int = 24, num_models: int = 1):
+        super().__init__(kernel, num_in_channels, num_filters, num_colours, num_models)
+        nf, nc, g = num_filters, num_colours, num_models
 
         def down(c_in: int, c_out: int) -> nn.Sequential:
-            return nn.Sequential(_conv(c_in, c_out, kernel), nn.MaxPool2d(2),
-                                 nn.BatchNorm2d(c_out), nn.ReLU())
+            return nn.Sequential(_conv(c_in, c_out, kernel, g), nn.MaxPool2d(2), _bn(c_out, g), nn.ReLU())
 
         def up(c_in: int, c_out: int) -> nn.Sequential:
-            return nn.Sequential(_conv(c_in, c_out, kernel), nn.Upsample(scale_factor=2),
-                                 nn.BatchNorm2d(c_out), nn.ReLU())
+            return nn.Sequential(_conv(c_in, c_out, kernel, g), nn.Upsample(scale_factor=2),
+                                 _bn(c_out, g), nn.ReLU())
 
         self.down1, self.down2 = down(num_in_channels, nf), down(nf, 2 * nf)
         self.up1, self.up2 = up(2 * nf, nf), up(nf, nc)
-        self.final = _conv(nc, nc, kernel)
+        self.final = _conv(nc, nc, kernel, g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.down2(self.down1(x))  # (N, NIC, H, W) -> (N, 2NF, H/4, W/4)
@@ -147,14 +169,14 @@ class ConvTransposeNet(_ColourNet):
     """Learned down- and up-sampling: stride-2 convs and stride-2 transposed convs."""
 
     def __init__(self, kernel: int = 3, num_in_channels: int = 1, num_filters: int = 32,
-                 num_colours: int = 24):
-        super().__init__(kernel, num_in_channels, num_filters, num_colours)
-        nf, nc = num_filters, num_colours
-        self.down1 = nn.Sequential(_down(num_in_channels, nf, kernel), nn.BatchNorm2d(nf), nn.ReLU())
-        self.down2 = nn.Sequential(_down(nf, 2 * nf, kernel), nn.BatchNorm2d(2 * nf), nn.ReLU())
-        self.up1 = nn.Sequential(_up(2 * nf, nf, kernel), nn.BatchNorm2d(nf), nn.ReLU())
-        self.up2 = nn.Sequential(_up(self._up2_in(), nc, kernel), nn.BatchNorm2d(nc), nn.ReLU())
-        self.final = _conv(self._final_in(), nc, kernel)
+                 num_colours: int = 24, num_models: int = 1):
+        super().__init__(kernel, num_in_channels, num_filters, num_colours, num_models)
+        nf, nc, g = num_filters, num_colours, num_models
+        self.down1 = nn.Sequential(_down(num_in_channels, nf, kernel, g), _bn(nf, g), nn.ReLU())
+        self.down2 = nn.Sequential(_down(nf, 2 * nf, kernel, g), _bn(2 * nf, g), nn.ReLU())
+        self.up1 = nn.Sequential(_up(2 * nf, nf, kernel, g), _bn(nf, g), nn.ReLU())
+        self.up2 = nn.Sequential(_up(self._up2_in(), nc, kernel, g), _bn(nc, g), nn.ReLU())
+        self.final = _conv(self._final_in(), nc, kernel, g)
 
     def _up2_in(self) -> int:
         return self.num_filters
@@ -178,10 +200,11 @@ class UNet(ConvTransposeNet):
         return self.num_colours + self.num_in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.num_models  # shapes below are per network (channels × g when g > 1)
         d1 = self.down1(x)  # (N, NIC, H, W) -> (N, NF, H/2, W/2)
         u1 = self.up1(self.down2(d1))  # -> (N, 2NF, H/4, W/4) -> (N, NF, H/2, W/2)
-        u2 = self.up2(torch.cat([u1, d1], dim=1))  # (N, 2NF, H/2, W/2) -> (N, NC, H, W)
-        return self.final(torch.cat([u2, x], dim=1))  # (N, NC + NIC, H, W) -> (N, NC, H, W)
+        u2 = self.up2(_cat(u1, d1, g))  # (N, 2NF, H/2, W/2) -> (N, NC, H, W)
+        return self.final(_cat(u2, x, g))  # (N, NC + NIC, H, W) -> (N, NC, H, W)
 
 
 #: Model name (as on the command line) -> class. An explicit registry, not ``globals()``.
@@ -204,6 +227,45 @@ def build_model(name: str, *, kernel: int = 3, num_in_channels: int = 1, num_fil
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return MODELS[name](kernel, num_in_channels, num_filters, num_colours)
+
+
+def stack_models(models: list[_ColourNet]) -> _ColourNet:
+    """One network that computes ``len(models)`` networks of the same kind side by side.
+
+    Network i reads input channels ``[i·NIC, (i+1)·NIC)`` and writes logits
+    ``[i·NC, (i+1)·NC)``; every convolution is grouped (``groups = len(models)``) and every
+    batch norm is per channel, so the networks share nothing: the stacked network's
+    gradient with respect to network i's weights is network i's own gradient, and an
+    elementwise optimizer (Adam) takes exactly the steps it would take on each alone. One
+    call of S small networks costs far less than S calls (the point on a CPU or a GPU
+    launching tiny kernels). Weights, biases and running statistics are copied in.
+    """
+    first = models[0]
+    if any(type(m) is not type(first) or m.config() != first.config() for m in models):
+        raise ValueError("stack_models needs networks of one class and one configuration")
+    stacked = type(first)(**first.config(), num_models=len(models))
+    sources = [m.state_dict() for m in models]
+    merged = {}
+    for key, value in stacked.state_dict().items():
+        parts = [s[key] for s in sources]
+        # grouped conv weights (g·C_out, C_in, k, k) and transposed (g·C_in, C_out, k, k), biases,
+        # BN vectors: network blocks are stacked along dim 0; num_batches_tracked is shared
+        merged[key] = parts[0] if value.ndim == 0 else torch.cat(parts, dim=0)
+    stacked.load_state_dict(merged)
+    return stacked
+
+
+def unstack_model(stacked: _ColourNet, index: int) -> _ColourNet:
+    """Network ``index`` of a :func:`stack_models` network, as an ordinary network."""
+    g = stacked.num_models
+    if not 0 <= index < g:
+        raise ValueError(f"index {index} is not in 0..{g - 1}")
+    single = type(stacked)(**stacked.config())
+    state = {}
+    for key, value in stacked.state_dict().items():
+        state[key] = value if value.ndim == 0 else value.chunk(g, dim=0)[index].clone()
+    single.load_state_dict(state)
+    return single
 
 
 def count_parameters(model: nn.Module) -> int:
