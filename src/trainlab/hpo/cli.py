@@ -53,7 +53,8 @@ def _problem_options(fn: Any) -> Any:
             default=None,
             help="Examples per step, drawn once from --seed [default: full batch].",
         ),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+                     help="Seed for the problem and batches."),
         click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True),
     ]
     for option in reversed(options):
