@@ -91,3 +91,43 @@ def test_linreg_too_large_is_refused_before_allocating(capsys):
 ])
 def test_flags_named_and_ranges_checked(capsys, argv, expected):
     assert expected in _run(argv, capsys)
+
+
+def test_check_output_file_refusals(tmp_path):
+    from trainlab.errors import ArgumentError
+    from trainlab.runs import check_output_file
+
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "fig.json").write_text("mine")
+    (tmp_path / "folder.png").mkdir()
+    cases = {tmp_path / "a-file" / "sub" / "f.png": "a-file is a file)",
+             tmp_path / "f.txt": "ending in .png, .svg", tmp_path / ".png": "ending in",
+             tmp_path / "folder.png": "this is a folder", tmp_path / "fig.png": "fig.json exists"}
+    for path, expected in cases.items():
+        with pytest.raises(ArgumentError, match="^--output=") as e:
+            check_output_file("--output", path, [".png", ".svg"], overwrite=False, companions=[".json"])
+        assert expected in str(e.value)
+    assert check_output_file("--output", tmp_path / "fig.PNG", [".png"], overwrite=True,
+                             companions=[".json"]) == tmp_path / "fig.PNG"
+    assert check_output_file("--output", tmp_path / "new" / "f.svg", [".svg"], overwrite=False)
+    with pytest.raises(ArgumentError, match="new does not exist"):
+        check_output_file("--output", tmp_path / "new" / "f.svg", [".svg"], overwrite=False,
+                          make_folders=False)
+
+
+def test_save_figure_follows_the_extension_and_writes_both_or_neither(tmp_path, monkeypatch):
+    import trainlab.plotting as plotting
+    import trainlab.runs
+
+    fig, ax = plotting.new_figure()
+    ax.plot([0, 1], [1, 0])
+    assert plotting.save_figure(fig, tmp_path / "f.svg", {"a": 1}).read_bytes().lstrip().startswith(b"<?xml")
+    assert (tmp_path / "f.json").is_file()
+
+    def fail(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(trainlab.runs, "atomic_write_json", fail)
+    with pytest.raises(OSError):
+        plotting.save_figure(fig, tmp_path / "g.png", {"a": 1})
+    assert not (tmp_path / "g.png").exists() and not (tmp_path / "g.json").exists()

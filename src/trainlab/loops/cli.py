@@ -402,19 +402,10 @@ def lr_find(
 
 
 def _check_output(output: Path, overwrite: bool) -> None:
-    if output.suffix.lower() != ".png":
-        raise ArgumentError("--output", str(output), "a file name ending in .png (the figure is a PNG)")
-    if output.is_dir():
-        raise ArgumentError("--output", str(output), "a file name (this is a folder)")
-    if not output.parent.is_dir():
-        raise ArgumentError(
-            "--output", str(output), f"a file in an existing folder ({output.parent} does not exist)"
-        )
-    existing = [f for f in (output, output.with_suffix(".json")) if f.exists()]
-    if existing and not overwrite:
-        raise ArgumentError(
-            "--output", str(output), f"a new file ({existing[0]} exists; add --overwrite to replace it)"
-        )
+    from trainlab.runs import check_output_file
+
+    check_output_file("--output", output, [".png"], overwrite=overwrite, companions=[".json"],
+                      make_folders=False)
 
 
 def _save_plot(result: Any, output: Path, data: dict[str, Any]) -> None:
