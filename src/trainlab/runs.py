@@ -148,7 +148,8 @@ def check_output_file(argument: str, path: str | os.PathLike[str], suffixes: Col
     ``path`` must end in one of ``suffixes`` (any case), not be a folder, not lie under a
     file, and neither it nor its ``companions`` (the same name with those suffixes, such as
     the ``.json`` beside a figure) may exist unless ``overwrite``. Missing folders are made
-    when the file is written, or refused with ``make_folders=False``. Each refusal is an :class:`ArgumentError` naming ``argument``.
+    when the file is written, or refused with ``make_folders=False``. Each refusal is an
+    :class:`ArgumentError` naming ``argument``.
     """
     text = os.fspath(path)
     p = Path(text)
