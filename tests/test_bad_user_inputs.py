@@ -131,3 +131,32 @@ def test_save_figure_follows_the_extension_and_writes_both_or_neither(tmp_path, 
     with pytest.raises(OSError):
         plotting.save_figure(fig, tmp_path / "g.png", {"a": 1})
     assert not (tmp_path / "g.png").exists() and not (tmp_path / "g.json").exists()
+
+
+def test_echo_json_is_one_strict_object_with_non_finite_as_strings(capsys):
+    import json
+
+    import torch
+
+    from trainlab.console import echo_json
+
+    echo_json({"a": float("nan"), "b": [1.5, float("inf")], "c": np.float32(2.0),
+               "d": torch.tensor([-np.inf]), "λ": "μ"})
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert json.loads(out) == {"a": "nan", "b": [1.5, "inf"], "c": 2.0, "d": ["-inf"], "λ": "μ"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["optim", "compare", "--n", "4", "--d", "8", "--seeds", "1", "--steps", "30", "--lr", "10"],
+    ["hpo", "hypergrad", "--steps", "3", "--lr", "0.01"],
+    ["loops", "lr-find", "--problem", "linreg", "--steps", "20", "--max-lr", "1e30",
+     "--diverge-factor", "1e300"],
+])
+def test_format_json_prints_one_object_and_nothing_else(capsys, argv):
+    import json
+
+    assert main([*argv, "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert isinstance(json.loads(captured.out), dict) and captured.out.count("\n") == 1
+    assert captured.err == ""

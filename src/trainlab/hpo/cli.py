@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,7 +134,9 @@ def _as_flags() -> Iterator[None]:
 
 
 def _echo_json(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(obj, allow_nan=False))
+    from trainlab.console import echo_json
+
+    echo_json(obj)
 
 
 def _fmt(v: float) -> str:

@@ -6,7 +6,6 @@ trainlab loops lr-find --problem linreg --seeds 5 -o lr-find.png
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -108,9 +107,9 @@ def _threads_for(num_params: int) -> int:
 
 
 def _emit(obj: dict[str, Any]) -> None:
-    from trainlab.runs import to_jsonable
+    from trainlab.console import echo_json
 
-    click.echo(json.dumps(to_jsonable(obj), allow_nan=False, ensure_ascii=False))
+    echo_json(obj)
 
 
 def _fmt(x: float | None, spec: str = ".6g") -> str:

@@ -11,7 +11,6 @@ that does not exist, such as the distance of a diverged run).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,9 @@ def _number_or_null(x: float | int | None) -> float | int | None:
 
 
 def _print_json(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(obj, allow_nan=False))
+    from trainlab.console import echo_json
+
+    echo_json(obj)
 
 
 def compare_memory_bytes(n: int, d: int, runs: int, optimizers: int, batch_size: int | None = None) -> int:
