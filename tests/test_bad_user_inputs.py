@@ -160,3 +160,13 @@ def test_format_json_prints_one_object_and_nothing_else(capsys, argv):
     captured = capsys.readouterr()
     assert isinstance(json.loads(captured.out), dict) and captured.out.count("\n") == 1
     assert captured.err == ""
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["report", ""], "RUN_DIR=''"),
+    (["hpo", "hypergrad", "--steps", "3", "--lr", "0.1", "--problem", ":"], "--problem=':'"),
+    (["loops", "sharpness", "--problem", "mods.py:good(1+)"], "--problem='mods.py:good(1+)'"),
+])
+def test_the_first_error_is_the_one_the_user_made(capsys, argv, expected):
+    """An empty RUN_DIR is not shown as '.'; a malformed reference is named before a missing --data."""
+    assert expected in _run(argv, capsys)

@@ -299,10 +299,11 @@ def load_problem(spec: str, *, n: int = 20, d: int = 100, seed: int = 0, data: s
         return _linreg_file(spec.split(":", 1)[1], argument, spec)
     if spec == "digits-mlp":
         return digits_mlp(seed)
-    from trainlab.loader import is_factory_ref, load_model
+    from trainlab.loader import is_factory_ref, load_model, parse_factory_ref
 
     if not is_factory_ref(spec):
         raise ArgumentError(argument, spec, _PROBLEM_FORMS)
+    parse_factory_ref(spec, argument)  # a malformed reference is named before a missing --data
     if data is None:
         raise ArgumentError("--data", None, "digits or PATH.npz (arrays x, y) for a model factory")
     loss = loss or "cross-entropy"
