@@ -63,6 +63,7 @@ HYPERGRAD = ["hpo", "hypergrad", "--steps", "3", "--lr", "0.01"]
     (["--problem", "linreg:pickled.npz"], "pickled objects, which are never loaded"),
     (["--problem", "linreg:folder.npz"], "is a folder"),
     (["--problem", "linreg:"], "a path to an .npz file after the colon"),
+    (["--problem", "mods.py:good", "--data", ""], "--data='' is not valid: expected a path to an .npz file"),
 ])
 def test_bad_problem_files_and_factories(files, capsys, argv, expected):
     err = _run([*HYPERGRAD, *argv], capsys)

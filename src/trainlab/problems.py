@@ -213,7 +213,8 @@ def digits_mlp(seed: int = 0, width: int = 64, dtype: torch.dtype = torch.float3
 
 def _load_npz(path: str, keys: tuple[str, ...], argument: str, value: str) -> dict[str, np.ndarray]:
     if not path.strip():
-        raise ArgumentError(argument, value, "a path to an .npz file after the colon")
+        raise ArgumentError(argument, value, "a path to an .npz file"
+                            + (" after the colon" if value.startswith("linreg:") else ""))
     p = Path(path)
     if p.is_dir():
         raise ArgumentError(argument, value, f"an .npz file ({p} is a folder)")
