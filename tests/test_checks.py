@@ -85,6 +85,14 @@ def test_default_summary_lists_the_checks():
 @pytest.mark.parametrize("value, text", [
     (1234567, "1,234,567"), (0.25, "0.25"), (3e-12, "3.0e-12"), (160168.4, "160,168"), (2.5e13, "2.5e+13"),
     (math.inf, "inf"), ([1, 2.5], "[1, 2.5]"), (True, "True"),
+    ({"forward": 0.0801, "reverse": 2}, "(forward 0.0801, reverse 2)"),
 ])
 def test_format_number(value, text):
     assert format_number(value) == text
+
+
+def test_a_dict_in_a_summary_is_not_its_python_repr():
+    c = Checks()
+    c.record("slopes", {"forward": 0.08, "reverse": 0.947})
+    c.at_most("err", 0.0, 1.0)
+    assert c.summary("slopes {slopes!v}; {err}") == "slopes (forward 0.08, reverse 0.947); 0 (≤ 1 ✓)"

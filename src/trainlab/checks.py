@@ -29,7 +29,13 @@ __all__ = ["Check", "Checks", "format_number"]
 
 
 def format_number(v: Any, spec: str = "") -> str:
-    """Compact text for a number (or list of numbers): ints with separators, floats in 4 digits."""
+    """Compact text for a number (or list of numbers): ints with separators, floats in 4 digits.
+
+    A dict reads as "(name value, …)" rather than its Python repr.
+    """
+    if isinstance(v, dict):
+        items = [f"{k} {format_number(x, spec)}" for k, x in list(v.items())[:8]]
+        return "(" + ", ".join(items) + (", …" if len(v) > 8 else "") + ")"
     if spec:
         if isinstance(v, list | tuple):
             return "[" + ", ".join(format(x, spec) for x in v) + "]"

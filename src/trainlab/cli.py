@@ -162,11 +162,15 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, re
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
+@click.argument("run_dir", type=click.Path())  # a str: Path('') would silently become '.'
+def report(run_dir: str) -> None:
     """Re-render report.md and report.html from RUN_DIR/results.json (nothing is re-run)."""
+    from trainlab.errors import ArgumentError
     from trainlab.report import write_report
     from trainlab.runs import output_errors
+
+    if not run_dir.strip():
+        raise ArgumentError("RUN_DIR", run_dir, "a run folder written by `trainlab verify`")
 
     with output_errors("RUN_DIR", run_dir):
         md, page = write_report(run_dir)

@@ -7,13 +7,14 @@ mid-number), and progress bars are not drawn at all.
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["progress_bar", "stderr_console", "stdout_console"]
+__all__ = ["echo_json", "progress_bar", "stderr_console", "stdout_console"]
 
 _UNWRAPPED = 100_000  # "no wrapping": wider than any line trainlab prints
 
@@ -38,3 +39,15 @@ def progress_bar(console: Console | None = None) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, transient=True,
                     disable=not console.is_terminal)
+
+
+def echo_json(obj: Any) -> None:
+    """``--format json``: exactly one JSON object on stdout, one line.
+
+    Every command's JSON goes through here, so all of them write numbers the same way: NumPy
+    and torch values as plain numbers, non-finite floats as the strings "nan", "inf", "-inf"
+    (as in results.json; strict JSON has no NaN), non-ASCII text as it is.
+    """
+    from trainlab.runs import to_jsonable
+
+    sys.stdout.write(json.dumps(to_jsonable(obj), allow_nan=False, ensure_ascii=False) + "\n")

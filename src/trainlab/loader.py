@@ -89,7 +89,7 @@ def _import(module: str, argument: str, text: str) -> Any:
         sys.modules[name] = mod
         try:
             spec.loader.exec_module(mod)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # sys.exit() in the user's module is a failed import too
             sys.modules.pop(name, None)
             raise ArgumentError(
                 argument, text, f"a file that imports cleanly ({type(e).__name__}: {e})"
@@ -99,6 +99,10 @@ def _import(module: str, argument: str, text: str) -> Any:
         return importlib.import_module(module)
     except ImportError as e:
         raise ArgumentError(argument, text, f"an importable module ({e})") from None
+    except (Exception, SystemExit) as e:  # the module was found but its code failed
+        raise ArgumentError(
+            argument, text, f"a module that imports cleanly ({type(e).__name__}: {_first_line(e)})"
+        ) from None
 
 
 def load_factory(text: str, argument: str = "MODULE") -> tuple[Callable[..., Any], FactoryRef]:
@@ -128,7 +132,7 @@ def _call(obj: Any, ref: FactoryRef, argument: str, text: str) -> nn.Module:
         raise
     except TypeError as e:
         raise ArgumentError(argument, text, f"arguments {ref.attribute} accepts ({_first_line(e)})") from None
-    except Exception as e:  # the user's constructor failed: say why in one line
+    except (Exception, SystemExit) as e:  # the user's constructor failed (or called sys.exit): one line
         raise ArgumentError(argument, text, f"a factory that builds its model ({ref.attribute} raised "
                             f"{type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(model, nn.Module):

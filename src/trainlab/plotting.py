@@ -15,13 +15,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainlab.runs import atomic_write_bytes, atomic_write_json
+from trainlab import runs
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["new_figure", "save_figure", "subplots_or"]
+__all__ = ["FIGURE_FORMATS", "new_figure", "save_figure", "subplots_or"]
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | None = None,
@@ -43,13 +43,27 @@ def subplots_or(ax: Axes | None) -> tuple[Figure, Axes]:
     return new_figure()
 
 
+#: Figure formats by file extension (the format of a figure file follows its name).
+FIGURE_FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str], data: dict[str, Any] | None = None,
                 *, dpi: int = 110) -> Path:
-    """Save ``fig`` as PNG at ``path`` and ``data`` as JSON beside it (same stem)."""
-    path = Path(path).with_suffix(".png")
+    """Save ``fig`` at ``path`` and ``data`` as JSON beside it (same stem), both or neither.
+
+    The format follows the extension (.png, .pdf, .svg); any other name gets ``.png``. Each
+    file is written atomically; if the JSON cannot be written the figure is removed again.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_FORMATS:
+        path = path.with_suffix(".png")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    atomic_write_bytes(path, buf.getvalue())
+    fig.savefig(buf, format=FIGURE_FORMATS[path.suffix.lower()], dpi=dpi)
+    runs.atomic_write_bytes(path, buf.getvalue())
     if data is not None:
-        atomic_write_json(path.with_suffix(".json"), data)
+        try:
+            runs.atomic_write_json(path.with_suffix(".json"), data)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
     return path

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from trainlab.errors import ArgumentError, DataError
+from trainlab.memory import require_memory
 from trainlab.seeding import generator
 
 __all__ = [
@@ -211,7 +212,12 @@ def digits_mlp(seed: int = 0, width: int = 64, dtype: torch.dtype = torch.float3
 
 
 def _load_npz(path: str, keys: tuple[str, ...], argument: str, value: str) -> dict[str, np.ndarray]:
+    if not path.strip():
+        raise ArgumentError(argument, value, "a path to an .npz file"
+                            + (" after the colon" if value.startswith("linreg:") else ""))
     p = Path(path)
+    if p.is_dir():
+        raise ArgumentError(argument, value, f"an .npz file ({p} is a folder)")
     if not p.is_file():
         raise ArgumentError(argument, value, f"an existing .npz file ({p} does not exist)")
     try:
@@ -225,7 +231,16 @@ def _load_npz(path: str, keys: tuple[str, ...], argument: str, value: str) -> di
                 raise DataError(f"{argument}={value!r}: arrays of {size / 1e9:.1f} GB exceed the 2 GB limit")
             return {k: z[k] for k in keys}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise DataError(f"{argument}={value!r} is not a readable .npz file of numeric arrays ({e})") from None
+        # numpy's message for pickled data advises loading it unsafely: say what is wrong instead
+        why = ("it holds pickled objects, which are never loaded" if "pickle" in str(e)
+               else " ".join(str(e).split())[:200])
+        raise DataError(f"{argument}={value!r} is not a readable .npz file of numeric arrays "
+                        f"({why})") from None
+
+
+def _is_real(a: np.ndarray) -> bool:
+    """Real numbers (integers, floats, booleans): complex values would lose their imaginary part."""
+    return a.dtype.kind in "biuf"
 
 
 def _linreg_file(path: str, argument: str, value: str) -> Problem:
@@ -234,8 +249,8 @@ def _linreg_file(path: str, argument: str, value: str) -> Problem:
     if X.ndim != 2 or t.ndim != 1 or len(t) != len(X) or X.size == 0:
         raise DataError(f"{argument}={value!r}: expected X of shape (n, d) and t of shape (n,), "
                         f"got {X.shape} and {t.shape}")
-    if not (np.issubdtype(X.dtype, np.number) and np.issubdtype(t.dtype, np.number)):
-        raise DataError(f"{argument}={value!r}: X and t must be numeric (got {X.dtype}, {t.dtype})")
+    if not (_is_real(X) and _is_real(t)):
+        raise DataError(f"{argument}={value!r}: X and t must be real numbers (got {X.dtype}, {t.dtype})")
     if not (np.isfinite(X).all() and np.isfinite(t).all()):
         raise DataError(f"{argument}={value!r}: X and t must be finite (found NaN or inf)")
     return linreg(X=torch.as_tensor(X, dtype=torch.float64), t=torch.as_tensor(t, dtype=torch.float64),
@@ -249,8 +264,13 @@ def _user_data(data: str, loss: str, seed: int, dtype: torch.dtype) -> tuple[Ten
             y, yv = nn.functional.one_hot(y, 10).to(dtype), nn.functional.one_hot(yv, 10).to(dtype)
         return x, y, xv, yv
     arrays = _load_npz(data, ("x", "y"), "--data", data)
-    x = torch.as_tensor(arrays["x"], dtype=dtype)
-    yarr = arrays["y"]
+    xarr, yarr = arrays["x"], arrays["y"]
+    if xarr.ndim == 0 or yarr.ndim == 0 or not (_is_real(xarr) and _is_real(yarr)):
+        raise DataError(f"--data={data!r}: x and y must be arrays of real numbers, one row per example "
+                        f"(got {xarr.dtype} {xarr.shape} and {yarr.dtype} {yarr.shape})")
+    if not (np.isfinite(xarr).all() and np.isfinite(yarr).all()):
+        raise DataError(f"--data={data!r}: x and y must be finite (found NaN or inf)")
+    x = torch.as_tensor(xarr, dtype=dtype)
     if len(x) != len(yarr) or len(x) < 2:
         raise DataError(f"--data={data!r}: x and y must have the same (≥ 2) number of rows "
                         f"(got {len(x)} and {len(yarr)})")
@@ -273,15 +293,18 @@ def load_problem(spec: str, *, n: int = 20, d: int = 100, seed: int = 0, data: s
         if d <= n:
             raise ArgumentError("--d", d, f"more parameters than examples (d > n = {n}): the course's "
                                 "overparameterised setting")
+        # X (n×d, float64) is drawn, copied once and read for its spectral norm (an SVD of n×d)
+        require_memory("--n/--d", f"{n}x{d}", 4 * 8 * n * d)
         return linreg(n, d, seed)
     if spec.startswith("linreg:"):
         return _linreg_file(spec.split(":", 1)[1], argument, spec)
     if spec == "digits-mlp":
         return digits_mlp(seed)
-    from trainlab.loader import is_factory_ref, load_model
+    from trainlab.loader import is_factory_ref, load_model, parse_factory_ref
 
     if not is_factory_ref(spec):
         raise ArgumentError(argument, spec, _PROBLEM_FORMS)
+    parse_factory_ref(spec, argument)  # a malformed reference is named before a missing --data
     if data is None:
         raise ArgumentError("--data", None, "digits or PATH.npz (arrays x, y) for a model factory")
     loss = loss or "cross-entropy"
@@ -296,8 +319,11 @@ def load_problem(spec: str, *, n: int = 20, d: int = 100, seed: int = 0, data: s
     try:
         with torch.no_grad():
             out = model(x[:2])
-        Problem(spec, model, x[:2], y[:2], loss).criterion(out, y[:2])
+        start = Problem(spec, model, x[:2], y[:2], loss).criterion(out, y[:2])
     except Exception as e:  # the user's model and data do not fit together
         raise ArgumentError(argument, spec, f"a model whose output fits the data and loss {loss} "
                             f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+    if not bool(torch.isfinite(start)):
+        raise ArgumentError(argument, spec, f"a model whose loss at its start is finite (it is "
+                            f"{float(start)} on the first examples of --data {data})")
     return Problem(spec, model, x, y, loss, xv, yv, info={"data": data})

@@ -20,7 +20,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "check_output_file",
     "environment",
     "describe_os_error",
     "file_mode",
@@ -137,6 +138,37 @@ def output_errors(argument: str, path: str | os.PathLike[str]) -> Iterator[None]
         yield
     except OSError as e:
         raise OutputError(argument, os.fspath(path), describe_os_error(e)) from None
+
+
+def check_output_file(argument: str, path: str | os.PathLike[str], suffixes: Collection[str], *,
+                      overwrite: bool, companions: Collection[str] = (),
+                      make_folders: bool = True) -> Path:
+    """Refuse, before any work, an output file the command could not or should not write.
+
+    ``path`` must end in one of ``suffixes`` (any case), not be a folder, not lie under a
+    file, and neither it nor its ``companions`` (the same name with those suffixes, such as
+    the ``.json`` beside a figure) may exist unless ``overwrite``. Missing folders are made
+    when the file is written, or refused with ``make_folders=False``. Each refusal is an
+    :class:`ArgumentError` naming ``argument``.
+    """
+    text = os.fspath(path)
+    p = Path(text)
+    if not text.strip() or p.suffix.lower() not in {s.lower() for s in suffixes} or not p.stem:
+        raise ArgumentError(argument, text, "a file name ending in " + ", ".join(suffixes))
+    if p.is_dir():
+        raise ArgumentError(argument, text, "a file name (this is a folder)")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ArgumentError(argument, text, f"a file in a folder ({parent} is a file)")
+    if not make_folders and parent != p.parent:
+        raise ArgumentError(argument, text, f"a file in an existing folder ({p.parent} does not exist)")
+    existing = [f for f in (p, *(p.with_suffix(c) for c in companions)) if f.exists()]
+    if existing and not overwrite:
+        raise ArgumentError(argument, text, f"a new file ({existing[0]} exists; add --overwrite to "
+                            "replace it)")
+    return p
 
 
 def _is_run_dir(path: Path) -> bool:

@@ -181,8 +181,8 @@ def upsample_output_size(size: int, scale_factor: float | None = None, output_si
     if output_size is not None:
         _check("size", output_size, 1)
         return output_size
-    if not scale_factor > 0:
-        raise ArgumentError("scale_factor", scale_factor, "a positive number")
+    if not 0 < scale_factor < float("inf"):
+        raise ArgumentError("scale_factor", scale_factor, "a positive finite number")
     out = int(size * scale_factor)  # torch floors (aten upsample_*: floor(input_size * scale))
     if out < 1:
         raise ShapeError(f"{layer}: ⌊{size}·{scale_factor}⌋ = {out} is not positive; use a larger scale")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -34,6 +36,24 @@ __all__ = ["group"]
 @click.group(help="ConvNet accounting: output sizes, padding, counts.")
 def group() -> None:
     pass
+
+
+#: Library parameter names -> the flags (or arguments) of `shape` and `solve-padding`.
+_FLAGS = {"size": "SIZE", "size_in": "SIZE_IN", "size_out": "SIZE_OUT", "kernel_size": "--kernel-size",
+          "stride": "--stride", "padding": "--padding", "dilation": "--dilation",
+          "output_padding": "--output-padding", "output_size": "--output-size",
+          "scale_factor": "--scale-factor", "scale_factor/size": "--scale-factor/--output-size"}
+
+
+@contextmanager
+def _as_flags() -> Iterator[None]:
+    """The shape rules name Python parameters (``kernel_size=``); on the command line, the flags."""
+    try:
+        yield
+    except ArgumentError as e:
+        if e.argument in _FLAGS:
+            raise ArgumentError(_FLAGS[e.argument], e.value, e.valid) from None
+        raise
 
 
 def _echo(text: str) -> None:
@@ -73,6 +93,13 @@ def shape(
 
     For adaptive pooling the input window of every output is printed as well.
     """
+    with _as_flags():
+        _shape(size, layer, kernel_size, stride, padding, dilation, output_padding, ceil_mode, output_size,
+               scale_factor)
+
+
+def _shape(size: int, layer: str, kernel_size: int, stride: int | None, padding: int, dilation: int,
+           output_padding: int, ceil_mode: bool, output_size: int | None, scale_factor: float | None) -> None:
     one = 1 if stride is None else stride
     if layer == "conv":
         out = conv_output_size(size, kernel_size, one, padding, dilation)
@@ -104,7 +131,9 @@ def solve_padding_cmd(
     size_in: int, size_out: int, kernel_size: int, stride: int, dilation: int, transposed: bool
 ) -> None:
     """Every (padding, output_padding) taking SIZE_IN to SIZE_OUT."""
-    for sol in solve_padding(size_in, size_out, kernel_size, stride, dilation, transposed=transposed):
+    with _as_flags():
+        solutions = solve_padding(size_in, size_out, kernel_size, stride, dilation, transposed=transposed)
+    for sol in solutions:
         _echo(f"padding={sol.padding} output_padding={sol.output_padding}")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,7 +52,8 @@ def _problem_options(fn: Any) -> Any:
             default=None,
             help="Examples per step, drawn once from --seed [default: full batch].",
         ),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+                     help="Seed for the problem and batches."),
         click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True),
     ]
     for option in reversed(options):
@@ -134,7 +134,9 @@ def _as_flags() -> Iterator[None]:
 
 
 def _echo_json(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(obj, allow_nan=False))
+    from trainlab.console import echo_json
+
+    echo_json(obj)
 
 
 def _fmt(v: float) -> str:

@@ -284,6 +284,6 @@ def lr_too_high_claim(ctx: Context) -> str:
         "tanh net at a minimum: λ_max {lambda_network} (exact Hessian), η_c/(2/λ_max) − 1 "
         "{threshold_excess_network:.3e}; from init the threshold is {init_threshold_over_init_bound!v:.2f}"
         "×2/λ_max(w₀) (sharpness changes along the run: λ_max(w*)/λ_max(w₀) = "
-        "{lambda_at_minimum_over_init:.2f}); range test diverges at "
-        "{range_divergence_over_bound_quadratic}×2/λ_max on the quadratic"
+        "{lambda_at_minimum_over_init:.2f}); on the quadratic the range test diverges at "
+        "lr/(2/λ_max) = {range_divergence_over_bound_quadratic}"
     )

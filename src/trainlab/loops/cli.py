@@ -6,7 +6,6 @@ trainlab loops lr-find --problem linreg --seeds 5 -o lr-find.png
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -108,9 +107,9 @@ def _threads_for(num_params: int) -> int:
 
 
 def _emit(obj: dict[str, Any]) -> None:
-    from trainlab.runs import to_jsonable
+    from trainlab.console import echo_json
 
-    click.echo(json.dumps(to_jsonable(obj), allow_nan=False, ensure_ascii=False))
+    echo_json(obj)
 
 
 def _fmt(x: float | None, spec: str = ".6g") -> str:
@@ -402,19 +401,10 @@ def lr_find(
 
 
 def _check_output(output: Path, overwrite: bool) -> None:
-    if output.suffix.lower() != ".png":
-        raise ArgumentError("--output", str(output), "a file name ending in .png (the figure is a PNG)")
-    if output.is_dir():
-        raise ArgumentError("--output", str(output), "a file name (this is a folder)")
-    if not output.parent.is_dir():
-        raise ArgumentError(
-            "--output", str(output), f"a file in an existing folder ({output.parent} does not exist)"
-        )
-    existing = [f for f in (output, output.with_suffix(".json")) if f.exists()]
-    if existing and not overwrite:
-        raise ArgumentError(
-            "--output", str(output), f"a new file ({existing[0]} exists; add --overwrite to replace it)"
-        )
+    from trainlab.runs import check_output_file
+
+    check_output_file("--output", output, [".png"], overwrite=overwrite, companions=[".json"],
+                      make_folders=False)
 
 
 def _save_plot(result: Any, output: Path, data: dict[str, Any]) -> None:

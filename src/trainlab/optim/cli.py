@@ -11,20 +11,17 @@ that does not exist, such as the distance of a diverged run).
 
 from __future__ import annotations
 
-import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import click
 
-from trainlab.errors import ArgumentError, OutputError
+from trainlab.errors import ArgumentError
 
 __all__ = ["compare_memory_bytes", "group"]
 
 #: Figure formats that ``optim path -o`` writes, by extension (what matplotlib's Agg/PDF/SVG backends make).
-FIGURE_FORMATS = ("png", "pdf", "svg")
 _FORMATS = click.Choice(["table", "json"])
 
 
@@ -64,7 +61,9 @@ def _number_or_null(x: float | int | None) -> float | int | None:
 
 
 def _print_json(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(obj, allow_nan=False))
+    from trainlab.console import echo_json
+
+    echo_json(obj)
 
 
 def compare_memory_bytes(n: int, d: int, runs: int, optimizers: int, batch_size: int | None = None) -> int:
@@ -216,40 +215,13 @@ def compare(
         console.print(note)
 
 
-def _figure_path(output: Path, overwrite: bool) -> tuple[str, Path]:
-    """(matplotlib format, data path) for ``-o``; refuses an unknown extension, a folder, or an
-    existing file without ``--overwrite`` (before any work is done)."""
-    ext = output.suffix.lower().lstrip(".")
-    if ext not in FIGURE_FORMATS:
-        raise ArgumentError("--output", str(output),
-                            "a file name ending in " + ", ".join(f".{f}" for f in FIGURE_FORMATS))
-    if output.is_dir():
-        raise OutputError("--output", str(output), "it is a folder")
-    data = output.with_suffix(".json")
-    if not overwrite:
-        for p in (output, data):
-            if p.exists():
-                raise ArgumentError("--output", str(output),
-                                    f"a new file ({p} exists; add --overwrite to replace it)")
-    return ext, data
+def _figure_path(output: Path, overwrite: bool) -> None:
+    """Refuse an unknown extension, a folder, or an existing file without ``--overwrite``
+    (before any work is done)."""
+    from trainlab.plotting import FIGURE_FORMATS
+    from trainlab.runs import check_output_file
 
-
-def _write_figure_and_data(fig: Any, output: Path, fmt: str, data_path: Path, data: dict[str, Any]) -> None:
-    """Both files atomically, or neither: a failed second write removes the first."""
-    from trainlab.runs import atomic_write_bytes, atomic_write_json, output_errors
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=110)
-    written: list[Path] = []
-    try:
-        with output_errors("--output", output):
-            atomic_write_bytes(output, buf.getvalue())
-            written.append(output)
-            atomic_write_json(data_path, data)
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise
+    check_output_file("--output", output, list(FIGURE_FORMATS), overwrite=overwrite, companions=[".json"])
 
 
 @group.command()
@@ -282,7 +254,8 @@ def path(x: str, t: float, optimizers: str, steps: int, lr: float | None, output
     values = _numbers("--x", x)
     if t == 0:
         raise ArgumentError("--t", t, "a non-zero target (with t = 0, w = 0 already solves xᵀw = t)")
-    figure_format, data_path = _figure_path(output, overwrite)
+    _figure_path(output, overwrite)
+    data_path = output.with_suffix(".json")
 
     from trainlab.optim.compare import trace_paths_2d
     from trainlab.threads import limit_threads
@@ -291,13 +264,17 @@ def path(x: str, t: float, optimizers: str, steps: int, lr: float | None, output
         result, runs = trace_paths_2d(values, t, names, steps, lr)
     ax = result.plot()
     ax.set_title(f"x = {x}, t = {t:g}")
-    _write_figure_and_data(ax.figure, output, figure_format, data_path, {
-        "x": result.x,
-        "t": result.t,
-        "w_star": result.w_star,
-        "sign_interpolant": result.sign_interpolant,
-        **result.paths,
-    })
+    from trainlab.plotting import save_figure
+    from trainlab.runs import output_errors
+
+    with output_errors("--output", output):
+        save_figure(ax.figure, output, {
+            "x": result.x,
+            "t": result.t,
+            "w_star": result.w_star,
+            "sign_interpolant": result.sign_interpolant,
+            **result.paths,
+        })
     rows = []
     for name, tr in runs.items():
         w = tr.final_params[0]

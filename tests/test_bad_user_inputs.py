@@ -1,0 +1,173 @@
+"""Bad user files, factories and sizes found by the review: each ends with exit 2 and one line.
+
+Every case names the flag and what is wrong; none leaves a file behind or reaches a traceback
+(exit 3) or a misleading message (a NaN start blamed on --lr).
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from trainlab.cli import main
+from trainlab.memory import available_memory_bytes
+
+MODULE = """
+import torch
+from torch import nn
+def exits(): raise SystemExit(3)
+def nan_start():
+    m = nn.Linear(64, 10)
+    with torch.no_grad():
+        m.weight.fill_(float("nan"))
+    return m
+def good(): return nn.Linear(64, 10)
+"""
+
+
+@pytest.fixture
+def files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mods.py").write_text(MODULE)
+    (tmp_path / "exit_on_import.py").write_text("import sys\nsys.exit(4)\n")
+    np.savez(tmp_path / "complex.npz", X=np.ones((3, 5)) + 1j, t=np.ones(3))
+    np.savez(tmp_path / "x_nan.npz", x=np.full((10, 64), np.nan, dtype=np.float32), y=np.arange(10))
+    np.savez(tmp_path / "x_str.npz", x=np.array([["a"] * 64] * 10), y=np.arange(10))
+    with open(tmp_path / "pickled.npz", "wb") as f:
+        pickle.dump({"X": 1}, f)
+    (tmp_path / "folder.npz").mkdir()
+    return tmp_path
+
+
+def _run(argv, capsys) -> str:
+    code = main(argv)
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2, (code, captured.err)
+    assert err and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+HYPERGRAD = ["hpo", "hypergrad", "--steps", "3", "--lr", "0.01"]
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--problem", "mods.py:exits", "--data", "digits"], "--problem='mods.py:exits'"),
+    (["--problem", "exit_on_import.py:f", "--data", "digits"], "SystemExit: 4"),
+    (["--problem", "mods.py:nan_start", "--data", "digits"], "loss at its start is finite"),
+    (["--problem", "mods.py:good", "--data", "x_nan.npz"], "--data='x_nan.npz': x and y must be finite"),
+    (["--problem", "mods.py:good", "--data", "x_str.npz"], "arrays of real numbers"),
+    (["--problem", "linreg:complex.npz"], "real numbers (got complex128"),
+    (["--problem", "linreg:pickled.npz"], "pickled objects, which are never loaded"),
+    (["--problem", "linreg:folder.npz"], "is a folder"),
+    (["--problem", "linreg:"], "a path to an .npz file after the colon"),
+    (["--problem", "mods.py:good", "--data", ""], "--data='' is not valid: expected a path to an .npz file"),
+])
+def test_bad_problem_files_and_factories(files, capsys, argv, expected):
+    err = _run([*HYPERGRAD, *argv], capsys)
+    assert expected in err
+    assert "--lr" not in err and "allow_pickle" not in err
+    assert sorted(p.name for p in files.iterdir()) == sorted(
+        ["mods.py", "exit_on_import.py", "complex.npz", "x_nan.npz", "x_str.npz", "pickled.npz",
+         "folder.npz", *(["__pycache__"] if (files / "__pycache__").exists() else [])])
+
+
+def test_linreg_too_large_is_refused_before_allocating(capsys):
+    n, d = 10**6, 10**7  # X alone is 80 TB
+    assert 8 * n * d > available_memory_bytes()
+    err = _run(["loops", "sharpness", "--problem", "linreg", "--n", str(n), "--d", str(d)], capsys)
+    assert "--n/--d='1000000x10000000' needs about" in err
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["hpo", "hypergrad", "--steps", "3", "--lr", "0.01", "--seed", "-1"], "'--seed'"),
+    (["hpo", "hypergrad", "--steps", "3", "--lr", "0.01", "--seed", str(2**64)], "'--seed'"),
+    (["convnets", "shape", "32", "--layer", "upsample", "--scale-factor", "inf"], "--scale-factor=inf"),
+    (["convnets", "shape", "32", "-k", "0"], "--kernel-size=0"),
+    (["convnets", "shape", "0"], "SIZE=0"),
+    (["convnets", "shape", "32", "--layer", "upsample"], "--scale-factor/--output-size"),
+    (["convnets", "solve-padding", "32", "32", "-s", "-1"], "--stride=-1"),
+])
+def test_flags_named_and_ranges_checked(capsys, argv, expected):
+    assert expected in _run(argv, capsys)
+
+
+def test_check_output_file_refusals(tmp_path):
+    from trainlab.errors import ArgumentError
+    from trainlab.runs import check_output_file
+
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "fig.json").write_text("mine")
+    (tmp_path / "folder.png").mkdir()
+    cases = {tmp_path / "a-file" / "sub" / "f.png": "a-file is a file)",
+             tmp_path / "f.txt": "ending in .png, .svg", tmp_path / ".png": "ending in",
+             tmp_path / "folder.png": "this is a folder", tmp_path / "fig.png": "fig.json exists"}
+    for path, expected in cases.items():
+        with pytest.raises(ArgumentError, match="^--output=") as e:
+            check_output_file("--output", path, [".png", ".svg"], overwrite=False, companions=[".json"])
+        assert expected in str(e.value)
+    assert check_output_file("--output", tmp_path / "fig.PNG", [".png"], overwrite=True,
+                             companions=[".json"]) == tmp_path / "fig.PNG"
+    assert check_output_file("--output", tmp_path / "new" / "f.svg", [".svg"], overwrite=False)
+    with pytest.raises(ArgumentError, match="new does not exist"):
+        check_output_file("--output", tmp_path / "new" / "f.svg", [".svg"], overwrite=False,
+                          make_folders=False)
+
+
+def test_save_figure_follows_the_extension_and_writes_both_or_neither(tmp_path, monkeypatch):
+    import trainlab.plotting as plotting
+    import trainlab.runs
+
+    fig, ax = plotting.new_figure()
+    ax.plot([0, 1], [1, 0])
+    assert plotting.save_figure(fig, tmp_path / "f.svg", {"a": 1}).read_bytes().lstrip().startswith(b"<?xml")
+    assert (tmp_path / "f.json").is_file()
+
+    def fail(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(trainlab.runs, "atomic_write_json", fail)
+    with pytest.raises(OSError):
+        plotting.save_figure(fig, tmp_path / "g.png", {"a": 1})
+    assert not (tmp_path / "g.png").exists() and not (tmp_path / "g.json").exists()
+
+
+def test_echo_json_is_one_strict_object_with_non_finite_as_strings(capsys):
+    import json
+
+    import torch
+
+    from trainlab.console import echo_json
+
+    echo_json({"a": float("nan"), "b": [1.5, float("inf")], "c": np.float32(2.0),
+               "d": torch.tensor([-np.inf]), "λ": "μ"})
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert json.loads(out) == {"a": "nan", "b": [1.5, "inf"], "c": 2.0, "d": ["-inf"], "λ": "μ"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["optim", "compare", "--n", "4", "--d", "8", "--seeds", "1", "--steps", "30", "--lr", "10"],
+    ["hpo", "hypergrad", "--steps", "3", "--lr", "0.01"],
+    ["loops", "lr-find", "--problem", "linreg", "--steps", "20", "--max-lr", "1e30",
+     "--diverge-factor", "1e300"],
+])
+def test_format_json_prints_one_object_and_nothing_else(capsys, argv):
+    import json
+
+    assert main([*argv, "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert isinstance(json.loads(captured.out), dict) and captured.out.count("\n") == 1
+    assert captured.err == ""
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["report", ""], "RUN_DIR=''"),
+    (["hpo", "hypergrad", "--steps", "3", "--lr", "0.1", "--problem", ":"], "--problem=':'"),
+    (["loops", "sharpness", "--problem", "mods.py:good(1+)"], "--problem='mods.py:good(1+)'"),
+])
+def test_the_first_error_is_the_one_the_user_made(capsys, argv, expected):
+    """An empty RUN_DIR is not shown as '.'; a malformed reference is named before a missing --data."""
+    assert expected in _run(argv, capsys)
