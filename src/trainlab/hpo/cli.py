@@ -10,14 +10,11 @@ from typing import Any
 import click
 
 from trainlab.errors import ArgumentError
+from trainlab.problem_options import problem_options
 
 __all__ = ["group"]
 
 _FORMATS = ("table", "json")
-_PROBLEM_HELP = (
-    "linreg, linreg:PATH.npz (arrays X, t), digits-mlp, or a model factory "
-    "package.module:factory(args) / path/file.py:factory(args) with --data."
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,25 +24,7 @@ def group() -> None:
 
 def _problem_options(fn: Any) -> Any:
     options = [
-        click.option("--problem", default="linreg", show_default=True, help=_PROBLEM_HELP),
-        click.option(
-            "--n", "n", type=click.IntRange(min=1), default=20, show_default=True, help="linreg: examples."
-        ),
-        click.option(
-            "--d",
-            "d",
-            type=click.IntRange(min=1),
-            default=100,
-            show_default=True,
-            help="linreg: parameters (more than --n).",
-        ),
-        click.option("--data", default=None, help="For a model factory: digits or PATH.npz (arrays x, y)."),
-        click.option(
-            "--criterion",
-            type=click.Choice(["mse", "cross-entropy"]),
-            default=None,
-            help="For a model factory: its training criterion [default: cross-entropy].",
-        ),
+        problem_options(default="linreg", loss_flag="--criterion"),
         click.option(
             "--batch-size",
             type=click.IntRange(min=1),

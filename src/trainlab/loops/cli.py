@@ -14,13 +14,10 @@ from typing import Any
 import click
 
 from trainlab.errors import ArgumentError
+from trainlab.problem_options import PROBLEM_HELP, problem_options
 
 __all__ = ["group"]
 
-_PROBLEM_HELP = (
-    "linreg, linreg:PATH.npz (arrays X, t), digits-mlp, or a model factory "
-    "package.module:factory(args) / path/file.py:factory(args) with --data and --loss."
-)
 
 
 def _finite(kind: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -36,25 +33,7 @@ def _finite(kind: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
 
 def _problem_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--problem", required=True, help=_PROBLEM_HELP),
-        click.option(
-            "--n", "n", type=click.IntRange(1, 10**6), default=20, show_default=True, help="linreg: examples."
-        ),
-        click.option(
-            "--d",
-            "d",
-            type=click.IntRange(1, 10**7),
-            default=100,
-            show_default=True,
-            help="linreg: parameters (more than --n).",
-        ),
-        click.option("--data", default=None, help="MODULE problems: digits or PATH.npz (arrays x, y)."),
-        click.option(
-            "--loss",
-            type=click.Choice(["mse", "cross-entropy"]),
-            default=None,
-            help="MODULE problems: the loss [default: cross-entropy].",
-        ),
+        problem_options(default=None),
         click.option(
             "--seed",
             type=click.IntRange(0, 2**63 - 1),
@@ -90,7 +69,7 @@ def _load(problem: str, n: int, d: int, data: str | None, loss: str | None, seed
             "and loss; --data/--loss go with a MODULE factory)",
         )
     if not builtin and not is_factory_ref(problem):
-        raise ArgumentError("--problem", problem, _PROBLEM_HELP)
+        raise ArgumentError("--problem", problem, PROBLEM_HELP)
     return load_problem(problem, n=n, d=d, seed=seed, data=data, loss=loss)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from trainlab.errors import ArgumentError
+from trainlab.problem_options import problem_options
 
 __all__ = ["group"]
 
@@ -42,18 +43,9 @@ _FLOATS = _NumberList(float, "comma-separated positive numbers, e.g. 0.2,0.1")
 
 
 def _problem_options(f):  # type: ignore[no-untyped-def]
-    for opt in reversed([
-        click.option("--problem", default="digits-mlp", show_default=True,
-                     help="linreg, linreg:PATH.npz, digits-mlp, or a model factory "
-                          "package.module:factory(args)."),
-        click.option("--data", default=None, help="digits or PATH.npz (arrays x, y), for a model factory."),
-        click.option("--loss", type=click.Choice(["mse", "cross-entropy"]), default=None,
-                     help="Loss for a model factory (default cross-entropy)."),
-        click.option("--width", type=click.IntRange(min=1), default=None,
-                     help="Hidden width of digits-mlp (64-WIDTH-10; default 64)."),
-    ]):
-        f = opt(f)
-    return f
+    f = click.option("--width", type=click.IntRange(min=1), default=None,
+                     help="Hidden width of digits-mlp (64-WIDTH-10; default 64).")(f)
+    return problem_options(default="digits-mlp", sizes=False)(f)
 
 
 def _load(problem: str, data: str | None, loss: str | None, width: int | None, seed: int) -> Any:

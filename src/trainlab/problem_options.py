@@ -1,0 +1,54 @@
+"""The command-line options that name a problem (DESIGN.md, "Problems"), shared by hpo, scaling and loops.
+
+One place declares ``--problem``, the linreg sizes ``--n``/``--d``, ``--data`` and the
+model factory's loss, so that every command that trains something takes them with the same
+names, ranges and help; each command adds its own options beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+__all__ = ["PROBLEM_HELP", "problem_options"]
+
+PROBLEM_HELP = ("linreg, linreg:PATH.npz (arrays X, t), digits-mlp, or a model factory "
+                "package.module:factory(args) / path/file.py:factory(args) with --data.")
+
+# Sizes past these are refused by click before a linreg problem is even estimated.
+_MAX_N, _MAX_D = 10**6, 10**7
+
+
+def problem_options(*, default: str | None, sizes: bool = True,
+                    loss_flag: str = "--loss") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a click command with the problem options.
+
+    ``default`` is the default ``--problem`` (None: the option is required); ``sizes`` adds
+    ``--n``/``--d`` for ``linreg``; ``loss_flag`` names the model factory's training loss
+    (hpo calls it ``--criterion`` because its ``--loss`` chooses train or held-out loss).
+    """
+    options = [
+        click.option("--problem", default=default, required=default is None,
+                     show_default=default is not None, help=PROBLEM_HELP),
+    ]
+    if sizes:
+        options += [
+            click.option("--n", "n", type=click.IntRange(1, _MAX_N), default=20, show_default=True,
+                         help="linreg: examples."),
+            click.option("--d", "d", type=click.IntRange(1, _MAX_D), default=100, show_default=True,
+                         help="linreg: parameters (more than --n)."),
+        ]
+    options += [
+        click.option("--data", default=None, help="For a model factory: digits or PATH.npz (arrays x, y)."),
+        click.option(loss_flag, type=click.Choice(["mse", "cross-entropy"]), default=None,
+                     help="For a model factory: its training loss [default: cross-entropy]."),
+    ]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
