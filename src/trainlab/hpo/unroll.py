@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from trainlab.errors import ArgumentError, TrainlabError
 from trainlab.functional import GradientTransformation, adam, apply_updates, sgd
 from trainlab.problems import Problem
-from trainlab.seeding import derive_seed, generator
+from trainlab.seeding import derive_seed, forked_rng, generator
 
 __all__ = [
     "HYPERPARAMETERS",
@@ -376,8 +376,7 @@ class Unroll:
             return loss, (loss, new_buffers)
 
         if self._dropout:  # the same dropout masks in every replay of step k
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(derive_seed(self.seed, "hpo-dropout", k))
+            with forked_rng(derive_seed(self.seed, "hpo-dropout", k)):
                 grads, loss, buffers = self._gradient(objective, state, functorch)
         else:
             grads, loss, buffers = self._gradient(objective, state, functorch)

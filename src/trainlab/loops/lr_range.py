@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from trainlab.errors import ArgumentError
 from trainlab.problems import Problem
-from trainlab.seeding import derive_seed, generator
+from trainlab.seeding import derive_seed, forked_rng, generator
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -215,8 +215,7 @@ def lr_range_test(
     tried, raw, smooth = [], [], []
     best = math.inf
     divergence = None
-    with torch.random.fork_rng(devices=[]):  # dropout etc. draw from the global RNG: seed it, then restore
-        torch.manual_seed(derive_seed(seed, "lr-range-global"))
+    with forked_rng(derive_seed(seed, "lr-range-global")):  # dropout etc. draw from the global RNG
         for lr in lrs:
             for group in opt.param_groups:
                 group["lr"] = lr

@@ -369,14 +369,13 @@ def sharpness(
     ``dtype`` (float64 by default; None keeps the model's) is the precision of the HVPs: in
     float32 the rounding of each HVP (~1e-7 relative) limits the reachable ``tol``.
     """
-    from trainlab.seeding import derive_seed, generator
+    from trainlab.seeding import derive_seed, forked_rng, generator
 
     x, y = batch if batch is not None else (None, None)
     f = flat_loss(problem, params, x, y, dtype)
     # A model with dropout draws its mask from the global RNG once, when the gradient's graph
     # is built (every HVP reuses it): seed that draw, and leave the caller's RNG as it was.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, "sharpness-forward"))
+    with forked_rng(derive_seed(seed, "sharpness-forward")):
         hvp, _, _ = hvp_operator(f, f.w0)
     return lanczos_top_eigenvalue(
         hvp,
