@@ -170,8 +170,6 @@ class Claim:
     def evidence(self, ctx: Context) -> Evidence:
         """Run the claim in ``ctx`` and build its evidence from the checks it made."""
         template = self.run(ctx)
-        if isinstance(template, Evidence):  # TRANSITIONAL: parts not yet ported return Evidence
-            return template
         if template is not None and not isinstance(template, str):
             raise TypeError(f"claim {self.id} returned {type(template).__name__}, not a summary template")
         return Evidence.from_checks(ctx.checks, template, ctx.figures)
@@ -182,9 +180,6 @@ def _register(c: Claim) -> Claim:
         raise ValueError(f"claim id {c.id!r} is registered twice")
     REGISTRY[c.id] = c
     return c
-
-
-register = _register  # TRANSITIONAL: removed once every part declares claims with @claim
 
 
 def claim(id: str, *, section: str, statement: str) -> Callable[[RunFn], RunFn]:

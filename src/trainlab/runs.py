@@ -35,7 +35,6 @@ __all__ = [
     "environment",
     "describe_os_error",
     "file_mode",
-    "make_run_dir",
     "output_errors",
     "prepare_run_dir",
     "read_json",
@@ -225,11 +224,6 @@ def prepare_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument
         if not marker.exists():
             atomic_write_text(marker, f"trainlab {prefix} run folder\n")
     return path
-
-
-def make_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument: str = "--out") -> Path:
-    """A run folder that may be reused as it is (for commands that refuse reuse themselves)."""
-    return prepare_run_dir(out, prefix, argument=argument, resume=True)
 
 
 def environment() -> dict[str, Any]:
