@@ -24,13 +24,13 @@ effect grows with steps and with detail per pixel: 6 pairs × 600 steps of 16×1
 ¼, ⅙ resolution gave +3.34 [+1.99, +4.69] (seed 0), 8 pairs +3.81 [+2.70, +4.92] (seed 1).
 That is the full scale now (~100 s of CPU under load, against 227 s before). A quick
 candidate at ~31 s of training CPU (6 pairs × 400 steps of 12×12 at ⅓, ¼, ⅙) was checked on
-user seeds 300–307: transpose-beats-pool passed for 4 of 8 (accuracy +0.1 to +3.7 points) and
-skip-connections-help for 7 of 8 (seed 307: +1.00 [−0.38, +2.38]): verdicts that depend on
-the seed, so it was not adopted. The quick scale keeps the first protocol (~48 s of CPU
+user seeds 300–309: transpose-beats-pool passed for 5 of 10 (accuracy +0.1 to +3.7 points,
+mean +1.45) and skip-connections-help for 9 of 10 (seed 307: +1.00 [−0.38, +2.38]): verdicts
+that depend on the seed, so it was not adopted. The quick scale keeps the first protocol (~48 s of CPU
 under load, above the 30 s target), whose verdicts do not depend on the seed (user seeds
 200–209, slow test ``test_quick_scale_verdicts_on_seeds_not_used_in_design``):
 skip-connections-help passed 10 of 10, transpose-beats-pool failed 10 of 10 with its loss
-interval below 0 every time; its summary names the full budget, which resolves it. At these
+interval below 0 every time; its summary points to the full budget. At these
 budgets the networks are below the best-colour-per-grey-level lookup (neither
 ConvTransposeNet nor PoolUpsampleNet sees a pixel's grey level after its first stride/pool;
 UNet does through its skip).
@@ -224,8 +224,9 @@ def _compare(ctx: Context, worse_name: str, better_name: str) -> str:
         reading = "the accuracy difference is not resolved at this budget (the interval contains 0)"
     if acc.low <= 0 and ctx.quick:
         f = PROTOCOL["full"]
-        reading += (f"; the full scale ({f.num_seeds} pairs × {f.epochs * f.num_crops // f.batch_size} "
-                    f"steps of {f.patch_size}×{f.patch_size} crops) is the budget measured to resolve it")
+        steps = f.epochs * f.num_crops // f.batch_size
+        reading += (f"; compare the full scale ({f.num_seeds} pairs × {steps} "
+                    f"steps of {f.patch_size}×{f.patch_size} crops at lower resolution)")
     c.record("reading", reading)
     _figures(ctx, worse, better, acc, base)
     return ("{reading!v}. "
