@@ -35,8 +35,9 @@ budgets the networks are below the best-colour-per-grey-level lookup (neither
 ConvTransposeNet nor PoolUpsampleNet sees a pixel's grey level after its first stride/pool;
 UNet does through its skip).
 
-The full scale was checked on user seeds 300–309, not used to design it (slow test
-``test_full_scale_verdicts_on_seeds_not_used_in_design`` runs three of them, with the weaker assertions that held for all ten):
+The full scale was checked on user seeds 300–309, not used to design it (the slow test
+``test_full_scale_verdicts_on_seeds_not_used_in_design`` runs three of them, asserting what
+held for all ten):
 transpose-beats-pool passed for 9 of 10 (accuracy +1.1 to +6.4 points, lower ends +0.9 to
 +3.6; seed 302: +1.13 [−0.15, +2.41], not resolved), its loss interval below 0 for 10 of 10;
 skip-connections-help passed for 10 of 10 (+1.7 to +2.5 points, lower ends +0.99 to +1.85).
