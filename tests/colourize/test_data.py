@@ -248,3 +248,13 @@ def test_builtin_draws_fresh_crops_for_every_epoch_deterministically(builtin):
     assert torch.equal(a, b) and a.shape == (6, 3, 32, 32)
     assert not torch.equal(a, builtin.resample(3, 6)) and not torch.equal(a, builtin.train[:6])
     assert builtin.subset(10, 5, seed=1).resample is builtin.resample
+
+
+def test_builtin_crop_scales_are_passed_to_the_crops_and_to_resample():
+    from trainlab.colourize.data import BUILTIN_TRAIN, _photo, random_crops
+
+    d = load_data("builtin", size=12, num_crops=30, seed=3, crop_scales=(3, 4, 6), scales=(3, 4, 6))
+    photos = [_photo(n) for n in BUILTIN_TRAIN]
+    assert torch.equal(d.train, random_crops(photos, 30, 12, seed=3, scales=(3, 4, 6)))
+    assert not torch.equal(d.train, random_crops(photos, 30, 12, seed=3))
+    assert d.resample is not None and d.resample(1, 5).shape == (5, 3, 12, 12)
