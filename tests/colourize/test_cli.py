@@ -124,7 +124,6 @@ def test_an_unwritable_output_is_one_line(run, tmp_path, capsys, monkeypatch):
     assert main(["colourize", "predict", str(run), str(src), "-o", str(tmp_path / "o.png")]) == 2
     _one_error_line(capsys, "--output", "read-only")
     monkeypatch.setattr(runs, "atomic_write_bytes", read_only)
-    monkeypatch.setattr("trainlab.plotting.atomic_write_bytes", read_only)
     assert main(["colourize", "eval", str(run), "-o", str(tmp_path / "e")]) == 2
     _one_error_line(capsys, "--out", "read-only")
 
