@@ -42,7 +42,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -64,6 +64,18 @@ def _check(
 class _HypergradientMixin:
     param_groups: list[dict[str, Any]]
     state: dict[Tensor, dict[str, Any]]
+
+    def _adapted_groups(self) -> Iterator[tuple[dict[str, Any], list[Tensor], list[Tensor]]]:
+        """Each group with its parameters and ∇f(θ_{t−1}) (L2 term included, torch.optim's d_p),
+        after its learning rate has been adapted: what both optimizers' steps start from."""
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = [
+                p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
+                for p in params
+            ]
+            self._adapt_lr(group, grads, params)
+            yield group, params, grads
 
     def _adapt_lr(self, group: dict[str, Any], grads: list[Tensor], params: list[Tensor]) -> None:
         """α ← α + β ∇f(θ_{t−1})·d_{t−1} (or the multiplicative form), before the step."""
@@ -124,14 +136,7 @@ class SGDHD(_HypergradientMixin, torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            # ∇f(θ_{t−1}) of the objective being minimised, L2 term included (torch.optim.SGD's d_p)
-            grads = [
-                p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
-                for p in params
-            ]
-            self._adapt_lr(group, grads, params)
+        for group, params, grads in self._adapted_groups():
             lr, mu = group["lr"], group["momentum"]
             for p, g in zip(params, grads, strict=True):
                 state = self.state[p]
@@ -187,13 +192,7 @@ class AdamHD(_HypergradientMixin, torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            grads = [
-                p.grad.add(p, alpha=group["weight_decay"]) if group["weight_decay"] else p.grad
-                for p in params
-            ]
-            self._adapt_lr(group, grads, params)
+        for group, params, grads in self._adapted_groups():
             lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
             for p, g in zip(params, grads, strict=True):
                 state = self.state[p]
