@@ -100,6 +100,9 @@ def test_verify_refuses_an_existing_run_unless_resume_or_overwrite(capsys, tmp_p
         assert "(kept)" in capsys.readouterr().out
         assert main(["verify", "testcli.ok", "--out", str(run), "--seed", "5", "--resume"]) == 2
         assert "seed 0" in _one_line_error(capsys)
+        assert main(["verify", "testcli.ok", "--out", str(tmp_path / "typo"), "--resume"]) == 2
+        assert "holds no results.json" in _one_line_error(capsys)
+        assert not (tmp_path / "typo").exists()  # a mistyped run is not started afresh
         assert main(["verify", "testcli.ok", "--out", str(run), "--seed", "5", "--overwrite"]) == 0
         capsys.readouterr()
         assert main(["verify", "testcli.ok", "--out", ""]) == 2

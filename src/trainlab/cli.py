@@ -30,7 +30,7 @@ from pathlib import Path
 import click
 
 from trainlab import __version__
-from trainlab.errors import TrainlabError
+from trainlab.errors import ArgumentError, TrainlabError
 
 __all__ = ["PART_CLIS", "cli", "main"]
 
@@ -125,6 +125,9 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, re
     claims = select(patterns)  # a bad pattern fails before anything is written
     if resume and out is None:
         raise click.UsageError("--resume needs --out naming the run to continue")
+    if resume and not (Path(out) / "results.json").is_file():
+        raise ArgumentError("--out", out, "a run folder to continue with --resume (it holds no results.json; "
+                            "drop --resume to start a new run there)")
     run_dir = prepare_run_dir(out, "verify", resume=resume, overwrite=overwrite)
     if resume:
         reusable_records(run_dir, scale, seed)  # a mismatched run is refused before any work
