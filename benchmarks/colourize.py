@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from trainlab.colourize.data import load_data, to_grey
 from trainlab.colourize.models import build_model
 from trainlab.colourize.palette import fit_palette
-from trainlab.colourize.train import TrainConfig, train
+from trainlab.colourize.train import TrainConfig, resolve_precision, train
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--variants", default="default,channels_last,compile,bf16,fp16,compile+channels_last,"
+    parser.add_argument("--variants", default="default,fp32,channels_last,compile,bf16,fp16,compile+channels_last,"
                         "compile+bf16,compile+channels_last+bf16",
                         help="trainer settings to time (comma-separated)")
     parser.add_argument("--gpu-only", action="store_true", help="only the course protocol on a CUDA GPU")
@@ -200,8 +200,11 @@ def main() -> None:
     palette = fit_palette(data.train, 24, seed=0)
     base = TrainConfig(model=args.model, num_filters=args.num_filters, epochs=args.epochs,
                        batch_size=args.batch_size, seed=0, device="cpu")
+    # "default": the speed settings ``trainlab colourize train`` uses when none is given
+    # (--precision auto: bf16 where this CPU runs it natively, else fp32).
     settings = {
-        "default": {},
+        "default": {"precision": "auto"},
+        "fp32": {"precision": "fp32"},
         "channels_last": {"channels_last": True},
         "compile": {"compile": True},
         "bf16": {"precision": "bf16"},
@@ -217,7 +220,8 @@ def main() -> None:
     counted, analytic = counted_train_flops(model, 24), analytic_train_flops(model)
     peak = matmul_peak_gflops()
     print(f"{args.model}, NF={args.num_filters}, {len(data.train)} images × {args.epochs} epoch(s), "
-          f"batch {args.batch_size}, {torch.get_num_threads()} threads")
+          f"batch {args.batch_size}, {torch.get_num_threads()} threads; default precision here: "
+          f"{resolve_precision('auto', torch.device('cpu'))}")
     print(f"training FLOPs/image: {counted / 1e6:.1f} M (FlopCounterMode), "
           f"{analytic / 1e6:.1f} M (analytic 3·2·MACs); fp32 matmul peak {peak:.1f} GFLOP/s")
 

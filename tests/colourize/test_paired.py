@@ -68,3 +68,31 @@ def test_side_by_side_training_equals_one_run_per_seed(model):
         # float32 sums in another order (grouped vs plain conv) over 6 Adam steps of size 5e-3
         assert torch.allclose(logits, logits_stacked, atol=1e-3, rtol=1e-3)
         assert torch.allclose(net.final.weight, single.final.weight, atol=5e-4)
+
+
+def test_side_by_side_resampling_trains_each_seed_on_its_own_fresh_crops():
+    seeds = [3, 8]
+    data = [load_data("builtin", size=16, seed=s, num_crops=20).subset(None, 6, seed=0) for s in seeds]
+    palette = fit_palette(data[0].train, 5, seed=3, max_pixels=2000)
+    together = train_side_by_side("transpose", seeds, data, [palette, palette], num_filters=4, epochs=2,
+                                  batch_size=10, lr=5e-3, lr_schedule="constant", resample=True)
+    for i, (seed, d) in enumerate(zip(seeds, data, strict=True)):
+        net = build_model("transpose", num_filters=4, num_colours=5, seed=seed)
+        opt = torch.optim.Adam(net.parameters(), lr=5e-3)
+        for epoch in (1, 2):
+            rgb = d.train if epoch == 1 else d.resample(epoch, len(d.train))  # fresh crops from epoch 2
+            grey, labels = to_grey(rgb), palette.labels(rgb)
+            order = _epoch_order_for_tests(len(grey), seed, epoch)
+            for j in range(0, len(grey), 10):
+                idx = order[j: j + 10]
+                opt.zero_grad()
+                F.cross_entropy(net(grey[idx]), labels[idx]).backward()
+                opt.step()
+        single = together.network(i).train()
+        net.train()
+        with torch.no_grad():  # as above: compare in training mode, to float32 reordering over 4 steps
+            assert torch.allclose(net(to_grey(d.valid)), single(to_grey(d.valid)), atol=1e-3, rtol=1e-3)
+    fixed = [d.__class__(d.train, d.valid, d.source) for d in data]  # no resample: refused
+    with pytest.raises(ValueError, match="resample"):
+        train_side_by_side("pool", seeds, fixed, [palette, palette], num_filters=4, epochs=1, batch_size=10,
+                           lr=5e-3, resample=True)

@@ -260,3 +260,24 @@ def test_memory_estimate_grows_with_the_network_and_refuses_what_does_not_fit():
     assert 1e6 < small_run < 2e9 and huge > 1e11  # ~36·NF² weights × 16 bytes at NF = 10⁵
     with pytest.raises(ResourceError, match="--num-filters"):
         require_memory("--num-filters", 100_000, huge)
+
+
+def test_auto_precision_is_bf16_where_native_and_trains_as_that_precision(small, monkeypatch):
+    import importlib
+
+    tr = importlib.import_module("trainlab.colourize.train")  # the package re-exports a function "train"
+
+    cpu = torch.device("cpu")
+    assert tr.resolve_precision("fp32", cpu) == "fp32" and tr.resolve_precision("fp16", cpu) == "fp16"
+    assert tr.resolve_precision("auto", cpu) == ("bf16" if tr.native_bf16(cpu) else "fp32")
+    assert tr.resolve_precision("auto", torch.device("mps")) == "fp32"
+    data, palette = small
+    config = replace(CONFIG, epochs=1, device="cpu", precision="auto")
+    auto = train(config, data, palette=palette)
+    same = train(replace(config, precision=tr.resolve_precision("auto", cpu)), data, palette=palette)
+    assert _numbers(auto.history) == _numbers(same.history)
+    monkeypatch.setattr(tr, "native_bf16", lambda device: False)
+    assert tr.resolve_precision("auto", cpu) == "fp32"
+    assert _numbers(train(config, data, palette=palette).history) == _numbers(
+        train(replace(config, precision="fp32"), data, palette=palette).history)
+    assert TrainConfig.from_dict({}).precision == "fp32"  # a config without the key: float32 as before

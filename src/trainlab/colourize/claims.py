@@ -61,8 +61,8 @@ from trainlab.colourize.paired import PairedDifference, SideBySide, paired_diffe
 from trainlab.colourize.palette import Palette, fit_palette
 from trainlab.plotting import new_figure
 from trainlab.seeding import derive_seed
-from trainlab.shapes import conv_transpose_output_size, solve_padding
 from trainlab.threads import limit_threads
+from trainlab.shapes import conv_transpose_output_size, solve_padding
 
 __all__ = ["PROTOCOL", "Protocol", "pair_seeds", "protocol"]
 
@@ -90,14 +90,18 @@ class Protocol:
     palette_pixels: int = 10_000
     confidence: float = 0.95
     num_evals: int = 2  # validation points per run for the figure (the last epoch always)
+    resample: bool = False  # fresh random crops every epoch (as ``colourize train`` on builtin)
+    precision: str = "fp32"  # "bf16": bfloat16 autocast of the forward pass (the loss in float32)
 
 
 #: Scale -> budget. quick: 10 seeds × 200 steps of 20 random 12×12 crops at ½, ⅓, ¼ of the
-#: photographs' resolution; full: 8 seeds × 600 steps of 16×16 crops at ⅓, ¼, ⅙.
+#: photographs' resolution (NF 16); full: 5 seeds × 800 steps of 50 fresh 16×16 crops at ⅓,
+#: ¼, ⅙ (NF 32, the course's width), bfloat16 autocast.
 PROTOCOL: dict[str, Protocol] = {
     "quick": Protocol(num_seeds=10, num_filters=16, epochs=5, batch_size=20, num_crops=800, patch_size=12,
-                      scales=(2, 3, 4)),
-    "full": Protocol(num_seeds=8, num_filters=16, epochs=15, batch_size=20, num_crops=800, num_evals=5),
+                      scales=(2, 3, 4), precision="bf16"),
+    "full": Protocol(num_seeds=5, num_filters=32, epochs=4, batch_size=50, num_crops=10_000, num_evals=4,
+                     resample=True, precision="bf16"),
 }
 
 _DATA: dict[tuple[str, int, int], tuple[ColourData, Palette, Baselines]] = {}
@@ -146,12 +150,14 @@ def _trained(ctx: Context, model: str) -> SideBySide:
         prepared = [_data(ctx.scale, s, seeds[0]) for s in seeds]
         evals = sorted({max(1, round(p.epochs * (i + 1) / p.num_evals)) for i in range(p.num_evals)})
         ctx.progress(f"training {p.num_seeds} × {_NAMES[model]} side by side ({p.epochs} epochs)")
-        with limit_threads(1):  # small grouped convolutions: one thread is fastest on a busy CPU
+        # One thread: small grouped convolutions gain little from a second one on a quiet
+        # machine and lose much on a busy one, and the numbers do not depend on the core count.
+        with limit_threads(1):
             _TRAINED[key] = train_side_by_side(
                 model, seeds, [d for d, _, _ in prepared], [pal for _, pal, _ in prepared],
                 num_filters=p.num_filters, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
-                lr_schedule=p.lr_schedule, eval_epochs=evals,
-                progress=ctx.progress)
+                lr_schedule=p.lr_schedule, eval_epochs=evals, precision=p.precision,
+                resample=p.resample, progress=ctx.progress)
     return _TRAINED[key]
 
 
@@ -217,6 +223,10 @@ def _compare(ctx: Context, worse_name: str, better_name: str) -> str:
     c.record(f"{_NAMES[worse_name]}_loss_per_seed", worse.final_loss)
     c.record(f"{_NAMES[better_name]}_loss_per_seed", better.final_loss)
     c.record("grey_level_accuracy", 100 * sum(b.grey_level_accuracy for b in base) / len(base))
+    # the better network against the best colour per grey level (context-free), paired by seed
+    vs_grey = paired_difference(better.final_accuracy, [b.grey_level_accuracy for b in base], p.confidence)
+    c.record(f"{_NAMES[better_name]}_minus_grey_level", 100 * vs_grey.mean)
+    c.record(f"{_NAMES[better_name]}_minus_grey_level_interval", [100 * vs_grey.low, 100 * vs_grey.high])
     num_valid = len(_data(ctx.scale, better.seeds[0], better.seeds[0])[0].valid)
     c.record("protocol", {**asdict(p), "data": "builtin", "num_valid": num_valid})
     c.expect("course_cifar10_horses", COURSE_CIFAR10_HORSES)
@@ -240,7 +250,8 @@ def _compare(ctx: Context, worse_name: str, better_name: str) -> str:
             f"95% interval {{accuracy_interval:.2f}} (low {{accuracy_gain_low}}); "
             f"loss {{loss_change:+.3f}}, interval {{loss_interval:.3f}} (high {{loss_change_high}}); "
             f"means {hi} {{{hi}_accuracy:.1f}}%, {lo} {{{lo}_accuracy:.1f}}%, "
-            f"grey-level lookup {{grey_level_accuracy:.1f}}% ({{steps}} steps)")
+            f"grey-level lookup {{grey_level_accuracy:.1f}}% ({hi} − lookup {{{hi}_minus_grey_level:+.2f}}, "
+            f"interval {{{hi}_minus_grey_level_interval:.2f}}; {{steps}} steps)")
 
 
 @claim("colourize.transpose-beats-pool", section=SECTION, statement="""

@@ -100,8 +100,9 @@ def _training_options(f):  # type: ignore[no-untyped-def]
                      help="Use at most this many validation images."),
         click.option("--device", default="auto", show_default=True,
                      help="auto (a GPU when present), " + ", ".join(DEVICES[1:]) + " or cuda:N."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
-                     help="fp32, or bf16/fp16 autocast (fp16 with a gradient scaler; changes the numbers)."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                     help="auto (bf16 where the device runs it natively: recent Intel/AMD CPUs, NVIDIA "
+                     "Ampere+; else fp32), fp32, or bf16/fp16 autocast (fp16 with a gradient scaler)."),
         click.option("--channels-last", is_flag=True, help="channels_last memory format (speed, float32)."),
         click.option("--compile", is_flag=True, help="torch.compile the network (CUDA graphs on a GPU; "
                      "costs ~10-30 s of compilation first)."),

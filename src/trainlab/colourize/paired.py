@@ -143,7 +143,7 @@ def _validate(stacked: torch.nn.Module, grey: torch.Tensor, labels: torch.Tensor
             x = grey[i: i + batch_size]
             b, _, h, w = x.shape
             # (B, 1, H, W) -> (B, S, H, W) -> (B, S·K, H, W) -> (B, S, K, H, W)
-            logits = stacked(x.expand(b, s, h, w)).float().reshape(b, s, k, h, w)
+            logits = stacked(x.expand(b, s, h, w).contiguous()).float().reshape(b, s, k, h, w)
             target = labels[:, i: i + batch_size].transpose(0, 1)  # (S, B, H, W) -> (B, S, H, W)
             ce = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # (B, S, H, W)
             loss_sum += ce.double().sum((0, 2, 3))
@@ -158,7 +158,8 @@ def train_side_by_side(model: str, seeds: Sequence[int], data: Sequence[ColourDa
                        palettes: Sequence[Palette], *, num_filters: int, epochs: int, batch_size: int,
                        lr: float, lr_schedule: str = "cosine", kernel: int = 3,
                        eval_epochs: Sequence[int] | None = None,
-                       device: str | torch.device = "cpu",
+                       device: str | torch.device = "cpu", precision: str = "fp32",
+                       resample: bool = False,
                        progress: Callable[[str], None] | None = None) -> SideBySide:
     """Train one ``model`` per seed, all in one grouped network (see the module docstring).
 
@@ -168,6 +169,10 @@ def train_side_by_side(model: str, seeds: Sequence[int], data: Sequence[ColourDa
     held-out images must be the same for every seed). All ``data[i].train`` must have the
     same number and size of images. Validation runs after the
     epochs in ``eval_epochs`` (default: every epoch; the last is always included).
+
+    ``resample``: from epoch 2 on, seed i trains on fresh images ``data[i].resample(epoch, n)``
+    (builtin's random crops), as the trainer does. ``precision`` ``bf16`` runs the forward pass
+    under bfloat16 autocast (the loss in float32), as the trainer's ``--precision bf16``.
     """
     s = len(seeds)
     k = palettes[0].num_colours
@@ -175,7 +180,7 @@ def train_side_by_side(model: str, seeds: Sequence[int], data: Sequence[ColourDa
     nets = [build_model(model, kernel=kernel, num_filters=num_filters, num_colours=k, seed=sd)
             for sd in seeds]
     stacked = stack_models(nets).to(device)
-    optimizer = torch.optim.Adam(stacked.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(stacked.parameters(), lr=lr, foreach=True)  # one kernel per op, not per tensor
     grey = torch.stack([to_grey(d.train)[:, 0] for d in data]).to(device)  # (S, N, H, W)
     labels = torch.stack([p.labels(d.train) for d, p in zip(data, palettes, strict=True)]).to(device)
     valid_grey = to_grey(data[0].valid).to(device)  # (N_v, 1, H, W): the same photographs for all
@@ -193,16 +198,25 @@ def train_side_by_side(model: str, seeds: Sequence[int], data: Sequence[ColourDa
     hist_acc: list[list[float]] = []
     hist_loss: list[list[float]] = []
     hist_train: list[list[float]] = []
+    if resample and any(d.resample is None for d in data):
+        raise ValueError("resample=True needs data that can draw fresh images (builtin)")
+    autocast = {"fp32": None, "bf16": torch.bfloat16}[precision]
     stacked.train()
     for epoch in range(1, epochs + 1):
+        if resample and epoch > 1:
+            fresh = [d.resample(epoch, n) for d in data]  # type: ignore[misc]
+            grey = torch.stack([to_grey(r)[:, 0] for r in fresh]).to(device)
+            labels = torch.stack([p.labels(r) for r, p in zip(fresh, palettes, strict=True)]).to(device)
         orders = torch.stack([_order(n, sd, epoch) for sd in seeds]).to(device)  # (S, N)
         train_sum = torch.zeros(s, dtype=torch.float64, device=device)
         for step in range(steps):
             idx = orders[:, step * batch_size: (step + 1) * batch_size]  # (S, B)
-            x = grey[seed_index, idx].transpose(0, 1)  # (S, B, H, W) -> (B, S, H, W)
+            x = grey[seed_index, idx].transpose(0, 1).contiguous()  # (S, B, H, W) -> (B, S, H, W)
             t = labels[seed_index, idx].transpose(0, 1)  # (B, S, H, W)
             b, _, h, w = x.shape
-            logits = stacked(x).reshape(b, s, k, h, w)  # (B, S·K, H, W) -> (B, S, K, H, W)
+            with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+                logits = stacked(x)
+            logits = logits.float().reshape(b, s, k, h, w)  # (B, S·K, H, W) -> (B, S, K, H, W)
             ce = F.cross_entropy(logits.transpose(1, 2), t, reduction="none").mean((0, 2, 3))  # (S,)
             for group in optimizer.param_groups:
                 group["lr"] = _lr(lr, lr_schedule, (epoch - 1) * steps + step, total)

@@ -41,9 +41,11 @@ def nearest_colour(rgb: torch.Tensor, colours: torch.Tensor, chunk: int = 1 << 1
         flat = rgb.permute(0, 2, 3, 1).reshape(-1, 3)  # (N, 3, H, W) -> (N·H·W, 3)
         return nearest_colour(flat, colours, chunk).reshape(n, h, w)
     colours = colours.to(torch.float64)
+    # argmin_k ‖x − c_k‖² = argmin_k (‖c_k‖² − 2x·c_k): ‖x‖² is the same for every k
+    c2 = (colours * colours).sum(1)
     out = torch.empty(rgb.shape[0], dtype=torch.int64)
     for i in range(0, rgb.shape[0], chunk):
-        out[i: i + chunk] = _sq_dist(rgb[i: i + chunk].to(torch.float64), colours).argmin(1)
+        out[i: i + chunk] = torch.addmm(c2, rgb[i: i + chunk].to(torch.float64), colours.T, alpha=-2).argmin(1)
     return out
 
 

@@ -5,7 +5,8 @@ The course's defaults (issue 5): Adam with lr 1e-3, batch 100, 25 epochs, kernel
 Everything is configurable through :class:`TrainConfig`, including where and how fast it
 runs (see ``benchmarks/colourize.py`` for what each gives): ``device`` (``auto`` takes a
 CUDA GPU, then Apple's MPS, when present; the training data is moved to the device once),
-``precision`` (``fp32``; ``bf16`` or ``fp16`` autocast of the forward pass, the loss in
+``precision`` (``auto``: bf16 where the device runs it natively, else fp32, the CLI's default;
+``fp32``; ``bf16`` or ``fp16`` autocast of the forward pass, the loss in
 float32, ``fp16`` with a gradient scaler), ``channels_last`` memory format and ``compile``
 (``torch.compile``; on CUDA in "reduce-overhead" mode, which replays CUDA graphs: at the
 course's batch of 100 a GPU step is launch-bound). ``fp32``, ``channels_last`` and
@@ -59,6 +60,8 @@ __all__ = [
     "PRECISIONS",
     "estimate_training_bytes",
     "resolve_device",
+    "native_bf16",
+    "resolve_precision",
     "EpochMetrics",
     "TrainConfig",
     "TrainEvent",
@@ -77,7 +80,7 @@ _NUM_SAMPLES = 8
 #: "constant": the course's fixed Adam step; "cosine": lr·(1 + cos(π·t/T))/2 over all T steps.
 LR_SCHEDULES = ("constant", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Largest palette: k-means and the per-pixel logits grow with it.
 MAX_COLOURS = 1024
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -102,6 +105,34 @@ def resolve_device(device: str = "auto", *, argument: str = "--device") -> torch
     if name == "cuda" and index and int(index) >= torch.cuda.device_count():
         raise ArgumentError(argument, device, f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return torch.device(device)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 convolutions natively (faster than float32).
+
+    CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and later). CPU: oneDNN's bf16 kernels need
+    AVX-512 BF16 or AMX (Intel Cooper Lake / Sapphire Rapids and later, AMD Zen 4); elsewhere
+    bf16 autocast is emulated and slower than float32.
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        try:
+            return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a build without oneDNN
+            return False
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` where the device runs it natively, else ``fp32``; others unchanged.
+
+    ``benchmarks/colourize.py`` measures what bf16 gives on the CPU against the course-style
+    float32 loop, and prints the final accuracy of both beside the speed.
+    """
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -193,8 +224,8 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         d = dict(d)
-        if d.pop("bf16", False) and "precision" not in d:  # configs written before --precision
-            d["precision"] = "bf16"
+        if "precision" not in d:  # configs written before --precision: bf16 flag or float32
+            d["precision"] = "bf16" if d.pop("bf16", False) else "fp32"
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
@@ -454,9 +485,10 @@ def train(config: TrainConfig, data: ColourData | None = None, out_dir: str | Pa
     forward: Callable[[torch.Tensor], torch.Tensor] = model
     if config.compile:  # CUDA graphs at small batches, where a GPU step is launch-bound
         forward = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    autocast_dtype = _AUTOCAST.get(config.precision)
-    scaler = torch.amp.GradScaler(device.type) if config.precision == "fp16" else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)  # one kernel per op
+    precision = resolve_precision(config.precision, device)
+    autocast_dtype = _AUTOCAST.get(precision)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     # The data lives on the device for the whole run: a step only indexes it.
     grey = to_grey(data.train).to(device).contiguous(memory_format=memory)  # (N, 3, H, W) -> (N, 1, H, W)
     labels = palette.labels(data.train).to(device)  # (N, H, W) int64
