@@ -5,6 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import torch
+
+from trainlab.convnets.direct_shapes import DIRECT
 from trainlab.convnets.receptive_field import (
     APPROXIMATE,
     EXACT,
@@ -72,3 +75,79 @@ def test_conv_size_equals_conv_output_size_or_raises_the_same(h, k, s, p, d):
             return
         raise AssertionError("the fast path accepted what conv_output_size refuses") from None
     assert _conv_size(h, k, s, p, d, _Tracer(), "conv2d") == want
+
+
+# -- outputs worked out from shapes (direct_shapes) equal the meta kernel's ----------------------
+
+def _layouts(draw, shape: tuple[int, ...]) -> torch.Tensor:
+    """A meta tensor of ``shape``: contiguous, a permuted view, channels last or a slice."""
+    kind = draw(st.sampled_from(["contiguous", "permuted", "channels_last", "sliced"]))
+    if kind == "permuted" and len(shape) > 1:
+        order = draw(st.permutations(range(len(shape))))
+        base = torch.empty(tuple(shape[i] for i in order), device="meta")
+        return base.permute(*[order.index(i) for i in range(len(shape))])
+    if kind == "channels_last" and len(shape) == 4:
+        return torch.empty(shape, device="meta").contiguous(memory_format=torch.channels_last)
+    if kind == "sliced" and shape:
+        return torch.empty((*shape[:-1], shape[-1] + 2), device="meta")[..., 1:-1]
+    return torch.empty(shape, device="meta")
+
+
+def _same_as_meta(fn, args: tuple, kwargs: dict, direct) -> bool:
+    """``direct`` gives None, or the meta kernel's shape, dtype and strides; raises where the kernel does."""
+    out = direct(args, kwargs)
+    if out is None:
+        return False
+    want = fn(*args, **kwargs)
+    assert (out.shape, out.dtype, out.stride(), out.device) == (want.shape, want.dtype, want.stride(), want.device)
+    return True
+
+
+sizes = st.lists(st.integers(1, 5), min_size=1, max_size=5).map(tuple)
+
+
+@FAST
+@given(shape=sizes, data=st.data())
+def test_direct_cat_and_stack_equal_the_meta_kernel(shape, data):
+    n = len(shape)
+    dim = data.draw(st.integers(-n, n - 1))
+    parts = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        size = list(shape)
+        size[dim] = data.draw(st.integers(1, 4))
+        parts.append(_layouts(data.draw, tuple(size)))
+    name = data.draw(st.sampled_from(["cat", "concat", "concatenate"]))
+    kwargs = data.draw(st.sampled_from([{}, {"dim": dim}]))
+    args = (parts, dim) if not kwargs else (parts,)
+    answered = _same_as_meta(getattr(torch, name), args, kwargs, DIRECT[name])
+    assert answered or not any(t.is_contiguous() for t in parts)
+    same = [_layouts(data.draw, shape) for _ in range(len(parts))]
+    stack_dim = data.draw(st.integers(-n - 1, n))
+    answered = _same_as_meta(torch.stack, (same, stack_dim), {}, DIRECT["stack"])
+    assert answered or not any(t.is_contiguous() for t in same)
+
+
+@FAST
+@given(shape=sizes, data=st.data())
+def test_direct_reductions_equal_the_meta_kernel(shape, data):
+    n = len(shape)
+    x = _layouts(data.draw, shape)
+    dims = data.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=n, unique_by=lambda d: d % n))
+    dim = dims[0] if len(dims) == 1 and data.draw(st.booleans()) else tuple(dims)
+    keepdim = data.draw(st.booleans())
+    name = data.draw(st.sampled_from(["mean", "sum", "amax", "amin"]))
+    kwargs = data.draw(st.sampled_from([{}, {"keepdim": keepdim}, {"dim": dim, "keepdim": keepdim}]))
+    args = (x,) if "dim" in kwargs else (x, dim) if kwargs else (x, dim, keepdim)
+    answered = _same_as_meta(getattr(torch.Tensor, name), args, kwargs, DIRECT[name])
+    assert answered or not x.is_contiguous()
+
+
+def test_direct_shapes_leave_mismatches_and_other_forms_to_the_meta_kernel():
+    a, b = torch.empty(1, 2, 3, device="meta"), torch.empty(1, 3, 4, device="meta")
+    assert DIRECT["cat"](([a, b], 1), {}) is None  # sizes differ off the joined axis: torch raises
+    assert DIRECT["cat"](([a, a.double()], 1), {}) is None  # type promotion
+    assert DIRECT["stack"](([a, b],), {}) is None
+    assert DIRECT["mean"]((a, (1, -2)), {}) is None  # a repeated dim
+    assert DIRECT["sum"]((a.long(), 1), {}) is None  # an integer sum is int64
+    assert DIRECT["mean"]((a,), {}) is None  # a full reduction: not answered here
+    assert DIRECT["mean"]((a, 1), {"dtype": torch.float64}) is None

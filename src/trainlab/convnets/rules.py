@@ -83,9 +83,22 @@ _LEAF_TYPES = frozenset(
 )
 
 
+# What may sit inside an index or a size argument without hiding a tensor: x[:, 0, None, ...], view(shape).
+_INDEX_ITEMS = frozenset((int, bool, slice, type(None), type(Ellipsis)))
+_SEQUENCES = frozenset((tuple, list, torch.Size))
+
+
 def _flat(values: Iterable[Any]) -> bool:
-    """Whether none of ``values`` is a container (or any type pytree might open)."""
-    return all(type(v) in _LEAF_TYPES for v in values)
+    """Whether no tensor hides inside a container among ``values`` (leaves, or tuples of ints and
+    slices such as an index or a shape): then the tensors are the values themselves."""
+    for v in values:
+        kind = type(v)
+        if kind in _LEAF_TYPES:
+            continue
+        if kind in _SEQUENCES and all(type(i) in _INDEX_ITEMS for i in v):
+            continue
+        return False
+    return True
 
 
 def _meta(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -16,6 +16,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree as pytree
 
+from trainlab.convnets.direct_shapes import DIRECT
 from trainlab.convnets.receptive_field import (
     _RANK,
     APPROXIMATE,
@@ -604,13 +605,18 @@ class _Tracer(TorchFunctionMode):
     def fallback(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
         self.last = None
         flat = _flat(args) and _flat(kwargs.values())
-        if flat:  # no containers: the leaves are the arguments themselves
+        direct = DIRECT.get(name)
+        out = direct(args, kwargs) if direct is not None else None
+        if out is not None:  # worked out from the shapes (the meta kernel is slow)
+            meta_args, meta_kwargs = args, kwargs
+        elif flat:  # no tensors inside containers: the leaves are the arguments themselves
             meta_args = tuple(_as_meta(a) for a in args)
             meta_kwargs = {k: _as_meta(v) for k, v in kwargs.items()}
         else:
             meta_args, meta_kwargs = pytree.tree_map(_as_meta, (args, kwargs))
         try:
-            out = func(*meta_args, **meta_kwargs)
+            if out is None:
+                out = func(*meta_args, **meta_kwargs)
         except NotImplementedError as e:
             raise ArgumentError(
                 "model",
