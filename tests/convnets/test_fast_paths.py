@@ -25,13 +25,15 @@ from trainlab.shapes import conv_output_size
 FAST = settings(max_examples=60, deadline=None)
 
 halves = st.integers(-8, 40).map(lambda v: v / 2)  # starts on the half-pixel grid, as layers make them
+# off the grid: after upsampling by 3 (jump 1/3, start shifted by 1/6)
+thirds = st.integers(-24, 120).map(lambda v: v / 3 + 1 / 6)
 
 
 @st.composite
 def fields(draw, ndim: int, jump: tuple[float, ...] | None = None) -> ReceptiveField:
     size = tuple(float(draw(st.integers(1, 60))) for _ in range(ndim))
-    jumps = jump or tuple(float(draw(st.sampled_from([1, 2, 4, 8, 16]))) for _ in range(ndim))
-    start = tuple(draw(halves) for _ in range(ndim))
+    jumps = jump or tuple(float(draw(st.sampled_from([0, 1, 2, 4, 8, 16, 1 / 3]))) for _ in range(ndim))
+    start = tuple(draw(st.one_of(halves, thirds) if draw(st.booleans()) else halves) for _ in range(ndim))
     status = draw(st.sampled_from([EXACT, EXACT, APPROXIMATE, MISALIGNED, GLOBAL]))
     extent = tuple(draw(st.integers(1, 64)) for _ in range(ndim)) if status == GLOBAL else None
     return ReceptiveField(size, jumps, start, status, extent)

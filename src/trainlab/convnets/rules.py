@@ -88,6 +88,18 @@ _INDEX_ITEMS = frozenset((int, bool, slice, type(None), type(Ellipsis)))
 _SEQUENCES = frozenset((tuple, list, torch.Size))
 
 
+def _plain(values: Iterable[Any]) -> bool:
+    """Whether ``values`` hold no tensor at all: numbers, names, or tuples of ints and slices."""
+    for v in values:
+        kind = type(v)
+        if kind in _INDEX_ITEMS:
+            continue
+        if kind in _SEQUENCES and all(type(i) in _INDEX_ITEMS for i in v):
+            continue
+        return False
+    return True
+
+
 def _flat(values: Iterable[Any]) -> bool:
     """Whether no tensor hides inside a container among ``values`` (leaves, or tuples of ints and
     slices such as an index or a shape): then the tensors are the values themselves."""
@@ -161,6 +173,16 @@ __format__ __repr__ __hash__
 """.split()
 )
 _FACTORIES = frozenset("zeros ones empty full arange linspace eye rand randn randint".split())
+# Free rearrangements of one tensor by sizes, dims or an index: the tracer runs them on the meta tensor
+# directly when no other argument is a tensor (``view_as``, a tensor index: the general route).
+_REARRANGE = frozenset(
+    """
+view reshape flatten unflatten permute transpose t contiguous unsqueeze squeeze expand movedim moveaxis
+swapaxes swapdims narrow select chunk split unbind split_with_sizes tensor_split __getitem__ repeat tile
+flip roll
+""".split()
+)
+assert _REARRANGE <= _FREE
 _INPLACE_SUFFIX = re.compile(r"^(__i\w+__|\w+_)$")
 
 
@@ -771,8 +793,7 @@ def _pad(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
 def _reduction(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     """``mean``/``sum``/``amax``/``amin``: global pooling when taken over an image's spatial
     dimensions (one link per input), otherwise statistics of a normalisation (free)."""
-    out = tr.fallback(getattr(torch.Tensor, name), name, args, kwargs)
-    tr.not_counted.pop(f"{name} in {tr.where(name)}", None)
+    out = tr.fallback(getattr(torch.Tensor, name), name, args, kwargs, counted=True)
     x = args[0]
     dims = args[1] if len(args) > 1 else kwargs.get("dim")
     rf = tr.image_field(x, x.dim() - 2) if x.dim() > 2 else None
@@ -845,8 +866,9 @@ _HANDLERS: dict[str, Callable[[_Tracer, str, tuple, dict], Any]] = {
 
 # Dispatch by function name, in order of precedence: read-only queries, handlers, elementwise
 # functions and comparisons, shape-preserving functions; anything else falls back to meta tensors.
-_READ, _ELEM, _SAME = object(), object(), object()
+_READ, _ELEM, _SAME, _MOVE = object(), object(), object(), object()
 _KIND: dict[str, Any] = {
+    **dict.fromkeys(_REARRANGE, _MOVE),
     **dict.fromkeys(_SAME_SHAPE, _SAME),
     **dict.fromkeys(_ELEMENTWISE | _COMPARISONS, _ELEM),
     **_HANDLERS,

@@ -8,6 +8,7 @@ receptive field of every image-like tensor is carried alongside it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,6 +39,7 @@ from trainlab.convnets.rules import (
     _FREE,
     _KIND,
     _META,
+    _MOVE,
     _READ,
     _SAME,
     _SAME_SHAPE,
@@ -45,6 +47,7 @@ from trainlab.convnets.rules import (
     _broadcast,
     _first_line,
     _flat,
+    _plain,
     _shape,
     _tensors,
 )
@@ -68,11 +71,15 @@ class _Frame:
 
 
 def _merge_two(a: ReceptiveField, b: ReceptiveField, extent: tuple[int, ...] | None = None) -> ReceptiveField:
-    """``merge_fields([a, b], extent)``, spelled out for two moving fields on one grid (the same result)."""
+    """``merge_fields([a, b], extent)``, spelled out for two fields on one grid (the same result): two
+    moving fields of one jump, or two fixed regions (jump 0)."""
     n = a.ndim
-    if b.ndim != n or 0 in a.jump or 0 in b.jump or a.jump != b.jump or VARIES in (a.status, b.status):
+    if b.ndim != n or a.jump != b.jump or VARIES in (a.status, b.status):
         return merge_fields([a, b], extent)
-    if a.start == b.start and a.size == b.size and a.extent == b.extent:
+    if (a.start == b.start and a.size == b.size and a.extent == b.extent
+            and all((2 * v).is_integer() for v in (*a.size, *a.start))):
+        # the hull of a field with itself; on the half-pixel grid that layers make, merge_fields'
+        # arithmetic gives back the same numbers exactly (elsewhere it may round: recomputed below)
         status = a.status if _RANK.get(a.status, 3) >= _RANK.get(b.status, 3) else b.status
         if GLOBAL in (a.status, b.status):
             status = GLOBAL
@@ -135,6 +142,27 @@ def _moves_axes(name: str, src: torch.Tensor, args: tuple, kwargs: dict, axes: t
     return any(int(d) % src.dim() in axes for d in flat)
 
 
+_ORDERS: dict[tuple, tuple[int, ...]] = {}  # (name, ndim, dims) -> the order a permutation makes
+
+
+def _order(name: str, func: Any, ndim: int, dims: tuple, kwargs: dict) -> tuple[int, ...]:
+    """Where a permutation (permute, transpose, movedim, ...) of a tensor of ``ndim`` dims takes
+    each axis: output axis i is input axis order[i]. Found by permuting a meta probe whose sizes
+    are its axis numbers (2, 3, ...: unlike 0 and 1, sizes that never broadcast), and remembered."""
+    key = (name, ndim, dims) if not kwargs else None
+    try:
+        order = _ORDERS.get(key)
+    except TypeError:  # dims given as a list: not a key
+        key = order = None
+    if order is None:
+        probe = torch.empty(tuple(range(2, ndim + 2)), device=_META)
+        order = tuple(n - 2 for n in func(probe, *dims, **kwargs).shape)
+        if key is not None and len(_ORDERS) < 4096:
+            _ORDERS[key] = order
+    return order
+
+
+@functools.lru_cache(maxsize=4096)
 def map_axes(before: tuple[int, ...], after: tuple[int, ...],
              axes: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """Where the spatial ``axes`` of a tensor of shape ``before`` go in a reshape to ``after``.
@@ -293,7 +321,12 @@ class _Tracer(TorchFunctionMode):
         regions = [r for r in found if r is not None]
         if not regions:
             return
-        merged = merge_fields(regions, self.extent) if len(regions) > 1 else regions[0]
+        if len(regions) == 1:
+            merged = regions[0]
+        elif len(regions) == 2:
+            merged = _merge_two(regions[0], regions[1], self.extent)
+        else:
+            merged = merge_fields(regions, self.extent)
         for o in outs:
             fields[id(o)] = (o, merged, None)
 
@@ -317,8 +350,12 @@ class _Tracer(TorchFunctionMode):
             return entries[0][1]
         if len(entries) == 2:  # a residual add: two branches of one layout
             (ta, (a, axa)), (tb, (b, axb)) = entries
-            if axa is not None and axa == axb and ta.shape == out_shape and tb.shape == out_shape:
-                return _merge_two(a, b, self.extent), axa
+            if (axa is not None and axa == axb and ta.dim() == tb.dim() == len(out_shape)
+                    and all(ta.shape[i] == out_shape[i] == tb.shape[i] for i in axa)):
+                return _merge_two(a, b, self.extent), axa  # (or a concatenation of channels)
+            if axa is None and axb is None:  # two fixed regions (tokens): their union, still fixed
+                field = _merge_two(a, b, self.extent)
+                return (field, None) if not any(field.jump) else None
         out_axes: tuple[int, ...] | None = None
         mapped = []
         for t, (rf, axes) in entries:
@@ -358,9 +395,8 @@ class _Tracer(TorchFunctionMode):
         if axes is not None and type(out) is torch.Tensor:
             moved: tuple[int, ...] | None = None
             if name in _PERMUTES:
-                probe = torch.empty(tuple(range(2, src.dim() + 2)), device=_META)
-                order = list(func(probe, *args[1:], **kwargs).shape)
-                moved = tuple(order.index(a + 2) for a in axes)
+                order = _order(name, func, src.dim(), args[1:], kwargs)
+                moved = tuple(order.index(a) for a in axes)
             elif name in _VIEWS:
                 found = map_axes(tuple(src.shape), tuple(out.shape), axes)
                 if found is not None:
@@ -517,6 +553,8 @@ class _Tracer(TorchFunctionMode):
         kwargs = kwargs or {}
         if kind is _ELEM:
             return self.elementwise(func, name, args, kwargs)
+        if kind is _MOVE:
+            return self.rearrange(func, name, args, kwargs)
         if kind is _SAME:  # booked with no row and nothing to count: only the field follows
             x = args[0] if args else kwargs["input"]
             shape = tuple(x.shape)
@@ -602,7 +640,24 @@ class _Tracer(TorchFunctionMode):
         self.last = (out, shape)
         return out
 
-    def fallback(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
+    def rearrange(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
+        """A view, permutation, slice or split of a meta tensor by plain sizes: what ``fallback`` does
+        for it (run on the meta tensor, carry the field), without its conversions and searches."""
+        x = args[0] if args else None
+        if kwargs or type(x) is not torch.Tensor or not x.is_meta or not _plain(args[1:]):
+            return self.fallback(func, name, args, kwargs)
+        try:
+            out = func(*args)
+        except Exception:  # noqa: BLE001 - the general route raises the error the user sees
+            return self.fallback(func, name, args, kwargs)
+        self.last = None
+        if self.fields:
+            self.reshaped(name, func, x, args, kwargs, out)
+        return out
+
+    def fallback(self, func: Any, name: str, args: tuple, kwargs: dict, *, counted: bool = False) -> Any:
+        """Run ``func`` on meta tensors (or answer it from shapes), carry the fields, and list it as
+        not counted unless it is free or ``counted`` (a rule that books it itself)."""
         self.last = None
         flat = _flat(args) and _flat(kwargs.values())
         direct = DIRECT.get(name)
@@ -636,7 +691,8 @@ class _Tracer(TorchFunctionMode):
                 f"layer {self.where(name)}: {name} fails on input shapes {shapes}: {msg}"
             ) from None
         if (
-            name not in _FREE
+            not counted
+            and name not in _FREE
             and name not in _ELEMENTWISE
             and name not in _COMPARISONS
             and name not in _SAME_SHAPE
