@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import math
 
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trainlab.convnets.direct_shapes import DIRECT
 from trainlab.convnets.receptive_field import (
@@ -101,7 +102,8 @@ def _same_as_meta(fn, args: tuple, kwargs: dict, direct) -> bool:
     if out is None:
         return False
     want = fn(*args, **kwargs)
-    assert (out.shape, out.dtype, out.stride(), out.device) == (want.shape, want.dtype, want.stride(), want.device)
+    assert (out.shape, out.dtype, out.stride()) == (want.shape, want.dtype, want.stride())
+    assert out.device == want.device
     return True
 
 
@@ -153,3 +155,38 @@ def test_direct_shapes_leave_mismatches_and_other_forms_to_the_meta_kernel():
     assert DIRECT["sum"]((a.long(), 1), {}) is None  # an integer sum is int64
     assert DIRECT["mean"]((a,), {}) is None  # a full reduction: not answered here
     assert DIRECT["mean"]((a, 1), {"dtype": torch.float64}) is None
+
+
+def _same_tensors(out, want) -> None:
+    outs = out if isinstance(out, tuple) else (out,)
+    wants = want if isinstance(want, tuple) else (want,)
+    assert len(outs) == len(wants)
+    for o, w in zip(outs, wants, strict=True):
+        assert (o.shape, o.dtype, o.stride(), o.device) == (w.shape, w.dtype, w.stride(), w.device)
+
+
+@FAST
+@given(shape=sizes, data=st.data())
+def test_direct_copies_equal_the_meta_kernel(shape, data):
+    x = _layouts(data.draw, shape)
+    out = DIRECT["contiguous"]((x,), {})
+    _same_tensors(out, x.contiguous())
+    assert (out is x) == x.is_contiguous()  # contiguous() of a contiguous tensor is the tensor itself
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    _same_tensors(DIRECT["unbind"]((x, dim), {}), x.unbind(dim))
+    # a reshape that merges or splits axes (a view where the strides allow it, else a copy)
+    total = math.prod(shape)
+    new = data.draw(st.sampled_from([(total,), (-1,), (*shape[:-1], -1), (1, *shape),
+                                     tuple(reversed(shape))]))
+    _same_tensors(DIRECT["reshape"]((x, *new), {}), x.reshape(*new))
+    assert DIRECT["reshape"]((x, total + 1), {}) is None  # a size that does not fit: torch raises
+
+
+def test_direct_zeros_is_an_empty_meta_tensor():
+    for name in ("zeros", "ones"):
+        kwargs = {"dtype": torch.float16, "device": torch.device("meta")}
+        _same_tensors(DIRECT[name]((2, 3), kwargs), getattr(torch, name)(2, 3, **kwargs))
+        _same_tensors(DIRECT[name](((4, 5),), {"device": torch.device("meta")}),
+                      getattr(torch, name)((4, 5), device="meta"))
+        assert DIRECT[name]((2, 3), {"device": torch.device("cpu")}) is None
+        assert DIRECT[name]((-1,), {"device": torch.device("meta")}) is None

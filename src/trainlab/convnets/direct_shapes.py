@@ -1,7 +1,8 @@
-"""Outputs of concatenation and reductions worked out from shapes, without PyTorch's meta kernels.
+"""Outputs of concatenation, reductions and copies worked out from shapes, without PyTorch's meta kernels.
 
 On the meta device ``torch.cat``, ``torch.stack`` and ``mean`` run Python decompositions that
-cost 100–400 µs a call, more than the rest of a small model's trace together; their output
+cost 100–400 µs a call (copies: ``contiguous``, a ``reshape`` that cannot be a view, ``unbind``,
+``zeros``: 5–15 µs), more than the rest of a small model's trace together; their output
 shapes are one line of arithmetic. Each function here returns the output as an empty meta
 tensor (contiguous, like the meta kernel's when one input is contiguous), or None where it does not
 answer (mixed dtypes, only non-contiguous inputs, names instead of dims, sizes that do not match:
@@ -12,7 +13,6 @@ every answer with the meta kernel's shape, dtype and strides.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
@@ -105,9 +105,66 @@ def _reduction(args: tuple, kwargs: dict) -> torch.Tensor | None:
     return torch.empty(out, dtype=x.dtype, device=_META)
 
 
+def _contiguous(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``x.contiguous()``: ``x`` itself when it is contiguous, else a contiguous tensor of its shape
+    (the meta kernel copies through a Python decomposition)."""
+    if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or not args[0].is_meta:
+        return None
+    x = args[0]
+    return x if x.is_contiguous() else torch.empty(x.shape, dtype=x.dtype, device=_META)
+
+
+def _reshape(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``x.reshape(*shape)``: a view where one exists, else a view of a contiguous copy."""
+    x = args[0] if args else None
+    if kwargs or not isinstance(x, torch.Tensor) or not x.is_meta:
+        return None
+    shape = args[1:]
+    if x.is_contiguous():
+        try:
+            return x.view(*shape)
+        except RuntimeError:  # a size that does not fit: the meta kernel raises the usual error
+            return None
+    try:
+        return x.view(*shape)
+    except RuntimeError:  # strides that no view can express: reshape copies
+        pass
+    try:
+        return torch.empty(x.shape, dtype=x.dtype, device=_META).view(*shape)
+    except RuntimeError:
+        return None
+
+
+def _unbind(args: tuple, kwargs: dict) -> tuple[torch.Tensor, ...] | None:
+    """``x.unbind(dim)``: the slices ``x.select(dim, i)``."""
+    x = args[0] if args else None
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    if len(args) > 2 or not kwargs.keys() <= {"dim"} or not isinstance(x, torch.Tensor) or not x.is_meta:
+        return None
+    if type(dim) is not int or not -x.dim() <= dim < x.dim():
+        return None
+    return tuple(x.select(dim, i) for i in range(x.shape[dim]))
+
+
+def _zeros(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """``torch.zeros``/``torch.ones`` on the meta device: ``torch.empty`` (no values to fill)."""
+    if not kwargs.keys() <= {"dtype", "device", "layout", "requires_grad", "pin_memory"}:
+        return None
+    if kwargs.get("device") != _META:
+        return None
+    try:
+        return torch.empty(*args, **kwargs)
+    except (RuntimeError, TypeError):  # the meta kernel raises the usual error
+        return None
+
+
 #: function name -> its output from the arguments, or None (then the meta kernel runs)
 DIRECT: dict[str, Callable[[tuple, dict], torch.Tensor | None]] = {
     **dict.fromkeys(("cat", "concat", "concatenate"), _cat),
     "stack": _stack,
     **dict.fromkeys(("mean", "sum", "amax", "amin"), _reduction),
+    "contiguous": _contiguous,
+    "reshape": _reshape,
+    "unbind": _unbind,
+    **dict.fromkeys(("zeros", "ones"), _zeros),
 }

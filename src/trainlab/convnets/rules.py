@@ -119,7 +119,7 @@ def _meta(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Ten
 
 def _as_meta(x: Any) -> Any:
     if isinstance(x, torch.Tensor) and not x.is_meta:
-        return x.to("meta")
+        return x.to(_META)
     return x
 
 
@@ -232,15 +232,23 @@ def _approximate(rf: ReceptiveField) -> ReceptiveField:
     return ReceptiveField(rf.size, rf.jump, rf.start, APPROXIMATE, rf.extent)
 
 
+# (name, input shape, weight shape, stride, padding, dilation, groups) -> _conv_geometry's answer
+_CONV_GEOMETRY: dict[tuple, tuple] = {}
+
+
 def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     if len(args) == 7 and not kwargs:  # F.conv2d(input, weight, bias, stride, padding, dilation, groups)
         x, w, bias, stride, padding, dilation, groups = args
         if type(stride) is tuple and type(padding) is tuple and type(dilation) is tuple:
-            # the same geometry again (repeated blocks): sizes and counts worked out once per summary
+            # the same geometry again (repeated blocks, the next summary): sizes and counts are a pure
+            # function of these shapes and settings, worked out once
             key = (name, x.shape, w.shape, stride, padding, dilation, groups)
-            hit = tr.conv_cache.get(key)
+            hit = _CONV_GEOMETRY.get(key)
             if hit is None:
-                hit = tr.conv_cache[key] = _conv_geometry(tr, name, x, w, stride, padding, dilation, groups)
+                hit = _conv_geometry(tr, name, x, w, stride, padding, dilation, groups)
+                if len(_CONV_GEOMETRY) >= 4096:
+                    _CONV_GEOMETRY.clear()
+                _CONV_GEOMETRY[key] = hit
             shape, numel, macs, k, s, p, d = hit
             out = torch.empty(shape, dtype=x.dtype, device=_META)
             tr.last = (out, shape)
@@ -356,8 +364,11 @@ def _conv_transpose(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.
 
 
 def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-    b = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
-    x, w = b["input"], b["weight"]
+    if len(args) == 3 and not kwargs:  # F.linear(input, weight, bias), as nn.Linear calls it
+        x, w, bias = args
+    else:
+        b = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
+        x, w, bias = b["input"], b["weight"], b["bias"]
     if x.shape[-1] != w.shape[-1]:
         raise ShapeError(
             f"layer {tr.where(name)} expects {w.shape[-1]} input features (weight {_shape(w)}) "
@@ -369,7 +380,7 @@ def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
         tr.fields[id(out)] = (out, entry[0], entry[1])  # features last (channels last): the field stays
     numel = out.numel()
     macs = numel * w.shape[-1]  # n_in·n_out for every row of the input (all leading dimensions)
-    tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, b["bias"]))
+    tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, bias))
     return out
 
 

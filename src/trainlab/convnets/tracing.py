@@ -254,7 +254,6 @@ class _Tracer(TorchFunctionMode):
         self.not_counted: dict[str, None] = {}
         self.row_names: dict[str, int] = {}
         self.calls: dict[int, int] = {}
-        self.conv_cache: dict[tuple, tuple] = {}
         # (tensor, its shape) of the last output made by a hot path, so that post_hook need not read
         # the shape through the mode; reset by the fallback (the only route to in-place reshaping).
         self.last: tuple[torch.Tensor, tuple[int, ...]] | None = None
@@ -570,11 +569,14 @@ class _Tracer(TorchFunctionMode):
             return out
         if kind is not None:
             out = kind(self, name, args, kwargs)
-            if self.fields:  # a rule that mixes spatial axes: the outputs depend on the inputs' regions
-                self.derive([*args, *kwargs.values()], out)
+            fields = self.fields
+            if fields:  # a rule that did not carry the field: the outputs depend on the inputs' regions
+                entry = fields.get(id(out)) if type(out) is torch.Tensor else None
+                if entry is None or entry[0] is not out:
+                    self.derive([*args, *kwargs.values()], out)
             return out
         if name in _FACTORIES:
-            kwargs = {**kwargs, "device": "meta"}
+            kwargs = {**kwargs, "device": _META}
         return self.fallback(func, name, args, kwargs)
 
     def elementwise(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
@@ -644,12 +646,17 @@ class _Tracer(TorchFunctionMode):
         """A view, permutation, slice or split of a meta tensor by plain sizes: what ``fallback`` does
         for it (run on the meta tensor, carry the field), without its conversions and searches."""
         x = args[0] if args else None
-        if kwargs or type(x) is not torch.Tensor or not x.is_meta or not _plain(args[1:]):
+        if not isinstance(x, torch.Tensor) or not _plain(args[1:]) or not _plain(kwargs.values()):
             return self.fallback(func, name, args, kwargs)
-        try:
-            out = func(*args)
-        except Exception:  # noqa: BLE001 - the general route raises the error the user sees
-            return self.fallback(func, name, args, kwargs)
+        if not x.is_meta:  # a parameter or buffer of the model: a meta copy, so that nothing touches it
+            args = (x.to(_META), *args[1:])
+        direct = DIRECT.get(name)
+        out = direct(args, kwargs) if direct is not None else None
+        if out is None:
+            try:
+                out = func(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - the general route raises the error the user sees
+                return self.fallback(func, name, (x, *args[1:]), kwargs)
         self.last = None
         if self.fields:
             self.reshaped(name, func, x, args, kwargs, out)
