@@ -7,6 +7,7 @@ import math
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from trainlab.convnets.direct_shapes import DIRECT
 from trainlab.convnets.receptive_field import (
@@ -19,7 +20,7 @@ from trainlab.convnets.receptive_field import (
     through_window,
 )
 from trainlab.convnets.rules import _conv_size, _window_field
-from trainlab.convnets.tracing import _merge_two
+from trainlab.convnets.tracing import _merge_two, _named_modules
 from trainlab.errors import ArgumentError, ShapeError
 from trainlab.shapes import conv_output_size
 
@@ -190,3 +191,12 @@ def test_direct_zeros_is_an_empty_meta_tensor():
                       getattr(torch, name)((4, 5), device="meta"))
         assert DIRECT[name]((2, 3), {"device": torch.device("cpu")}) is None
         assert DIRECT[name]((-1,), {"device": torch.device("meta")}) is None
+
+
+def test_named_modules_walk_equals_torchs():
+    shared = nn.Linear(2, 2)
+    inner = nn.Sequential(shared, nn.ReLU(), nn.Sequential(nn.Identity(), shared))
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), inner, nn.ModuleDict({"a": inner, "b": nn.Tanh()}))
+    model.register_module("empty", None)
+    walked = _named_modules(model)
+    assert [(n, id(m)) for n, m in walked] == [(n, id(m)) for n, m in model.named_modules()]

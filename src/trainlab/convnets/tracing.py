@@ -196,6 +196,33 @@ def map_axes(before: tuple[int, ...], after: tuple[int, ...],
     return tuple(new), tuple(blocks)
 
 
+def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``list(model.named_modules())``: the same modules, names and order (depth first, a shared module
+    at its first place), walked with one explicit stack instead of a generator per level, which
+    costs every module a frame per level above it. A model that overrides ``named_modules`` gets
+    its own."""
+    found: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+    stack = [("", model)]
+    while stack:
+        name, m = stack.pop()
+        if id(m) in seen:
+            continue
+        if type(m).named_modules is not _NAMED_MODULES:
+            return list(model.named_modules())
+        seen.add(id(m))
+        found.append((name, m))
+        children = m._modules
+        if children:
+            prefix = name + "." if name else ""
+            stack.extend((prefix + key, child) for key, child in reversed(children.items())
+                         if child is not None)
+    return found
+
+
+_NAMED_MODULES = nn.Module.named_modules
+
+
 class _Tracer(TorchFunctionMode):
     """Intercepts every torch function the model calls and books its cost."""
 
@@ -216,7 +243,7 @@ class _Tracer(TorchFunctionMode):
         param_info, params, counts, lazies = self.param_info, self.params, self.param_counts, self.lazy
         ignore_bias, ignore_bn = "bias" in ignore, "batchnorm" in ignore
         builtin_types: dict[type, bool] = {}
-        for mod_name, m in model.named_modules():
+        for mod_name, m in _named_modules(model):
             mid = id(m)
             names[mid], modules[mid] = mod_name, m
             # A module without children is one layer (its ops add up in one row), except a model of
