@@ -113,6 +113,35 @@ sizes = st.lists(st.integers(1, 5), min_size=1, max_size=5).map(tuple)
 
 @FAST
 @given(shape=sizes, data=st.data())
+def test_viewable_agrees_with_torchs_view(shape, data):
+    """A reshape takes the view exactly when torch's ``view`` succeeds (else the copy's strides differ)."""
+    from trainlab.convnets.direct_shapes import _viewable
+
+    x = _layouts(data.draw, shape)
+    if data.draw(st.booleans()) and x.dim() > 1:  # a transposed view: strides out of order
+        x = x.transpose(0, -1)
+    if data.draw(st.booleans()):  # any order of the sizes, and a 1
+        new = data.draw(st.permutations([*x.shape, 1]))
+    else:  # neighbours merged at random cuts: views exactly where the merged axes form one block
+        cuts = [0, *sorted(data.draw(st.sets(st.integers(1, max(1, x.dim() - 1))))), x.dim()]
+        new = [math.prod(x.shape[a:b]) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    try:
+        x.view(new)
+        torch_views = True
+    except RuntimeError:
+        torch_views = False
+    assert _viewable(x.shape, x.stride(), list(new)) == torch_views
+    merged = [math.prod(x.shape)]
+    try:
+        x.view(merged)
+        torch_views = True
+    except RuntimeError:
+        torch_views = False
+    assert _viewable(x.shape, x.stride(), merged) == torch_views
+
+
+@FAST
+@given(shape=sizes, data=st.data())
 def test_direct_cat_and_stack_equal_the_meta_kernel(shape, data):
     n = len(shape)
     dim = data.draw(st.integers(-n, n - 1))
@@ -177,10 +206,13 @@ def test_direct_copies_equal_the_meta_kernel(shape, data):
     _same_tensors(DIRECT["unbind"]((x, dim), {}), x.unbind(dim))
     # a reshape that merges or splits axes (a view where the strides allow it, else a copy)
     total = math.prod(shape)
-    new = data.draw(st.sampled_from([(total,), (-1,), (*shape[:-1], -1), (1, *shape),
-                                     tuple(reversed(shape))]))
-    _same_tensors(DIRECT["reshape"]((x, *new), {}), x.reshape(*new))
+    split = [f for f in range(2, 5) if total % f == 0]
+    new = data.draw(st.sampled_from([(total,), (-1,), (*shape[:-1], -1), (1, *shape), tuple(reversed(shape)),
+                                     (*shape[:-2], -1, 1), (split[0], -1) if split else (-1, 1)]))
+    as_tuple = data.draw(st.booleans())
+    _same_tensors(DIRECT["reshape"]((x, new) if as_tuple else (x, *new), {}), x.reshape(*new))
     assert DIRECT["reshape"]((x, total + 1), {}) is None  # a size that does not fit: torch raises
+    assert DIRECT["reshape"]((x, -1, -1), {}) is None
 
 
 def test_direct_zeros_is_an_empty_meta_tensor():

@@ -12,6 +12,7 @@ every answer with the meta kernel's shape, dtype and strides.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -114,25 +115,61 @@ def _contiguous(args: tuple, kwargs: dict) -> torch.Tensor | None:
     return x if x.is_contiguous() else torch.empty(x.shape, dtype=x.dtype, device=_META)
 
 
+def _sizes(numel: int, shape: tuple) -> list[int] | None:
+    """The sizes of a reshape to ``shape`` (one -1 inferred), or None if they do not hold ``numel``."""
+    sizes = list(shape[0]) if len(shape) == 1 and type(shape[0]) in (tuple, list, torch.Size) else list(shape)
+    if not all(type(n) is int and n >= -1 for n in sizes) or sizes.count(-1) > 1:
+        return None
+    known = math.prod(n for n in sizes if n != -1)
+    if -1 in sizes:
+        if known == 0 or numel % known:
+            return None
+        sizes[sizes.index(-1)] = numel // known
+    return sizes if math.prod(sizes) == numel else None
+
+
+def _viewable(shape: torch.Size, stride: tuple[int, ...], sizes: list[int]) -> bool:
+    """Whether a tensor of ``shape`` and ``stride`` can be viewed with ``sizes`` (no copy).
+
+    Its axes of size > 1 fall into runs in which each axis steps exactly over the next one
+    (stride[i] = stride[i+1]·shape[i+1]): each run is one evenly strided block. A view exists iff
+    the new sizes > 1, in order, group into consecutive products equal to the runs' sizes.
+    """
+    runs: list[int] = []
+    previous = None
+    for n, step in zip(shape, stride, strict=True):
+        if n == 1:
+            continue
+        if runs and previous == step * n:
+            runs[-1] *= n
+        else:
+            runs.append(n)
+        previous = step
+    new = [n for n in sizes if n != 1]
+    i = 0
+    for run in runs:
+        product = 1
+        while product < run and i < len(new):
+            product *= new[i]
+            i += 1
+        if product != run:
+            return False
+    return i == len(new)
+
+
 def _reshape(args: tuple, kwargs: dict) -> torch.Tensor | None:
-    """``x.reshape(*shape)``: a view where one exists, else a view of a contiguous copy."""
+    """``x.reshape(*shape)``: a view where one exists, else a view of a contiguous copy (trying
+    ``view`` first costs a C++ exception, 15 µs, whenever it fails)."""
     x = args[0] if args else None
     if kwargs or not isinstance(x, torch.Tensor) or not x.is_meta:
         return None
-    shape = args[1:]
-    if x.is_contiguous():
-        try:
-            return x.view(*shape)
-        except RuntimeError:  # a size that does not fit: the meta kernel raises the usual error
-            return None
-    try:
-        return x.view(*shape)
-    except RuntimeError:  # strides that no view can express: reshape copies
-        pass
-    try:
-        return torch.empty(x.shape, dtype=x.dtype, device=_META).view(*shape)
-    except RuntimeError:
+    numel = x.numel()
+    sizes = _sizes(numel, args[1:])
+    if sizes is None or numel == 0:  # a size that does not fit (torch raises), or an empty tensor
         return None
+    if x.is_contiguous() or _viewable(x.shape, x.stride(), sizes):
+        return x.view(sizes)
+    return torch.empty(x.shape, dtype=x.dtype, device=_META).view(sizes)
 
 
 def _unbind(args: tuple, kwargs: dict) -> tuple[torch.Tensor, ...] | None:
