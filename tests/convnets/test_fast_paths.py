@@ -20,7 +20,7 @@ from trainlab.convnets.receptive_field import (
     through_window,
 )
 from trainlab.convnets.rules import _conv_size, _window_field
-from trainlab.convnets.tracing import _merge_two, _named_modules
+from trainlab.convnets.tracing import _merge_two, _named_modules, _Tracer
 from trainlab.errors import ArgumentError, ShapeError
 from trainlab.shapes import conv_output_size
 
@@ -41,7 +41,7 @@ def fields(draw, ndim: int, jump: tuple[float, ...] | None = None) -> ReceptiveF
     return ReceptiveField(size, jumps, start, status, extent)
 
 
-class _Tracer:  # what _conv_size needs of a tracer when it falls back: where the layer is
+class _Where:  # what _conv_size needs of a tracer when it falls back: where the layer is
     def where(self, name: str) -> str:
         return f"'layer' ({name})"
 
@@ -74,11 +74,11 @@ def test_conv_size_equals_conv_output_size_or_raises_the_same(h, k, s, p, d):
         want = conv_output_size(h, k, s, p, d)
     except (ShapeError, ArgumentError) as e:
         try:
-            _conv_size(h, k, s, p, d, _Tracer(), "conv2d")
+            _conv_size(h, k, s, p, d, _Where(), "conv2d")
         except type(e):
             return
         raise AssertionError("the fast path accepted what conv_output_size refuses") from None
-    assert _conv_size(h, k, s, p, d, _Tracer(), "conv2d") == want
+    assert _conv_size(h, k, s, p, d, _Where(), "conv2d") == want
 
 
 # -- outputs worked out from shapes (direct_shapes) equal the meta kernel's ----------------------
@@ -232,3 +232,18 @@ def test_named_modules_walk_equals_torchs():
     model.register_module("empty", None)
     walked = _named_modules(model)
     assert [(n, id(m)) for n, m in walked] == [(n, id(m)) for n, m in model.named_modules()]
+
+
+def test_einsum_memo_gives_the_meta_kernels_output():
+    """A contraction seen before is answered from its remembered shape and strides: the same as
+    the meta kernel's, for operands of any layout (permuted operands change the output's strides)."""
+    tracer = _Tracer(nn.Linear(1, 1), frozenset())
+    w = torch.empty(8, 6, device="meta")
+    for equation in ("bchw,cd->bdhw", "bchw,cd->bhwd", "bchw,cd->dbhw", "bchw,cd->bd"):
+        plain, permuted = torch.empty(1, 8, 4, 5, device="meta"), torch.empty(1, 8, 5, 4, device="meta")
+        for x in (plain, permuted.transpose(2, 3)):
+            want = torch.einsum(equation, x, w)
+            for _ in range(2):  # computed, then remembered
+                out = tracer.__torch_function__(torch.einsum, (), (equation, x, w), {})
+                assert (out.shape, out.stride(), out.dtype) == (want.shape, want.stride(), want.dtype)
+    assert tracer.rows[0].macs == 8 * 6 * 4 * 5

@@ -507,19 +507,24 @@ def _pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
             {"stride": None, "padding": 0, "ceil_mode": False},
         )
     x = b["input"]
-    nd = int(re.search(r"(\d)d", name).group(1))
-    k = _tuple(b["kernel_size"], nd)
-    s = _tuple(b["stride"], nd) if b["stride"] not in (None, [], ()) else k
-    p, d = _tuple(b.get("padding", 0), nd), _tuple(b.get("dilation", 1), nd)
-    where = tr.where(name)
-    spatial = tuple(
-        pool_output_size(h, ki, si, pi, di, bool(b["ceil_mode"]), layer=f"layer {where}")
-        for h, ki, si, pi, di in zip(x.shape[-nd:], k, s, p, d, strict=True)
-    )
-    out = _meta((*x.shape[:-nd], *spatial), x.dtype)
-    rf = tr.image_field(x, nd)
+    settings = (b["kernel_size"], b["stride"], b.get("padding", 0), b.get("dilation", 1),
+                bool(b["ceil_mode"]))
+    key = (name, x.shape, settings)
+    try:
+        hit = _POOL_GEOMETRY.get(key)
+    except TypeError:  # sizes given as lists: not a key
+        key = hit = None
+    if hit is None:
+        hit = _pool_geometry(tr, name, x, *settings)
+        if key is not None:
+            if len(_POOL_GEOMETRY) >= 4096:
+                _POOL_GEOMETRY.clear()
+            _POOL_GEOMETRY[key] = hit
+    shape, k, s, p, d = hit
+    out = _meta(shape, x.dtype)
+    rf = tr.image_field(x, len(k))
     if rf is not None:
-        tr.set_field(out, through_window(rf, k, s, p, d))
+        tr.set_field(out, _window_field(rf, k, s, p, d))
     numel = out.numel()
     tr.book(
         name.lstrip("_").replace("_with_indices", ""), out, neurons=numel, connections=numel * math.prod(k)
@@ -529,29 +534,71 @@ def _pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     return out
 
 
+# (name, input shape, (kernel, stride, padding, dilation, ceil_mode)) -> _pool_geometry's answer
+_POOL_GEOMETRY: dict[tuple, tuple] = {}
+
+
+def _pool_geometry(tr: _Tracer, name: str, x: torch.Tensor, kernel_size: Any, stride: Any, padding: Any,
+                   dilation: Any, ceil_mode: bool) -> tuple:
+    """(output shape, k, s, p, d) of a pooling window; raises on bad shapes."""
+    nd = int(re.search(r"(\d)d", name).group(1))
+    k = _tuple(kernel_size, nd)
+    s = _tuple(stride, nd) if stride not in (None, [], ()) else k
+    p, d = _tuple(padding, nd), _tuple(dilation, nd)
+    where = tr.where(name)
+    spatial = tuple(
+        pool_output_size(h, ki, si, pi, di, ceil_mode, layer=f"layer {where}")
+        for h, ki, si, pi, di in zip(x.shape[-nd:], k, s, p, d, strict=True)
+    )
+    return (*x.shape[:-nd], *spatial), k, s, p, d
+
+
 def _adaptive_pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     b = _bind(args, kwargs, ("input", "output_size", "return_indices"), {"return_indices": False})
     x = b["input"]
-    nd = int(re.search(r"(\d)d", name).group(1))
-    wanted = _tuple(b["output_size"], nd)
-    spatial = tuple(h if o is None else int(o) for h, o in zip(x.shape[-nd:], wanted, strict=True))
-    out = _meta((*x.shape[:-nd], *spatial), x.dtype)
-    windows = [adaptive_pool_windows(h, o) for h, o in zip(x.shape[-nd:], spatial, strict=True)]
-    links_per_channel = math.prod(sum(e - s for s, e in w) for w in windows)
-    connections = math.prod(x.shape[:-nd]) * links_per_channel
-    rf = tr.image_field(x, nd)
+    key = (name, x.shape, b["output_size"])
+    try:
+        hit = _ADAPTIVE_GEOMETRY.get(key)
+    except TypeError:  # the output size given as a list: not a key
+        key = hit = None
+    if hit is None:
+        hit = _adaptive_geometry(name, x.shape, b["output_size"])
+        if key is not None:
+            if len(_ADAPTIVE_GEOMETRY) >= 4096:
+                _ADAPTIVE_GEOMETRY.clear()
+            _ADAPTIVE_GEOMETRY[key] = hit
+    shape, connections, window, step = hit
+    out = _meta(shape, x.dtype)
+    rf = tr.image_field(x, len(window))
     if rf is not None:
-        if all(h % o == 0 for h, o in zip(x.shape[-nd:], spatial, strict=True)):
-            ks = tuple(h // o for h, o in zip(x.shape[-nd:], spatial, strict=True))
-            tr.set_field(out, through_window(rf, ks, ks, 0, 1))
-        else:
-            widest = [max(e - s for s, e in w) for w in windows]
-            field_ = through_window(rf, widest, [h / o for h, o in zip(x.shape[-nd:], spatial, strict=True)])
-            tr.set_field(out, _approximate(field_))
+        field_ = through_window(rf, window, step, 0, 1)
+        tr.set_field(out, field_ if window == step else _approximate(field_))
     tr.book(name.replace("_with_indices", ""), out, neurons=out.numel(), connections=connections)
     if "max" in name and b["return_indices"]:
         return out, _meta(tuple(out.shape), torch.int64)
     return out
+
+
+# (name, input shape, output size) -> _adaptive_geometry's answer
+_ADAPTIVE_GEOMETRY: dict[tuple, tuple] = {}
+
+
+def _adaptive_geometry(name: str, x_shape: torch.Size, output_size: Any) -> tuple:
+    """(output shape, connections, window, step) of adaptive pooling: equal windows H/H_out when the
+    output size divides the input's (window = step), else the widest window and the mean step."""
+    nd = int(re.search(r"(\d)d", name).group(1))
+    wanted = _tuple(output_size, nd)
+    sizes = tuple(x_shape[-nd:])
+    spatial = tuple(h if o is None else int(o) for h, o in zip(sizes, wanted, strict=True))
+    windows = [adaptive_pool_windows(h, o) for h, o in zip(sizes, spatial, strict=True)]
+    links_per_channel = math.prod(sum(e - s for s, e in w) for w in windows)
+    connections = math.prod(x_shape[:-nd]) * links_per_channel
+    if all(h % o == 0 for h, o in zip(sizes, spatial, strict=True)):
+        window = step = tuple(h // o for h, o in zip(sizes, spatial, strict=True))
+    else:
+        window = tuple(max(e - s for s, e in w) for w in windows)
+        step = tuple(h / o for h, o in zip(sizes, spatial, strict=True))
+    return (*x_shape[:-nd], *spatial), connections, window, step
 
 
 _INTERP_LINKS = {"nearest": 1, "nearest-exact": 1, "linear": 2, "bilinear": 4, "trilinear": 8, "bicubic": 16}
@@ -671,6 +718,11 @@ def _einsum_field(tr: _Tracer, equation: str, operands: Sequence[torch.Tensor], 
     tr.fields[id(out)] = (out, rf, tuple(rhs.index(letter) for letter in letters))
 
 
+# (equation, (shape, strides, dtype) of each operand) -> (output shape, strides, dtype, MACs): the meta
+# kernel of a contraction costs 30 µs and more
+_EINSUM: dict[tuple, tuple] = {}
+
+
 def _einsum(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     equation = args[0] if args else kwargs.get("equation")
     operands = args[1:] if len(args) > 1 else tuple(kwargs.get("operands", ()))
@@ -678,10 +730,22 @@ def _einsum(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
         operands = tuple(operands[0])
     if not isinstance(equation, str) or not all(isinstance(o, torch.Tensor) for o in operands):
         return tr.fallback(torch.einsum, name, args, kwargs)  # the sublist form: not counted
-    out = torch.einsum(equation, *(_as_meta(o) for o in operands))
+    if len(operands) > 1:  # a contraction: its output and MACs remembered by operand layout
+        key = (equation, *((o.shape, o.stride(), o.dtype) for o in operands))
+        hit = _EINSUM.get(key)
+        if hit is None:
+            out = torch.einsum(equation, *(_as_meta(o) for o in operands))
+            macs = _einsum_macs(equation, [tuple(o.shape) for o in operands])
+            hit = (out.shape, out.stride(), out.dtype, macs)
+            if len(_EINSUM) >= 4096:
+                _EINSUM.clear()
+            _EINSUM[key] = hit
+        shape, stride, dtype, macs = hit
+        out = torch.empty_strided(shape, stride, dtype=dtype, device=_META)
+    else:  # one operand is a permutation, a trace or a sum (maybe a view of it): no multiplications
+        out = torch.einsum(equation, *(_as_meta(o) for o in operands))
+        macs = 0
     _einsum_field(tr, equation, operands, out)
-    # One operand is a permutation, a trace or a sum: no multiplications.
-    macs = _einsum_macs(equation, [tuple(o.shape) for o in operands]) if len(operands) > 1 else 0
     tr.book("einsum", out, neurons=out.numel() if macs else 0, macs=macs, connections=macs, params=operands)
     return out
 
