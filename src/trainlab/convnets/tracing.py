@@ -59,12 +59,13 @@ __all__: list[str] = []  # private: used by trainlab.convnets.tracer
 class _Frame:
     """One module call on the stack (a plain slotted class: one is made per module call)."""
 
-    __slots__ = ("module", "name", "leaf", "neurons", "macs", "connections")
+    __slots__ = ("module", "name", "leaf", "own", "neurons", "macs", "connections")
 
-    def __init__(self, module: nn.Module, name: str, leaf: bool) -> None:
+    def __init__(self, module: nn.Module, name: str, leaf: bool, own: tuple[torch.Tensor, ...]) -> None:
         self.module = module
         self.name = name
         self.leaf = leaf
+        self.own = own  # its parameters, booked with its row
         self.neurons = 0
         self.macs = 0
         self.connections = 0
@@ -140,6 +141,12 @@ def _moves_axes(name: str, src: torch.Tensor, args: tuple, kwargs: dict, axes: t
     for d in dims if isinstance(dims, list | tuple) else (dims,):
         flat.extend(d if isinstance(d, list | tuple) else (d,))
     return any(int(d) % src.dim() in axes for d in flat)
+
+
+@functools.lru_cache(maxsize=64)
+def _trailing(dim: int, nd: int) -> tuple[int, ...]:
+    """The last ``nd`` axes of a ``dim``-dimensional tensor: where convolutions and pools read space."""
+    return tuple(range(dim - nd, dim))
 
 
 _ORDERS: dict[tuple, tuple[int, ...]] = {}  # (name, ndim, dims) -> the order a permutation makes
@@ -236,8 +243,8 @@ class _Tracer(TorchFunctionMode):
         self.param_info: dict[int, tuple[int, bool, str, nn.Module]] = {}
         self.params: list[torch.Tensor] = []  # in the order of param_info
         self.param_counts: dict[int, tuple[int, int]] = {}
-        # id(module) -> (module, name, may be a leaf): what pre_hook needs, once per summary.
-        self.frames: dict[int, tuple[nn.Module, str, bool]] = {}
+        # id(module) -> (module, name, is a leaf, its own parameters): what the hooks need, read once.
+        self.frames: dict[int, tuple[nn.Module, str, bool, tuple[torch.Tensor, ...]]] = {}
         self.lazy: list[bool] = []  # per entry of params: an uninitialised (lazy) parameter
         names, modules, frames = self.names, self.modules, self.frames
         param_info, params, counts, lazies = self.param_info, self.params, self.param_counts, self.lazy
@@ -251,8 +258,9 @@ class _Tracer(TorchFunctionMode):
             builtin = builtin_types.get(type(m))
             if builtin is None:
                 builtin = builtin_types[type(m)] = type(m).__module__.startswith("torch.nn")
-            frames[mid] = (m, mod_name, mod_name != "" or builtin)
             own = m._parameters
+            frames[mid] = (m, mod_name, (mod_name != "" or builtin) and not m._modules,
+                           tuple(p for p in own.values() if p is not None) if own else ())
             if not own:
                 continue
             drop_all = ignore_bn and isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -300,8 +308,7 @@ class _Tracer(TorchFunctionMode):
         entry = self.fields.get(id(x))
         if entry is None or entry[0] is not x or entry[2] is None:
             return None
-        axes, dim = entry[2], x.dim()
-        return entry[1] if len(axes) == nd and axes == tuple(range(dim - nd, dim)) else None
+        return entry[1] if entry[2] == _trailing(x.dim(), nd) else None
 
     def set_field(self, t: Any, rf: ReceptiveField | None, axes: tuple[int, ...] | None = None) -> None:
         if rf is None or not isinstance(t, torch.Tensor):
@@ -466,7 +473,7 @@ class _Tracer(TorchFunctionMode):
     def pre_hook(self, module: nn.Module, args: Any) -> None:
         entry = self.frames.get(id(module))
         if entry is not None and entry[0] is module:
-            self.stack.append(_Frame(module, entry[1], entry[2] and not module._modules))
+            self.stack.append(_Frame(module, entry[1], entry[2], entry[3]))
 
     def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         stack = self.stack
@@ -481,18 +488,31 @@ class _Tracer(TorchFunctionMode):
             out = output if type(output) is torch.Tensor else None
             entry = self.fields.get(id(out)) if out is not None else None
             if entry is not None and entry[0] is out and entry[2] is not None:
-                with torch._C.DisableTorchFunction():
-                    shape = tuple(out.shape)
+                last = self.last
+                if last is not None and last[0] is out:
+                    shape = last[1]
+                else:
+                    with torch._C.DisableTorchFunction():
+                        shape = tuple(out.shape)
                 self.block_fields.pop(frame.name, None)
                 self.block_fields[frame.name] = (shape, entry[1], len(self.rows))
             return
         mid = id(module)
         calls = self.calls
         n = calls[mid] = calls.get(mid, 0) + 1
-        params = module._parameters
-        own = [p for p in params.values() if p is not None] if params else None
-        total, trainable = self.take_params(own) if own else (0, 0)
-        if isinstance(output, torch.Tensor):
+        own = frame.own
+        total = trainable = 0
+        if own:  # take_params, inlined: the parameters not booked yet
+            counts, counted = self.param_counts, self.counted
+            for p in own:
+                pid = id(p)
+                entry = counts.get(pid)
+                if entry is None or pid in counted:
+                    continue
+                counted.add(pid)
+                total += entry[0]
+                trainable += entry[1]
+        if type(output) is torch.Tensor or isinstance(output, torch.Tensor):
             out = output
         else:
             out = next((o for o in pytree.tree_leaves(output) if isinstance(o, torch.Tensor)), None)
