@@ -227,7 +227,9 @@ def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
-_NAMED_MODULES = nn.Module.named_modules
+_NAMED_MODULES, _TRAIN = nn.Module.named_modules, nn.Module.train
+_BATCH_NORM, _PARAMETER = nn.modules.batchnorm._BatchNorm, nn.Parameter
+_UNINITIALIZED = nn.parameter.UninitializedParameter
 
 
 class _Tracer(TorchFunctionMode):
@@ -249,25 +251,27 @@ class _Tracer(TorchFunctionMode):
         names, modules, frames = self.names, self.modules, self.frames
         param_info, params, counts, lazies = self.param_info, self.params, self.param_counts, self.lazy
         ignore_bias, ignore_bn = "bias" in ignore, "batchnorm" in ignore
-        builtin_types: dict[type, bool] = {}
+        # (module, its training flag) before the trace, and whether every module trains the default way
+        self.modes: list[tuple[nn.Module, bool]] = []
+        self.default_train = True
         for mod_name, m in _named_modules(model):
             mid = id(m)
             names[mid], modules[mid] = mod_name, m
+            self.modes.append((m, m.training))
+            kind = type(m)
+            self.default_train = self.default_train and kind.train is _TRAIN
             # A module without children is one layer (its ops add up in one row), except a model of
             # its own class written with functional ops only: it gets a row per op.
-            builtin = builtin_types.get(type(m))
-            if builtin is None:
-                builtin = builtin_types[type(m)] = type(m).__module__.startswith("torch.nn")
+            leaf = not m._modules and (mod_name != "" or kind.__module__.startswith("torch.nn"))
             own = m._parameters
-            frames[mid] = (m, mod_name, (mod_name != "" or builtin) and not m._modules,
-                           tuple(p for p in own.values() if p is not None) if own else ())
+            frames[mid] = (m, mod_name, leaf, tuple(p for p in own.values() if p is not None) if own else ())
             if not own:
                 continue
-            drop_all = ignore_bn and isinstance(m, nn.modules.batchnorm._BatchNorm)
+            drop_all = ignore_bn and isinstance(m, _BATCH_NORM)
             for pname, p in own.items():
                 if p is None or id(p) in param_info:
                     continue
-                lazy = type(p) is not nn.Parameter and isinstance(p, nn.parameter.UninitializedParameter)
+                lazy = type(p) is not _PARAMETER and isinstance(p, _UNINITIALIZED)
                 numel = 0 if lazy else p.numel()
                 requires_grad = p.requires_grad
                 param_info[id(p)] = (numel, requires_grad, pname, m)
