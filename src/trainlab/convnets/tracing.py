@@ -143,6 +143,14 @@ def _moves_axes(name: str, src: torch.Tensor, args: tuple, kwargs: dict, axes: t
     return any(int(d) % src.dim() in axes for d in flat)
 
 
+def _leaves(values: Any) -> list[Any]:
+    """``pytree.tree_leaves(values)``; a tuple or list of tensors (split, unbind, an LSTM's output)
+    is its own list of leaves, without pytree's walk."""
+    if type(values) in (tuple, list) and all(type(v) is torch.Tensor for v in values):
+        return list(values)
+    return pytree.tree_leaves(values)
+
+
 @functools.lru_cache(maxsize=64)
 def _trailing(dim: int, nd: int) -> tuple[int, ...]:
     """The last ``nd`` axes of a ``dim``-dimensional tensor: where convolutions and pools read space."""
@@ -350,7 +358,7 @@ class _Tracer(TorchFunctionMode):
                 return  # the rule set its field
             outs = [outputs]
         else:
-            outs = [o for o in pytree.tree_leaves(outputs)
+            outs = [o for o in _leaves(outputs)
                     if isinstance(o, torch.Tensor) and self.entry(o) is None]
             if not outs:
                 return
@@ -427,7 +435,7 @@ class _Tracer(TorchFunctionMode):
         if entry is None:
             return
         rf, axes = entry
-        outs = (out,) if type(out) is torch.Tensor else [o for o in pytree.tree_leaves(out)
+        outs = (out,) if type(out) is torch.Tensor else [o for o in _leaves(out)
                                                          if isinstance(o, torch.Tensor)]
         if axes is not None and type(out) is torch.Tensor:
             moved: tuple[int, ...] | None = None
@@ -519,7 +527,7 @@ class _Tracer(TorchFunctionMode):
         if type(output) is torch.Tensor or isinstance(output, torch.Tensor):
             out = output
         else:
-            out = next((o for o in pytree.tree_leaves(output) if isinstance(o, torch.Tensor)), None)
+            out = next((o for o in _leaves(output) if isinstance(o, torch.Tensor)), None)
         if out is not None:
             last = self.last
             if last is not None and last[0] is out:
