@@ -378,6 +378,8 @@ def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     entry = tr.entry(x)
     if entry is not None and entry[1] is not None and x.dim() - 1 not in entry[1]:
         tr.fields[id(out)] = (out, entry[0], entry[1])  # features last (channels last): the field stays
+    elif entry is not None and entry[1] is None and tr.entry(w) is None and tr.entry(bias) is None:
+        tr.fields[id(out)] = (out, entry[0], None)  # tokens: x's region, as deriving it would give
     numel = out.numel()
     macs = numel * w.shape[-1]  # n_in·n_out for every row of the input (all leading dimensions)
     tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, bias))
