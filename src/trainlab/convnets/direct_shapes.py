@@ -61,7 +61,7 @@ def _cat(args: tuple, kwargs: dict) -> torch.Tensor | None:
             return None
         total += size[dim]
     shape[dim] = total
-    return torch.empty(shape, dtype=tensors[0].dtype, device=_META)
+    return torch.empty(size=shape, dtype=tensors[0].dtype, device=_META)
 
 
 def _stack(args: tuple, kwargs: dict) -> torch.Tensor | None:
@@ -75,7 +75,7 @@ def _stack(args: tuple, kwargs: dict) -> torch.Tensor | None:
     if not -n <= dim < n or any(t.shape != tensors[0].shape for t in tensors):
         return None
     shape.insert(dim % n, len(tensors))
-    return torch.empty(shape, dtype=tensors[0].dtype, device=_META)
+    return torch.empty(size=shape, dtype=tensors[0].dtype, device=_META)
 
 
 def _reduction(args: tuple, kwargs: dict) -> torch.Tensor | None:
@@ -103,7 +103,7 @@ def _reduction(args: tuple, kwargs: dict) -> torch.Tensor | None:
         out = [1 if i in axes else shape[i] for i in range(n)]
     else:
         out = [shape[i] for i in range(n) if i not in axes]
-    return torch.empty(out, dtype=x.dtype, device=_META)
+    return torch.empty(size=out, dtype=x.dtype, device=_META)
 
 
 def _contiguous(args: tuple, kwargs: dict) -> torch.Tensor | None:
@@ -112,7 +112,7 @@ def _contiguous(args: tuple, kwargs: dict) -> torch.Tensor | None:
     if len(args) != 1 or kwargs or not isinstance(args[0], torch.Tensor) or not args[0].is_meta:
         return None
     x = args[0]
-    return x if x.is_contiguous() else torch.empty(x.shape, dtype=x.dtype, device=_META)
+    return x if x.is_contiguous() else torch.empty(size=x.shape, dtype=x.dtype, device=_META)
 
 
 def _sizes(numel: int, shape: tuple) -> list[int] | None:
@@ -169,7 +169,7 @@ def _reshape(args: tuple, kwargs: dict) -> torch.Tensor | None:
         return None
     if x.is_contiguous() or _viewable(x.shape, x.stride(), sizes):
         return x.view(sizes)
-    return torch.empty(x.shape, dtype=x.dtype, device=_META).view(sizes)
+    return torch.empty(size=x.shape, dtype=x.dtype, device=_META).view(sizes)
 
 
 def _unbind(args: tuple, kwargs: dict) -> tuple[torch.Tensor, ...] | None:

@@ -616,7 +616,7 @@ class _Tracer(TorchFunctionMode):
         if kind is _SAME:  # booked with no row and nothing to count: only the field follows
             x = args[0] if args else kwargs["input"]
             shape = tuple(x.shape)
-            out = torch.empty(shape, dtype=x.dtype, device=_META)
+            out = torch.empty(size=shape, dtype=x.dtype, device=_META)
             self.last = (out, shape)
             entry = self.fields.get(id(x))
             if entry is not None and entry[0] is x:
@@ -689,7 +689,7 @@ class _Tracer(TorchFunctionMode):
             dtype = torch.bool if comparison else first.dtype
             if name == "where" and len(args) > 1 and isinstance(args[1], torch.Tensor):
                 dtype = args[1].dtype  # where(condition, x, y) has the values' dtype
-            out = torch.empty(shape, dtype=dtype, device=_META)
+            out = torch.empty(size=shape, dtype=dtype, device=_META)
         if len(tensors) > 1 and self.fields:
             found = self.merged(tensors, out)
         if found is not None:
