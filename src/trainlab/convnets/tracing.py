@@ -261,34 +261,41 @@ class _Tracer(TorchFunctionMode):
         ignore_bias, ignore_bn = "bias" in ignore, "batchnorm" in ignore
         # (module, its training flag) before the trace, and whether every module trains the default way
         self.modes: list[tuple[nn.Module, bool]] = []
-        self.default_train = True
+        modes, default_train = self.modes, True
         for mod_name, m in _named_modules(model):
             mid = id(m)
             names[mid], modules[mid] = mod_name, m
-            self.modes.append((m, m.training))
+            modes.append((m, m.training))
             kind = type(m)
-            self.default_train = self.default_train and kind.train is _TRAIN
+            default_train = default_train and kind.train is _TRAIN
             # A module without children is one layer (its ops add up in one row), except a model of
             # its own class written with functional ops only: it gets a row per op.
             leaf = not m._modules and (mod_name != "" or kind.__module__.startswith("torch.nn"))
             own = m._parameters
-            frames[mid] = (m, mod_name, leaf, tuple(p for p in own.values() if p is not None) if own else ())
             if not own:
+                frames[mid] = (m, mod_name, leaf, ())
                 continue
             drop_all = ignore_bn and isinstance(m, _BATCH_NORM)
+            present = []
             for pname, p in own.items():
-                if p is None or id(p) in param_info:
+                if p is None:
+                    continue
+                present.append(p)
+                pid = id(p)
+                if pid in param_info:  # shared: booked where it is met first
                     continue
                 lazy = type(p) is not _PARAMETER and isinstance(p, _UNINITIALIZED)
                 numel = 0 if lazy else p.numel()
                 requires_grad = p.requires_grad
-                param_info[id(p)] = (numel, requires_grad, pname, m)
+                param_info[pid] = (numel, requires_grad, pname, m)
                 params.append(p)
                 lazies.append(lazy)
                 # (total, trainable) it adds once booked, with ``ignore`` applied: biases, and every
                 # parameter of a batch-norm layer
                 kept = 0 if drop_all or (ignore_bias and pname.endswith("bias")) else numel
-                counts[id(p)] = (kept, kept if requires_grad else 0)
+                counts[pid] = (kept, kept if requires_grad else 0)
+            frames[mid] = (m, mod_name, leaf, tuple(present))
+        self.default_train = default_train
         self.counted: set[int] = set()
         self.stack: list[_Frame] = []
         self.rows: list[LayerRow] = []
@@ -325,10 +332,11 @@ class _Tracer(TorchFunctionMode):
     def set_field(self, t: Any, rf: ReceptiveField | None, axes: tuple[int, ...] | None = None) -> None:
         if rf is None or not isinstance(t, torch.Tensor):
             return
-        if axes is None:
-            if t.dim() != rf.ndim + 2:
+        if axes is None:  # (N, C, *spatial)
+            nd = len(rf.size)
+            if t.dim() != nd + 2:
                 return
-            axes = tuple(range(2, t.dim()))
+            axes = _trailing(nd + 2, nd)
         self.fields[id(t)] = (t, rf, axes)
 
     def whole(self, rf: ReceptiveField) -> ReceptiveField:
