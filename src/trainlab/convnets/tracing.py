@@ -445,7 +445,14 @@ class _Tracer(TorchFunctionMode):
         rf, axes = entry
         outs = (out,) if type(out) is torch.Tensor else [o for o in _leaves(out)
                                                          if isinstance(o, torch.Tensor)]
-        if axes is not None and type(out) is torch.Tensor:
+        if axes is None:  # a fixed region (tokens): every output depends on all of it, as derive says
+            fields = self.fields
+            for o in outs:
+                known = fields.get(id(o))
+                if known is None or known[0] is not o:
+                    fields[id(o)] = (o, rf, None)
+            return
+        if type(out) is torch.Tensor:
             moved: tuple[int, ...] | None = None
             if name in _PERMUTES:
                 order = _order(name, func, src.dim(), args[1:], kwargs)
@@ -467,8 +474,8 @@ class _Tracer(TorchFunctionMode):
             if moved is not None:
                 self.fields[id(out)] = (out, rf, moved)
                 return
-        if axes is not None and type(out) is not torch.Tensor and name in ("chunk", "split", "unbind",
-                                                                          "split_with_sizes", "tensor_split"):
+        if type(out) is not torch.Tensor and name in ("chunk", "split", "unbind", "split_with_sizes",
+                                                      "tensor_split"):
             kept = [o for o in outs if o.dim() == src.dim() and all(o.shape[a] == src.shape[a] for a in axes)]
             for o in kept:
                 self.fields[id(o)] = (o, rf, axes)
@@ -667,8 +674,8 @@ class _Tracer(TorchFunctionMode):
             tensors = _tensors(args, kwargs)
         else:  # the usual call: positional arguments only
             tensors = [a for a in args if isinstance(a, torch.Tensor)]
-            if len(tensors) != len(args):
-                tensors = _tensors(args, kwargs)
+            if len(tensors) != len(args) and any(isinstance(a, list | tuple) for a in args):
+                tensors = _tensors(args, kwargs)  # tensors inside a list (torch.where's, ...)
         if not tensors:
             return self.fallback(func, name, args, kwargs)
         first = args[0] if args and isinstance(args[0], torch.Tensor) else tensors[0]
