@@ -4,14 +4,15 @@ On the meta device ``torch.cat``, ``torch.stack`` and ``mean`` run Python decomp
 cost 100–400 µs a call (copies: ``contiguous``, a ``reshape`` that cannot be a view, ``unbind``,
 ``zeros``: 5–15 µs), more than the rest of a small model's trace together; their output
 shapes are one line of arithmetic. Each function here returns the output as an empty meta
-tensor (contiguous, like the meta kernel's when one input is contiguous), or None where it does not
-answer (mixed dtypes, only non-contiguous inputs, names instead of dims, sizes that do not match:
-the tracer then runs the meta kernel, which also raises the usual errors). Tests compare
-every answer with the meta kernel's shape, dtype and strides.
+tensor (contiguous, like the meta kernel's when one input is), or None where it does not answer
+(mixed dtypes, no input with a contiguous tensor's strides, names instead of dims, sizes that do
+not match: the tracer then runs the meta kernel, which also raises the usual errors). Tests
+compare every answer with the meta kernel's shape, dtype and strides.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -37,10 +38,17 @@ def _joined(args: tuple, kwargs: dict) -> tuple[list[torch.Tensor], int] | None:
     if not all(isinstance(t, torch.Tensor) and t.dtype == dtype and t.dim() == n for t in tensors):
         return None
     # The output takes the inputs' memory format when they all suggest the same one (channels last),
-    # else it is contiguous: so it is whenever one input is contiguous.
-    if not any(t.is_contiguous() for t in tensors):
+    # else it is contiguous: so it is whenever one input has a contiguous tensor's own strides (a
+    # contiguous tensor may carry others on axes of size 1, which can suggest channels last).
+    if not any(t.stride() == _standard_strides(t.shape) for t in tensors):
         return None
     return list(tensors), dim
+
+
+@functools.lru_cache(maxsize=1024)
+def _standard_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The strides of a new contiguous tensor of ``shape``."""
+    return torch.empty(size=shape, device=_META).stride()
 
 
 def _cat(args: tuple, kwargs: dict) -> torch.Tensor | None:
@@ -87,7 +95,7 @@ def _reduction(args: tuple, kwargs: dict) -> torch.Tensor | None:
     dims = args[1] if len(args) > 1 else kwargs.get("dim")
     keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
     if (not isinstance(x, torch.Tensor) or not x.is_floating_point() or type(keepdim) is not bool
-            or not x.is_contiguous()):  # the output of a strided input keeps its layout
+            or x.stride() != _standard_strides(x.shape)):  # the output of a strided input keeps its layout
         return None
     n = x.dim()
     dims = (dims,) if type(dims) is int else dims
