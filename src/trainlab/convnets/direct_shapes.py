@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["DIRECT"]
+__all__: list[str] = []  # private: the tracer's shortcuts
 
 _META = torch.device("meta")
 
