@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
+from trainlab.convnets.direct_shapes import DIRECT
 from trainlab.convnets.receptive_field import (
     APPROXIMATE,
     EXACT,
@@ -15,26 +20,28 @@ from trainlab.convnets.receptive_field import (
     through_window,
 )
 from trainlab.convnets.rules import _conv_size, _window_field
-from trainlab.convnets.tracing import _merge_two
+from trainlab.convnets.tracing import _merge_two, _named_modules, _Tracer
 from trainlab.errors import ArgumentError, ShapeError
 from trainlab.shapes import conv_output_size
 
 FAST = settings(max_examples=60, deadline=None)
 
 halves = st.integers(-8, 40).map(lambda v: v / 2)  # starts on the half-pixel grid, as layers make them
+# off the grid: after upsampling by 3 (jump 1/3, start shifted by 1/6)
+thirds = st.integers(-24, 120).map(lambda v: v / 3 + 1 / 6)
 
 
 @st.composite
 def fields(draw, ndim: int, jump: tuple[float, ...] | None = None) -> ReceptiveField:
     size = tuple(float(draw(st.integers(1, 60))) for _ in range(ndim))
-    jumps = jump or tuple(float(draw(st.sampled_from([1, 2, 4, 8, 16]))) for _ in range(ndim))
-    start = tuple(draw(halves) for _ in range(ndim))
+    jumps = jump or tuple(float(draw(st.sampled_from([0, 1, 2, 4, 8, 16, 1 / 3]))) for _ in range(ndim))
+    start = tuple(draw(st.one_of(halves, thirds) if draw(st.booleans()) else halves) for _ in range(ndim))
     status = draw(st.sampled_from([EXACT, EXACT, APPROXIMATE, MISALIGNED, GLOBAL]))
     extent = tuple(draw(st.integers(1, 64)) for _ in range(ndim)) if status == GLOBAL else None
     return ReceptiveField(size, jumps, start, status, extent)
 
 
-class _Tracer:  # what _conv_size needs of a tracer when it falls back: where the layer is
+class _Where:  # what _conv_size needs of a tracer when it falls back: where the layer is
     def where(self, name: str) -> str:
         return f"'layer' ({name})"
 
@@ -67,8 +74,185 @@ def test_conv_size_equals_conv_output_size_or_raises_the_same(h, k, s, p, d):
         want = conv_output_size(h, k, s, p, d)
     except (ShapeError, ArgumentError) as e:
         try:
-            _conv_size(h, k, s, p, d, _Tracer(), "conv2d")
+            _conv_size(h, k, s, p, d, _Where(), "conv2d")
         except type(e):
             return
         raise AssertionError("the fast path accepted what conv_output_size refuses") from None
-    assert _conv_size(h, k, s, p, d, _Tracer(), "conv2d") == want
+    assert _conv_size(h, k, s, p, d, _Where(), "conv2d") == want
+
+
+# -- outputs worked out from shapes (direct_shapes) equal the meta kernel's ----------------------
+
+def _layouts(draw, shape: tuple[int, ...]) -> torch.Tensor:
+    """A meta tensor of ``shape``: contiguous, a permuted view, channels last or a slice."""
+    kind = draw(st.sampled_from(["contiguous", "permuted", "channels_last", "sliced", "unit_axes"]))
+    if kind == "unit_axes" and 1 in shape:  # contiguous, with other strides on its axes of size 1
+        return torch.empty_strided(shape, tuple(7 if n == 1 else s for n, s in
+                                                zip(shape, torch.empty(shape).stride(), strict=True)),
+                                   device="meta")
+    if kind == "permuted" and len(shape) > 1:
+        order = draw(st.permutations(range(len(shape))))
+        base = torch.empty(tuple(shape[i] for i in order), device="meta")
+        return base.permute(*[order.index(i) for i in range(len(shape))])
+    if kind == "channels_last" and len(shape) == 4:
+        return torch.empty(shape, device="meta").contiguous(memory_format=torch.channels_last)
+    if kind == "sliced" and shape:
+        return torch.empty((*shape[:-1], shape[-1] + 2), device="meta")[..., 1:-1]
+    return torch.empty(shape, device="meta")
+
+
+def _standard(t: torch.Tensor) -> bool:
+    """``t`` has the strides of a new contiguous tensor of its shape."""
+    return t.stride() == torch.empty(t.shape, device="meta").stride()
+
+
+def _same_as_meta(fn, args: tuple, kwargs: dict, direct) -> bool:
+    """``direct`` gives None, or the meta kernel's shape, dtype and strides; raises where the kernel does."""
+    out = direct(args, kwargs)
+    if out is None:
+        return False
+    want = fn(*args, **kwargs)
+    assert (out.shape, out.dtype, out.stride()) == (want.shape, want.dtype, want.stride())
+    assert out.device == want.device
+    return True
+
+
+sizes = st.lists(st.integers(1, 5), min_size=1, max_size=5).map(tuple)
+
+
+@FAST
+@given(shape=sizes, data=st.data())
+def test_viewable_agrees_with_torchs_view(shape, data):
+    """A reshape takes the view exactly when torch's ``view`` succeeds (else the copy's strides differ)."""
+    from trainlab.convnets.direct_shapes import _viewable
+
+    x = _layouts(data.draw, shape)
+    if data.draw(st.booleans()) and x.dim() > 1:  # a transposed view: strides out of order
+        x = x.transpose(0, -1)
+    if data.draw(st.booleans()):  # any order of the sizes, and a 1
+        new = data.draw(st.permutations([*x.shape, 1]))
+    else:  # neighbours merged at random cuts: views exactly where the merged axes form one block
+        cuts = [0, *sorted(data.draw(st.sets(st.integers(1, max(1, x.dim() - 1))))), x.dim()]
+        new = [math.prod(x.shape[a:b]) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    try:
+        x.view(new)
+        torch_views = True
+    except RuntimeError:
+        torch_views = False
+    assert _viewable(x.shape, x.stride(), list(new)) == torch_views
+    merged = [math.prod(x.shape)]
+    try:
+        x.view(merged)
+        torch_views = True
+    except RuntimeError:
+        torch_views = False
+    assert _viewable(x.shape, x.stride(), merged) == torch_views
+
+
+@FAST
+@given(shape=sizes, data=st.data())
+def test_direct_cat_and_stack_equal_the_meta_kernel(shape, data):
+    n = len(shape)
+    dim = data.draw(st.integers(-n, n - 1))
+    parts = []
+    for _ in range(data.draw(st.integers(1, 3))):
+        size = list(shape)
+        size[dim] = data.draw(st.integers(1, 4))
+        parts.append(_layouts(data.draw, tuple(size)))
+    name = data.draw(st.sampled_from(["cat", "concat", "concatenate"]))
+    kwargs = data.draw(st.sampled_from([{}, {"dim": dim}]))
+    args = (parts, dim) if not kwargs else (parts,)
+    answered = _same_as_meta(getattr(torch, name), args, kwargs, DIRECT[name])
+    assert answered or not any(_standard(t) for t in parts)
+    same = [_layouts(data.draw, shape) for _ in range(len(parts))]
+    stack_dim = data.draw(st.integers(-n - 1, n))
+    answered = _same_as_meta(torch.stack, (same, stack_dim), {}, DIRECT["stack"])
+    assert answered or not any(_standard(t) for t in same)
+
+
+@FAST
+@given(shape=sizes, data=st.data())
+def test_direct_reductions_equal_the_meta_kernel(shape, data):
+    n = len(shape)
+    x = _layouts(data.draw, shape)
+    dims = data.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=n, unique_by=lambda d: d % n))
+    dim = dims[0] if len(dims) == 1 and data.draw(st.booleans()) else tuple(dims)
+    keepdim = data.draw(st.booleans())
+    name = data.draw(st.sampled_from(["mean", "sum", "amax", "amin"]))
+    kwargs = data.draw(st.sampled_from([{}, {"keepdim": keepdim}, {"dim": dim, "keepdim": keepdim}]))
+    args = (x,) if "dim" in kwargs else (x, dim) if kwargs else (x, dim, keepdim)
+    answered = _same_as_meta(getattr(torch.Tensor, name), args, kwargs, DIRECT[name])
+    assert answered or not _standard(x)
+
+
+def test_direct_shapes_leave_mismatches_and_other_forms_to_the_meta_kernel():
+    a, b = torch.empty(1, 2, 3, device="meta"), torch.empty(1, 3, 4, device="meta")
+    assert DIRECT["cat"](([a, b], 1), {}) is None  # sizes differ off the joined axis: torch raises
+    assert DIRECT["cat"](([a, a.double()], 1), {}) is None  # type promotion
+    assert DIRECT["stack"](([a, b],), {}) is None
+    assert DIRECT["mean"]((a, (1, -2)), {}) is None  # a repeated dim
+    assert DIRECT["sum"]((a.long(), 1), {}) is None  # an integer sum is int64
+    assert DIRECT["mean"]((a,), {}) is None  # a full reduction: not answered here
+    assert DIRECT["mean"]((a, 1), {"dtype": torch.float64}) is None
+
+
+def _same_tensors(out, want) -> None:
+    outs = out if isinstance(out, tuple) else (out,)
+    wants = want if isinstance(want, tuple) else (want,)
+    assert len(outs) == len(wants)
+    for o, w in zip(outs, wants, strict=True):
+        assert (o.shape, o.dtype, o.stride(), o.device) == (w.shape, w.dtype, w.stride(), w.device)
+
+
+@FAST
+@given(shape=sizes, data=st.data())
+def test_direct_copies_equal_the_meta_kernel(shape, data):
+    x = _layouts(data.draw, shape)
+    out = DIRECT["contiguous"]((x,), {})
+    _same_tensors(out, x.contiguous())
+    assert (out is x) == x.is_contiguous()  # contiguous() of a contiguous tensor is the tensor itself
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    _same_tensors(DIRECT["unbind"]((x, dim), {}), x.unbind(dim))
+    # a reshape that merges or splits axes (a view where the strides allow it, else a copy)
+    total = math.prod(shape)
+    split = [f for f in range(2, 5) if total % f == 0]
+    new = data.draw(st.sampled_from([(total,), (-1,), (*shape[:-1], -1), (1, *shape), tuple(reversed(shape)),
+                                     (*shape[:-2], -1, 1), (split[0], -1) if split else (-1, 1)]))
+    as_tuple = data.draw(st.booleans())
+    _same_tensors(DIRECT["reshape"]((x, new) if as_tuple else (x, *new), {}), x.reshape(*new))
+    assert DIRECT["reshape"]((x, total + 1), {}) is None  # a size that does not fit: torch raises
+    assert DIRECT["reshape"]((x, -1, -1), {}) is None
+
+
+def test_direct_zeros_is_an_empty_meta_tensor():
+    for name in ("zeros", "ones"):
+        kwargs = {"dtype": torch.float16, "device": torch.device("meta")}
+        _same_tensors(DIRECT[name]((2, 3), kwargs), getattr(torch, name)(2, 3, **kwargs))
+        _same_tensors(DIRECT[name](((4, 5),), {"device": torch.device("meta")}),
+                      getattr(torch, name)((4, 5), device="meta"))
+        assert DIRECT[name]((2, 3), {"device": torch.device("cpu")}) is None
+        assert DIRECT[name]((-1,), {"device": torch.device("meta")}) is None
+
+
+def test_named_modules_walk_equals_torchs():
+    shared = nn.Linear(2, 2)
+    inner = nn.Sequential(shared, nn.ReLU(), nn.Sequential(nn.Identity(), shared))
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), inner, nn.ModuleDict({"a": inner, "b": nn.Tanh()}))
+    model.register_module("empty", None)
+    walked = _named_modules(model)
+    assert [(n, id(m)) for n, m in walked] == [(n, id(m)) for n, m in model.named_modules()]
+
+
+def test_einsum_memo_gives_the_meta_kernels_output():
+    """A contraction seen before is answered from its remembered shape and strides: the same as
+    the meta kernel's, for operands of any layout (permuted operands change the output's strides)."""
+    tracer = _Tracer(nn.Linear(1, 1), frozenset())
+    w = torch.empty(8, 6, device="meta")
+    for equation in ("bchw,cd->bdhw", "bchw,cd->bhwd", "bchw,cd->dbhw", "bchw,cd->bd"):
+        plain, permuted = torch.empty(1, 8, 4, 5, device="meta"), torch.empty(1, 8, 5, 4, device="meta")
+        for x in (plain, permuted.transpose(2, 3)):
+            want = torch.einsum(equation, x, w)
+            for _ in range(2):  # computed, then remembered
+                out = tracer.__torch_function__(torch.einsum, (), (equation, x, w), {})
+                assert (out.shape, out.stride(), out.dtype) == (want.shape, want.stride(), want.dtype)
+    assert tracer.rows[0].macs == 8 * 6 * 4 * 5

@@ -242,10 +242,11 @@ def region_field(rf: ReceptiveField, spatial: Sequence[int], extent: Sequence[in
         lo = [0.0] * rf.ndim
         hi = [float(e - 1) for e in extent]
     else:
-        lo = [max(0.0, s - (r - 1) / 2 + min(0, (n - 1) * j))
-              for r, j, s, n in zip(rf.size, rf.jump, rf.start, spatial, strict=True)]
-        hi = [min(e - 1.0, s + (r - 1) / 2 + max(0, (n - 1) * j))
-              for r, j, s, n, e in zip(rf.size, rf.jump, rf.start, spatial, extent, strict=True)]
+        lo, hi = [], []
+        for r, j, s, n, e in zip(rf.size, rf.jump, rf.start, spatial, extent, strict=True):
+            half, spread = (r - 1) / 2, (n - 1) * j  # the field's half width; unit 0 to unit n − 1
+            lo.append(max(0.0, s - half + min(0, spread)))
+            hi.append(min(e - 1.0, s + half + max(0, spread)))
     return ReceptiveField(tuple(b - a + 1 for a, b in zip(lo, hi, strict=True)), (0.0,) * rf.ndim,
                           tuple((a + b) / 2 for a, b in zip(lo, hi, strict=True)), EXACT)
 

@@ -83,18 +83,45 @@ _LEAF_TYPES = frozenset(
 )
 
 
+# What may sit inside an index or a size argument without hiding a tensor: x[:, 0, None, ...], view(shape).
+_INDEX_ITEMS = frozenset((int, bool, slice, type(None), type(Ellipsis)))
+_SEQUENCES = frozenset((tuple, list, torch.Size))
+
+
+def _plain(values: Iterable[Any]) -> bool:
+    """Whether ``values`` hold no tensor at all: numbers, names, or tuples of ints and slices."""
+    for v in values:
+        kind = type(v)
+        if kind in _INDEX_ITEMS:
+            continue
+        if kind in _SEQUENCES and all(type(i) in _INDEX_ITEMS for i in v):
+            continue
+        return False
+    return True
+
+
 def _flat(values: Iterable[Any]) -> bool:
-    """Whether none of ``values`` is a container (or any type pytree might open)."""
-    return all(type(v) in _LEAF_TYPES for v in values)
+    """Whether no tensor hides inside a container among ``values`` (leaves, or tuples of ints and
+    slices such as an index or a shape): then the tensors are the values themselves."""
+    for v in values:
+        kind = type(v)
+        if kind in _LEAF_TYPES:
+            continue
+        if kind in _SEQUENCES and all(type(i) in _INDEX_ITEMS for i in v):
+            continue
+        return False
+    return True
 
 
 def _meta(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.empty(tuple(shape), dtype=dtype, device=_META)
+    # size= as a keyword: torch.empty's argument parser then skips its overloads (0.9 µs, not 1.4),
+    # which is why every empty tensor of the tracer is made this way
+    return torch.empty(size=tuple(shape), dtype=dtype, device=_META)
 
 
 def _as_meta(x: Any) -> Any:
     if isinstance(x, torch.Tensor) and not x.is_meta:
-        return x.to("meta")
+        return x.to(_META)
     return x
 
 
@@ -148,6 +175,16 @@ __format__ __repr__ __hash__
 """.split()
 )
 _FACTORIES = frozenset("zeros ones empty full arange linspace eye rand randn randint".split())
+# Free rearrangements of one tensor by sizes, dims or an index: the tracer runs them on the meta tensor
+# directly when no other argument is a tensor (``view_as``, a tensor index: the general route).
+_REARRANGE = frozenset(
+    """
+view reshape flatten unflatten permute transpose t contiguous unsqueeze squeeze expand movedim moveaxis
+swapaxes swapdims narrow select chunk split unbind split_with_sizes tensor_split __getitem__ repeat tile
+flip roll
+""".split()
+)
+assert _REARRANGE <= _FREE
 _INPLACE_SUFFIX = re.compile(r"^(__i\w+__|\w+_)$")
 
 
@@ -197,17 +234,25 @@ def _approximate(rf: ReceptiveField) -> ReceptiveField:
     return ReceptiveField(rf.size, rf.jump, rf.start, APPROXIMATE, rf.extent)
 
 
+# (name, input shape, weight shape, stride, padding, dilation, groups) -> _conv_geometry's answer
+_CONV_GEOMETRY: dict[tuple, tuple] = {}
+
+
 def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     if len(args) == 7 and not kwargs:  # F.conv2d(input, weight, bias, stride, padding, dilation, groups)
         x, w, bias, stride, padding, dilation, groups = args
         if type(stride) is tuple and type(padding) is tuple and type(dilation) is tuple:
-            # the same geometry again (repeated blocks): sizes and counts worked out once per summary
+            # the same geometry again (repeated blocks, the next summary): sizes and counts are a pure
+            # function of these shapes and settings, worked out once
             key = (name, x.shape, w.shape, stride, padding, dilation, groups)
-            hit = tr.conv_cache.get(key)
+            hit = _CONV_GEOMETRY.get(key)
             if hit is None:
-                hit = tr.conv_cache[key] = _conv_geometry(tr, name, x, w, stride, padding, dilation, groups)
+                hit = _conv_geometry(tr, name, x, w, stride, padding, dilation, groups)
+                if len(_CONV_GEOMETRY) >= 4096:
+                    _CONV_GEOMETRY.clear()
+                _CONV_GEOMETRY[key] = hit
             shape, numel, macs, k, s, p, d = hit
-            out = torch.empty(shape, dtype=x.dtype, device=_META)
+            out = torch.empty(size=shape, dtype=x.dtype, device=_META)
             tr.last = (out, shape)
             rf = tr.image_field(x, len(k)) if tr.fields else None
             if rf is not None:
@@ -274,7 +319,7 @@ def _conv_book(
     tr: _Tracer, name: str, x: torch.Tensor, w: torch.Tensor, bias: Any,
     shape: tuple, numel: int, macs: int, k: tuple, s: tuple, p: tuple, d: tuple,
 ) -> torch.Tensor:
-    out = torch.empty(shape, dtype=x.dtype, device=_META)
+    out = torch.empty(size=shape, dtype=x.dtype, device=_META)
     rf = tr.image_field(x, len(k))
     if rf is not None:
         tr.set_field(out, _window_field(rf, k, s, p, d))
@@ -321,8 +366,11 @@ def _conv_transpose(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.
 
 
 def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-    b = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
-    x, w = b["input"], b["weight"]
+    if len(args) == 3 and not kwargs:  # F.linear(input, weight, bias), as nn.Linear calls it
+        x, w, bias = args
+    else:
+        b = _bind(args, kwargs, ("input", "weight", "bias"), {"bias": None})
+        x, w, bias = b["input"], b["weight"], b["bias"]
     if x.shape[-1] != w.shape[-1]:
         raise ShapeError(
             f"layer {tr.where(name)} expects {w.shape[-1]} input features (weight {_shape(w)}) "
@@ -332,9 +380,11 @@ def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     entry = tr.entry(x)
     if entry is not None and entry[1] is not None and x.dim() - 1 not in entry[1]:
         tr.fields[id(out)] = (out, entry[0], entry[1])  # features last (channels last): the field stays
+    elif entry is not None and entry[1] is None and tr.entry(w) is None and tr.entry(bias) is None:
+        tr.fields[id(out)] = (out, entry[0], None)  # tokens: x's region, as deriving it would give
     numel = out.numel()
     macs = numel * w.shape[-1]  # n_in·n_out for every row of the input (all leading dimensions)
-    tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, b["bias"]))
+    tr.book(name, out, neurons=numel, macs=macs, connections=macs, params=(w, bias))
     return out
 
 
@@ -461,19 +511,24 @@ def _pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
             {"stride": None, "padding": 0, "ceil_mode": False},
         )
     x = b["input"]
-    nd = int(re.search(r"(\d)d", name).group(1))
-    k = _tuple(b["kernel_size"], nd)
-    s = _tuple(b["stride"], nd) if b["stride"] not in (None, [], ()) else k
-    p, d = _tuple(b.get("padding", 0), nd), _tuple(b.get("dilation", 1), nd)
-    where = tr.where(name)
-    spatial = tuple(
-        pool_output_size(h, ki, si, pi, di, bool(b["ceil_mode"]), layer=f"layer {where}")
-        for h, ki, si, pi, di in zip(x.shape[-nd:], k, s, p, d, strict=True)
-    )
-    out = _meta((*x.shape[:-nd], *spatial), x.dtype)
-    rf = tr.image_field(x, nd)
+    settings = (b["kernel_size"], b["stride"], b.get("padding", 0), b.get("dilation", 1),
+                bool(b["ceil_mode"]))
+    key = (name, x.shape, settings)
+    try:
+        hit = _POOL_GEOMETRY.get(key)
+    except TypeError:  # sizes given as lists: not a key
+        key = hit = None
+    if hit is None:
+        hit = _pool_geometry(tr, name, x, *settings)
+        if key is not None:
+            if len(_POOL_GEOMETRY) >= 4096:
+                _POOL_GEOMETRY.clear()
+            _POOL_GEOMETRY[key] = hit
+    shape, k, s, p, d = hit
+    out = _meta(shape, x.dtype)
+    rf = tr.image_field(x, len(k))
     if rf is not None:
-        tr.set_field(out, through_window(rf, k, s, p, d))
+        tr.set_field(out, _window_field(rf, k, s, p, d))
     numel = out.numel()
     tr.book(
         name.lstrip("_").replace("_with_indices", ""), out, neurons=numel, connections=numel * math.prod(k)
@@ -483,29 +538,71 @@ def _pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     return out
 
 
+# (name, input shape, (kernel, stride, padding, dilation, ceil_mode)) -> _pool_geometry's answer
+_POOL_GEOMETRY: dict[tuple, tuple] = {}
+
+
+def _pool_geometry(tr: _Tracer, name: str, x: torch.Tensor, kernel_size: Any, stride: Any, padding: Any,
+                   dilation: Any, ceil_mode: bool) -> tuple:
+    """(output shape, k, s, p, d) of a pooling window; raises on bad shapes."""
+    nd = int(re.search(r"(\d)d", name).group(1))
+    k = _tuple(kernel_size, nd)
+    s = _tuple(stride, nd) if stride not in (None, [], ()) else k
+    p, d = _tuple(padding, nd), _tuple(dilation, nd)
+    where = tr.where(name)
+    spatial = tuple(
+        pool_output_size(h, ki, si, pi, di, ceil_mode, layer=f"layer {where}")
+        for h, ki, si, pi, di in zip(x.shape[-nd:], k, s, p, d, strict=True)
+    )
+    return (*x.shape[:-nd], *spatial), k, s, p, d
+
+
 def _adaptive_pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     b = _bind(args, kwargs, ("input", "output_size", "return_indices"), {"return_indices": False})
     x = b["input"]
-    nd = int(re.search(r"(\d)d", name).group(1))
-    wanted = _tuple(b["output_size"], nd)
-    spatial = tuple(h if o is None else int(o) for h, o in zip(x.shape[-nd:], wanted, strict=True))
-    out = _meta((*x.shape[:-nd], *spatial), x.dtype)
-    windows = [adaptive_pool_windows(h, o) for h, o in zip(x.shape[-nd:], spatial, strict=True)]
-    links_per_channel = math.prod(sum(e - s for s, e in w) for w in windows)
-    connections = math.prod(x.shape[:-nd]) * links_per_channel
-    rf = tr.image_field(x, nd)
+    key = (name, x.shape, b["output_size"])
+    try:
+        hit = _ADAPTIVE_GEOMETRY.get(key)
+    except TypeError:  # the output size given as a list: not a key
+        key = hit = None
+    if hit is None:
+        hit = _adaptive_geometry(name, x.shape, b["output_size"])
+        if key is not None:
+            if len(_ADAPTIVE_GEOMETRY) >= 4096:
+                _ADAPTIVE_GEOMETRY.clear()
+            _ADAPTIVE_GEOMETRY[key] = hit
+    shape, connections, window, step = hit
+    out = _meta(shape, x.dtype)
+    rf = tr.image_field(x, len(window))
     if rf is not None:
-        if all(h % o == 0 for h, o in zip(x.shape[-nd:], spatial, strict=True)):
-            ks = tuple(h // o for h, o in zip(x.shape[-nd:], spatial, strict=True))
-            tr.set_field(out, through_window(rf, ks, ks, 0, 1))
-        else:
-            widest = [max(e - s for s, e in w) for w in windows]
-            field_ = through_window(rf, widest, [h / o for h, o in zip(x.shape[-nd:], spatial, strict=True)])
-            tr.set_field(out, _approximate(field_))
+        field_ = through_window(rf, window, step, 0, 1)
+        tr.set_field(out, field_ if window == step else _approximate(field_))
     tr.book(name.replace("_with_indices", ""), out, neurons=out.numel(), connections=connections)
     if "max" in name and b["return_indices"]:
         return out, _meta(tuple(out.shape), torch.int64)
     return out
+
+
+# (name, input shape, output size) -> _adaptive_geometry's answer
+_ADAPTIVE_GEOMETRY: dict[tuple, tuple] = {}
+
+
+def _adaptive_geometry(name: str, x_shape: torch.Size, output_size: Any) -> tuple:
+    """(output shape, connections, window, step) of adaptive pooling: equal windows H/H_out when the
+    output size divides the input's (window = step), else the widest window and the mean step."""
+    nd = int(re.search(r"(\d)d", name).group(1))
+    wanted = _tuple(output_size, nd)
+    sizes = tuple(x_shape[-nd:])
+    spatial = tuple(h if o is None else int(o) for h, o in zip(sizes, wanted, strict=True))
+    windows = [adaptive_pool_windows(h, o) for h, o in zip(sizes, spatial, strict=True)]
+    links_per_channel = math.prod(sum(e - s for s, e in w) for w in windows)
+    connections = math.prod(x_shape[:-nd]) * links_per_channel
+    if all(h % o == 0 for h, o in zip(sizes, spatial, strict=True)):
+        window = step = tuple(h // o for h, o in zip(sizes, spatial, strict=True))
+    else:
+        window = tuple(max(e - s for s, e in w) for w in windows)
+        step = tuple(h / o for h, o in zip(sizes, spatial, strict=True))
+    return (*x_shape[:-nd], *spatial), connections, window, step
 
 
 _INTERP_LINKS = {"nearest": 1, "nearest-exact": 1, "linear": 2, "bilinear": 4, "trilinear": 8, "bicubic": 16}
@@ -625,6 +722,11 @@ def _einsum_field(tr: _Tracer, equation: str, operands: Sequence[torch.Tensor], 
     tr.fields[id(out)] = (out, rf, tuple(rhs.index(letter) for letter in letters))
 
 
+# (equation, (shape, strides, dtype) of each operand) -> (output shape, strides, dtype, MACs): the meta
+# kernel of a contraction costs 30 µs and more
+_EINSUM: dict[tuple, tuple] = {}
+
+
 def _einsum(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     equation = args[0] if args else kwargs.get("equation")
     operands = args[1:] if len(args) > 1 else tuple(kwargs.get("operands", ()))
@@ -632,10 +734,22 @@ def _einsum(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
         operands = tuple(operands[0])
     if not isinstance(equation, str) or not all(isinstance(o, torch.Tensor) for o in operands):
         return tr.fallback(torch.einsum, name, args, kwargs)  # the sublist form: not counted
-    out = torch.einsum(equation, *(_as_meta(o) for o in operands))
+    if len(operands) > 1:  # a contraction: its output and MACs remembered by operand layout
+        key = (equation, *((o.shape, o.stride(), o.dtype) for o in operands))
+        hit = _EINSUM.get(key)
+        if hit is None:
+            out = torch.einsum(equation, *(_as_meta(o) for o in operands))
+            macs = _einsum_macs(equation, [tuple(o.shape) for o in operands])
+            hit = (out.shape, out.stride(), out.dtype, macs)
+            if len(_EINSUM) >= 4096:
+                _EINSUM.clear()
+            _EINSUM[key] = hit
+        shape, stride, dtype, macs = hit
+        out = torch.empty_strided(shape, stride, dtype=dtype, device=_META)
+    else:  # one operand is a permutation, a trace or a sum (maybe a view of it): no multiplications
+        out = torch.einsum(equation, *(_as_meta(o) for o in operands))
+        macs = 0
     _einsum_field(tr, equation, operands, out)
-    # One operand is a permutation, a trace or a sum: no multiplications.
-    macs = _einsum_macs(equation, [tuple(o.shape) for o in operands]) if len(operands) > 1 else 0
     tr.book("einsum", out, neurons=out.numel() if macs else 0, macs=macs, connections=macs, params=operands)
     return out
 
@@ -758,8 +872,7 @@ def _pad(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
 def _reduction(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     """``mean``/``sum``/``amax``/``amin``: global pooling when taken over an image's spatial
     dimensions (one link per input), otherwise statistics of a normalisation (free)."""
-    out = tr.fallback(getattr(torch.Tensor, name), name, args, kwargs)
-    tr.not_counted.pop(f"{name} in {tr.where(name)}", None)
+    out = tr.fallback(getattr(torch.Tensor, name), name, args, kwargs, counted=True)
     x = args[0]
     dims = args[1] if len(args) > 1 else kwargs.get("dim")
     rf = tr.image_field(x, x.dim() - 2) if x.dim() > 2 else None
@@ -832,8 +945,9 @@ _HANDLERS: dict[str, Callable[[_Tracer, str, tuple, dict], Any]] = {
 
 # Dispatch by function name, in order of precedence: read-only queries, handlers, elementwise
 # functions and comparisons, shape-preserving functions; anything else falls back to meta tensors.
-_READ, _ELEM, _SAME = object(), object(), object()
+_READ, _ELEM, _SAME, _MOVE = object(), object(), object(), object()
 _KIND: dict[str, Any] = {
+    **dict.fromkeys(_REARRANGE, _MOVE),
     **dict.fromkeys(_SAME_SHAPE, _SAME),
     **dict.fromkeys(_ELEMENTWISE | _COMPARISONS, _ELEM),
     **_HANDLERS,

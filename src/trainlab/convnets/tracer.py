@@ -145,10 +145,10 @@ def summary(
         raise ArgumentError("ignore", ",".join(sorted(ignore)), "a subset of: " + ", ".join(IGNORABLE))
     inputs = _meta_inputs(input_size, example_inputs, batch_size, dtype)
     tracer = _Tracer(model, ignore)
-    lazy = [f"{tracer.names[id(owner)]}.{pname}".lstrip(".")
-            for is_lazy, (_, _, pname, owner) in zip(tracer.lazy, tracer.param_info.values(), strict=True)
-            if is_lazy]
-    if lazy:
+    if any(tracer.lazy):
+        lazy = [f"{tracer.names[id(owner)]}.{pname}".lstrip(".")
+                for is_lazy, (_, _, pname, owner) in zip(tracer.lazy, tracer.param_info.values(), strict=True)
+                if is_lazy]
         raise ArgumentError("model", f"lazy parameters ({', '.join(lazy[:3])})",
                             "a model whose lazy modules are initialised (run one forward pass first)")
     for x in inputs:
@@ -158,10 +158,10 @@ def summary(
                 tracer.extent = tuple(x.shape[2:])
     pre = nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = nn.modules.module.register_module_forward_hook(tracer.post_hook, always_call=True)
-    modes = [(m, m.training) for m in tracer.modules.values()]
+    modes = tracer.modes
     try:
         if any(mode != training for _, mode in modes):
-            if all(type(m).train is nn.Module.train for m, _ in modes):
+            if tracer.default_train:
                 for m, _ in modes:  # what Module.train does, without its per-child recursion
                     object.__setattr__(m, "training", training)
             else:
@@ -176,10 +176,8 @@ def summary(
                 object.__setattr__(m, "training", mode)  # exactly the flags the model had
     # Parameters of modules never called, or held directly by containers (cls tokens, ...).
     counted = tracer.counted
-    for mod_name, module in zip(tracer.names.values(), tracer.modules.values(), strict=True):
-        if not module._parameters:
-            continue
-        own = [p for p in module._parameters.values() if p is not None and id(p) not in counted]
+    for module, mod_name, _, params in tracer.frames.values():
+        own = [p for p in params if id(p) not in counted] if params else None
         if own:
             total, trainable = tracer.take_params(own)
             tracer.rows.append(

@@ -8,6 +8,7 @@ receptive field of every image-like tensor is carried alongside it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +17,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils import _pytree as pytree
 
+from trainlab.convnets.direct_shapes import DIRECT
 from trainlab.convnets.receptive_field import (
     _RANK,
     APPROXIMATE,
@@ -37,6 +39,7 @@ from trainlab.convnets.rules import (
     _FREE,
     _KIND,
     _META,
+    _MOVE,
     _READ,
     _SAME,
     _SAME_SHAPE,
@@ -44,6 +47,7 @@ from trainlab.convnets.rules import (
     _broadcast,
     _first_line,
     _flat,
+    _plain,
     _shape,
     _tensors,
 )
@@ -55,23 +59,28 @@ __all__: list[str] = []  # private: used by trainlab.convnets.tracer
 class _Frame:
     """One module call on the stack (a plain slotted class: one is made per module call)."""
 
-    __slots__ = ("module", "name", "leaf", "neurons", "macs", "connections")
+    __slots__ = ("module", "name", "leaf", "own", "neurons", "macs", "connections")
 
-    def __init__(self, module: nn.Module, name: str, leaf: bool) -> None:
+    def __init__(self, module: nn.Module, name: str, leaf: bool, own: tuple[torch.Tensor, ...]) -> None:
         self.module = module
         self.name = name
         self.leaf = leaf
+        self.own = own  # its parameters, booked with its row
         self.neurons = 0
         self.macs = 0
         self.connections = 0
 
 
 def _merge_two(a: ReceptiveField, b: ReceptiveField, extent: tuple[int, ...] | None = None) -> ReceptiveField:
-    """``merge_fields([a, b], extent)``, spelled out for two moving fields on one grid (the same result)."""
+    """``merge_fields([a, b], extent)``, spelled out for two fields on one grid (the same result): two
+    moving fields of one jump, or two fixed regions (jump 0)."""
     n = a.ndim
-    if b.ndim != n or 0 in a.jump or 0 in b.jump or a.jump != b.jump or VARIES in (a.status, b.status):
+    if b.ndim != n or a.jump != b.jump or VARIES in (a.status, b.status):
         return merge_fields([a, b], extent)
-    if a.start == b.start and a.size == b.size and a.extent == b.extent:
+    if (a.start == b.start and a.size == b.size and a.extent == b.extent
+            and all((2 * v).is_integer() for v in (*a.size, *a.start))):
+        # the hull of a field with itself; on the half-pixel grid that layers make, merge_fields'
+        # arithmetic gives back the same numbers exactly (elsewhere it may round: recomputed below)
         status = a.status if _RANK.get(a.status, 3) >= _RANK.get(b.status, 3) else b.status
         if GLOBAL in (a.status, b.status):
             status = GLOBAL
@@ -134,6 +143,41 @@ def _moves_axes(name: str, src: torch.Tensor, args: tuple, kwargs: dict, axes: t
     return any(int(d) % src.dim() in axes for d in flat)
 
 
+def _leaves(values: Any) -> list[Any]:
+    """``pytree.tree_leaves(values)``; a tuple or list of tensors (split, unbind, an LSTM's output)
+    is its own list of leaves, without pytree's walk."""
+    if type(values) in (tuple, list) and all(type(v) is torch.Tensor for v in values):
+        return list(values)
+    return pytree.tree_leaves(values)
+
+
+@functools.lru_cache(maxsize=64)
+def _trailing(dim: int, nd: int) -> tuple[int, ...]:
+    """The last ``nd`` axes of a ``dim``-dimensional tensor: where convolutions and pools read space."""
+    return tuple(range(dim - nd, dim))
+
+
+_ORDERS: dict[tuple, tuple[int, ...]] = {}  # (name, ndim, dims) -> the order a permutation makes
+
+
+def _order(name: str, func: Any, ndim: int, dims: tuple, kwargs: dict) -> tuple[int, ...]:
+    """Where a permutation (permute, transpose, movedim, ...) of a tensor of ``ndim`` dims takes
+    each axis: output axis i is input axis order[i]. Found by permuting a meta probe whose sizes
+    are its axis numbers (2, 3, ...: unlike 0 and 1, sizes that never broadcast), and remembered."""
+    key = (name, ndim, dims) if not kwargs else None
+    try:
+        order = _ORDERS.get(key)
+    except TypeError:  # dims given as a list: not a key
+        key = order = None
+    if order is None:
+        probe = torch.empty(tuple(range(2, ndim + 2)), device=_META)
+        order = tuple(n - 2 for n in func(probe, *dims, **kwargs).shape)
+        if key is not None and len(_ORDERS) < 4096:
+            _ORDERS[key] = order
+    return order
+
+
+@functools.lru_cache(maxsize=4096)
 def map_axes(before: tuple[int, ...], after: tuple[int, ...],
              axes: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """Where the spatial ``axes`` of a tensor of shape ``before`` go in a reshape to ``after``.
@@ -167,6 +211,35 @@ def map_axes(before: tuple[int, ...], after: tuple[int, ...],
     return tuple(new), tuple(blocks)
 
 
+def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``list(model.named_modules())``: the same modules, names and order (depth first, a shared module
+    at its first place), walked with one explicit stack instead of a generator per level, which
+    costs every module a frame per level above it. A model that overrides ``named_modules`` gets
+    its own."""
+    found: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+    stack = [("", model)]
+    while stack:
+        name, m = stack.pop()
+        if id(m) in seen:
+            continue
+        if type(m).named_modules is not _NAMED_MODULES:
+            return list(model.named_modules())
+        seen.add(id(m))
+        found.append((name, m))
+        children = m._modules
+        if children:
+            prefix = name + "." if name else ""
+            stack.extend((prefix + key, child) for key, child in reversed(children.items())
+                         if child is not None)
+    return found
+
+
+_NAMED_MODULES, _TRAIN = nn.Module.named_modules, nn.Module.train
+_BATCH_NORM, _PARAMETER = nn.modules.batchnorm._BatchNorm, nn.Parameter
+_UNINITIALIZED = nn.parameter.UninitializedParameter
+
+
 class _Tracer(TorchFunctionMode):
     """Intercepts every torch function the model calls and books its cost."""
 
@@ -180,39 +253,49 @@ class _Tracer(TorchFunctionMode):
         self.param_info: dict[int, tuple[int, bool, str, nn.Module]] = {}
         self.params: list[torch.Tensor] = []  # in the order of param_info
         self.param_counts: dict[int, tuple[int, int]] = {}
-        # id(module) -> (module, name, may be a leaf): what pre_hook needs, once per summary.
-        self.frames: dict[int, tuple[nn.Module, str, bool]] = {}
+        # id(module) -> (module, name, is a leaf, its own parameters): what the hooks need, read once.
+        self.frames: dict[int, tuple[nn.Module, str, bool, tuple[torch.Tensor, ...]]] = {}
         self.lazy: list[bool] = []  # per entry of params: an uninitialised (lazy) parameter
         names, modules, frames = self.names, self.modules, self.frames
         param_info, params, counts, lazies = self.param_info, self.params, self.param_counts, self.lazy
         ignore_bias, ignore_bn = "bias" in ignore, "batchnorm" in ignore
-        builtin_types: dict[type, bool] = {}
-        for mod_name, m in model.named_modules():
+        # (module, its training flag) before the trace, and whether every module trains the default way
+        self.modes: list[tuple[nn.Module, bool]] = []
+        modes, default_train = self.modes, True
+        for mod_name, m in _named_modules(model):
             mid = id(m)
             names[mid], modules[mid] = mod_name, m
+            modes.append((m, m.training))
+            kind = type(m)
+            default_train = default_train and kind.train is _TRAIN
             # A module without children is one layer (its ops add up in one row), except a model of
             # its own class written with functional ops only: it gets a row per op.
-            builtin = builtin_types.get(type(m))
-            if builtin is None:
-                builtin = builtin_types[type(m)] = type(m).__module__.startswith("torch.nn")
-            frames[mid] = (m, mod_name, mod_name != "" or builtin)
+            leaf = not m._modules and (mod_name != "" or kind.__module__.startswith("torch.nn"))
             own = m._parameters
             if not own:
+                frames[mid] = (m, mod_name, leaf, ())
                 continue
-            drop_all = ignore_bn and isinstance(m, nn.modules.batchnorm._BatchNorm)
+            drop_all = ignore_bn and isinstance(m, _BATCH_NORM)
+            present = []
             for pname, p in own.items():
-                if p is None or id(p) in param_info:
+                if p is None:
                     continue
-                lazy = type(p) is not nn.Parameter and isinstance(p, nn.parameter.UninitializedParameter)
+                present.append(p)
+                pid = id(p)
+                if pid in param_info:  # shared: booked where it is met first
+                    continue
+                lazy = type(p) is not _PARAMETER and isinstance(p, _UNINITIALIZED)
                 numel = 0 if lazy else p.numel()
                 requires_grad = p.requires_grad
-                param_info[id(p)] = (numel, requires_grad, pname, m)
+                param_info[pid] = (numel, requires_grad, pname, m)
                 params.append(p)
                 lazies.append(lazy)
                 # (total, trainable) it adds once booked, with ``ignore`` applied: biases, and every
                 # parameter of a batch-norm layer
                 kept = 0 if drop_all or (ignore_bias and pname.endswith("bias")) else numel
-                counts[id(p)] = (kept, kept if requires_grad else 0)
+                counts[pid] = (kept, kept if requires_grad else 0)
+            frames[mid] = (m, mod_name, leaf, tuple(present))
+        self.default_train = default_train
         self.counted: set[int] = set()
         self.stack: list[_Frame] = []
         self.rows: list[LayerRow] = []
@@ -225,7 +308,6 @@ class _Tracer(TorchFunctionMode):
         self.not_counted: dict[str, None] = {}
         self.row_names: dict[str, int] = {}
         self.calls: dict[int, int] = {}
-        self.conv_cache: dict[tuple, tuple] = {}
         # (tensor, its shape) of the last output made by a hot path, so that post_hook need not read
         # the shape through the mode; reset by the fallback (the only route to in-place reshaping).
         self.last: tuple[torch.Tensor, tuple[int, ...]] | None = None
@@ -245,16 +327,16 @@ class _Tracer(TorchFunctionMode):
         entry = self.fields.get(id(x))
         if entry is None or entry[0] is not x or entry[2] is None:
             return None
-        axes, dim = entry[2], x.dim()
-        return entry[1] if len(axes) == nd and axes == tuple(range(dim - nd, dim)) else None
+        return entry[1] if entry[2] == _trailing(x.dim(), nd) else None
 
     def set_field(self, t: Any, rf: ReceptiveField | None, axes: tuple[int, ...] | None = None) -> None:
         if rf is None or not isinstance(t, torch.Tensor):
             return
-        if axes is None:
-            if t.dim() != rf.ndim + 2:
+        if axes is None:  # (N, C, *spatial)
+            nd = len(rf.size)
+            if t.dim() != nd + 2:
                 return
-            axes = tuple(range(2, t.dim()))
+            axes = _trailing(nd + 2, nd)
         self.fields[id(t)] = (t, rf, axes)
 
     def whole(self, rf: ReceptiveField) -> ReceptiveField:
@@ -284,7 +366,7 @@ class _Tracer(TorchFunctionMode):
                 return  # the rule set its field
             outs = [outputs]
         else:
-            outs = [o for o in pytree.tree_leaves(outputs)
+            outs = [o for o in _leaves(outputs)
                     if isinstance(o, torch.Tensor) and self.entry(o) is None]
             if not outs:
                 return
@@ -292,7 +374,12 @@ class _Tracer(TorchFunctionMode):
         regions = [r for r in found if r is not None]
         if not regions:
             return
-        merged = merge_fields(regions, self.extent) if len(regions) > 1 else regions[0]
+        if len(regions) == 1:
+            merged = regions[0]
+        elif len(regions) == 2:
+            merged = _merge_two(regions[0], regions[1], self.extent)
+        else:
+            merged = merge_fields(regions, self.extent)
         for o in outs:
             fields[id(o)] = (o, merged, None)
 
@@ -316,8 +403,12 @@ class _Tracer(TorchFunctionMode):
             return entries[0][1]
         if len(entries) == 2:  # a residual add: two branches of one layout
             (ta, (a, axa)), (tb, (b, axb)) = entries
-            if axa is not None and axa == axb and ta.shape == out_shape and tb.shape == out_shape:
-                return _merge_two(a, b, self.extent), axa
+            if (axa is not None and axa == axb and ta.dim() == tb.dim() == len(out_shape)
+                    and all(ta.shape[i] == out_shape[i] == tb.shape[i] for i in axa)):
+                return _merge_two(a, b, self.extent), axa  # (or a concatenation of channels)
+            if axa is None and axb is None:  # two fixed regions (tokens): their union, still fixed
+                field = _merge_two(a, b, self.extent)
+                return (field, None) if not any(field.jump) else None
         out_axes: tuple[int, ...] | None = None
         mapped = []
         for t, (rf, axes) in entries:
@@ -352,14 +443,20 @@ class _Tracer(TorchFunctionMode):
         if entry is None:
             return
         rf, axes = entry
-        outs = (out,) if type(out) is torch.Tensor else [o for o in pytree.tree_leaves(out)
+        outs = (out,) if type(out) is torch.Tensor else [o for o in _leaves(out)
                                                          if isinstance(o, torch.Tensor)]
-        if axes is not None and type(out) is torch.Tensor:
+        if axes is None:  # a fixed region (tokens): every output depends on all of it, as derive says
+            fields = self.fields
+            for o in outs:
+                known = fields.get(id(o))
+                if known is None or known[0] is not o:
+                    fields[id(o)] = (o, rf, None)
+            return
+        if type(out) is torch.Tensor:
             moved: tuple[int, ...] | None = None
             if name in _PERMUTES:
-                probe = torch.empty(tuple(range(2, src.dim() + 2)), device=_META)
-                order = list(func(probe, *args[1:], **kwargs).shape)
-                moved = tuple(order.index(a + 2) for a in axes)
+                order = _order(name, func, src.dim(), args[1:], kwargs)
+                moved = tuple(order.index(a) for a in axes)
             elif name in _VIEWS:
                 found = map_axes(tuple(src.shape), tuple(out.shape), axes)
                 if found is not None:
@@ -377,8 +474,8 @@ class _Tracer(TorchFunctionMode):
             if moved is not None:
                 self.fields[id(out)] = (out, rf, moved)
                 return
-        if axes is not None and type(out) is not torch.Tensor and name in ("chunk", "split", "unbind",
-                                                                          "split_with_sizes", "tensor_split"):
+        if type(out) is not torch.Tensor and name in ("chunk", "split", "unbind", "split_with_sizes",
+                                                      "tensor_split"):
             kept = [o for o in outs if o.dim() == src.dim() and all(o.shape[a] == src.shape[a] for a in axes)]
             for o in kept:
                 self.fields[id(o)] = (o, rf, axes)
@@ -403,7 +500,7 @@ class _Tracer(TorchFunctionMode):
     def pre_hook(self, module: nn.Module, args: Any) -> None:
         entry = self.frames.get(id(module))
         if entry is not None and entry[0] is module:
-            self.stack.append(_Frame(module, entry[1], entry[2] and not module._modules))
+            self.stack.append(_Frame(module, entry[1], entry[2], entry[3]))
 
     def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         stack = self.stack
@@ -418,21 +515,34 @@ class _Tracer(TorchFunctionMode):
             out = output if type(output) is torch.Tensor else None
             entry = self.fields.get(id(out)) if out is not None else None
             if entry is not None and entry[0] is out and entry[2] is not None:
-                with torch._C.DisableTorchFunction():
-                    shape = tuple(out.shape)
+                last = self.last
+                if last is not None and last[0] is out:
+                    shape = last[1]
+                else:
+                    with torch._C.DisableTorchFunction():
+                        shape = tuple(out.shape)
                 self.block_fields.pop(frame.name, None)
                 self.block_fields[frame.name] = (shape, entry[1], len(self.rows))
             return
         mid = id(module)
         calls = self.calls
         n = calls[mid] = calls.get(mid, 0) + 1
-        params = module._parameters
-        own = [p for p in params.values() if p is not None] if params else None
-        total, trainable = self.take_params(own) if own else (0, 0)
-        if isinstance(output, torch.Tensor):
+        own = frame.own
+        total = trainable = 0
+        if own:  # take_params, inlined: the parameters not booked yet
+            counts, counted = self.param_counts, self.counted
+            for p in own:
+                pid = id(p)
+                entry = counts.get(pid)
+                if entry is None or pid in counted:
+                    continue
+                counted.add(pid)
+                total += entry[0]
+                trainable += entry[1]
+        if type(output) is torch.Tensor or isinstance(output, torch.Tensor):
             out = output
         else:
-            out = next((o for o in pytree.tree_leaves(output) if isinstance(o, torch.Tensor)), None)
+            out = next((o for o in _leaves(output) if isinstance(o, torch.Tensor)), None)
         if out is not None:
             last = self.last
             if last is not None and last[0] is out:
@@ -516,10 +626,12 @@ class _Tracer(TorchFunctionMode):
         kwargs = kwargs or {}
         if kind is _ELEM:
             return self.elementwise(func, name, args, kwargs)
+        if kind is _MOVE:
+            return self.rearrange(func, name, args, kwargs)
         if kind is _SAME:  # booked with no row and nothing to count: only the field follows
             x = args[0] if args else kwargs["input"]
             shape = tuple(x.shape)
-            out = torch.empty(shape, dtype=x.dtype, device=_META)
+            out = torch.empty(size=shape, dtype=x.dtype, device=_META)
             self.last = (out, shape)
             entry = self.fields.get(id(x))
             if entry is not None and entry[0] is x:
@@ -531,11 +643,14 @@ class _Tracer(TorchFunctionMode):
             return out
         if kind is not None:
             out = kind(self, name, args, kwargs)
-            if self.fields:  # a rule that mixes spatial axes: the outputs depend on the inputs' regions
-                self.derive([*args, *kwargs.values()], out)
+            fields = self.fields
+            if fields:  # a rule that did not carry the field: the outputs depend on the inputs' regions
+                entry = fields.get(id(out)) if type(out) is torch.Tensor else None
+                if entry is None or entry[0] is not out:
+                    self.derive([*args, *kwargs.values()], out)
             return out
         if name in _FACTORIES:
-            kwargs = {**kwargs, "device": "meta"}
+            kwargs = {**kwargs, "device": _META}
         return self.fallback(func, name, args, kwargs)
 
     def elementwise(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
@@ -559,8 +674,8 @@ class _Tracer(TorchFunctionMode):
             tensors = _tensors(args, kwargs)
         else:  # the usual call: positional arguments only
             tensors = [a for a in args if isinstance(a, torch.Tensor)]
-            if len(tensors) != len(args):
-                tensors = _tensors(args, kwargs)
+            if len(tensors) != len(args) and any(isinstance(a, list | tuple) for a in args):
+                tensors = _tensors(args, kwargs)  # tensors inside a list (torch.where's, ...)
         if not tensors:
             return self.fallback(func, name, args, kwargs)
         first = args[0] if args and isinstance(args[0], torch.Tensor) else tensors[0]
@@ -589,7 +704,7 @@ class _Tracer(TorchFunctionMode):
             dtype = torch.bool if comparison else first.dtype
             if name == "where" and len(args) > 1 and isinstance(args[1], torch.Tensor):
                 dtype = args[1].dtype  # where(condition, x, y) has the values' dtype
-            out = torch.empty(shape, dtype=dtype, device=_META)
+            out = torch.empty(size=shape, dtype=dtype, device=_META)
         if len(tensors) > 1 and self.fields:
             found = self.merged(tensors, out)
         if found is not None:
@@ -601,16 +716,43 @@ class _Tracer(TorchFunctionMode):
         self.last = (out, shape)
         return out
 
-    def fallback(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
+    def rearrange(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
+        """A view, permutation, slice or split of a meta tensor by plain sizes: what ``fallback`` does
+        for it (run on the meta tensor, carry the field), without its conversions and searches."""
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor) or not _plain(args[1:]) or not _plain(kwargs.values()):
+            return self.fallback(func, name, args, kwargs)
+        if not x.is_meta:  # a parameter or buffer of the model: a meta copy, so that nothing touches it
+            args = (x.to(_META), *args[1:])
+        direct = DIRECT.get(name)
+        out = direct(args, kwargs) if direct is not None else None
+        if out is None:
+            try:
+                out = func(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - the general route raises the error the user sees
+                return self.fallback(func, name, (x, *args[1:]), kwargs)
+        self.last = None
+        if self.fields:
+            self.reshaped(name, func, x, args, kwargs, out)
+        return out
+
+    def fallback(self, func: Any, name: str, args: tuple, kwargs: dict, *, counted: bool = False) -> Any:
+        """Run ``func`` on meta tensors (or answer it from shapes), carry the fields, and list it as
+        not counted unless it is free or ``counted`` (a rule that books it itself)."""
         self.last = None
         flat = _flat(args) and _flat(kwargs.values())
-        if flat:  # no containers: the leaves are the arguments themselves
+        direct = DIRECT.get(name)
+        out = direct(args, kwargs) if direct is not None else None
+        if out is not None:  # worked out from the shapes (the meta kernel is slow)
+            meta_args, meta_kwargs = args, kwargs
+        elif flat:  # no tensors inside containers: the leaves are the arguments themselves
             meta_args = tuple(_as_meta(a) for a in args)
             meta_kwargs = {k: _as_meta(v) for k, v in kwargs.items()}
         else:
             meta_args, meta_kwargs = pytree.tree_map(_as_meta, (args, kwargs))
         try:
-            out = func(*meta_args, **meta_kwargs)
+            if out is None:
+                out = func(*meta_args, **meta_kwargs)
         except NotImplementedError as e:
             raise ArgumentError(
                 "model",
@@ -630,7 +772,8 @@ class _Tracer(TorchFunctionMode):
                 f"layer {self.where(name)}: {name} fails on input shapes {shapes}: {msg}"
             ) from None
         if (
-            name not in _FREE
+            not counted
+            and name not in _FREE
             and name not in _ELEMENTWISE
             and name not in _COMPARISONS
             and name not in _SAME_SHAPE
