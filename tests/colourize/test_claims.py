@@ -80,10 +80,10 @@ def test_comparison_verdict_is_the_paired_interval_and_training_is_shared(tmp_pa
     assert (figs / "colourize.skip-connections-help-unet-vs-transpose-unet-samples.json").is_file()
 
 
-# The quick protocol was designed on user seeds 0, 1 (and 100, 101, 104, 107); the full one on
-# 0 and 1. These were not used while designing them.
-HELD_OUT_SEEDS = list(range(200, 210))
-FULL_HELD_OUT_SEEDS = list(range(300, 310))
+# The quick protocol was designed on user seeds 0, 1 (and 100, 101, 104, 107), the full one on
+# 0, 1 and 2 (and checked in float32 on 200-209 and 300-309 before it became bf16 with NF 32).
+# User seeds 400-409 were used for neither: they are the held-out check of both scales.
+HELD_OUT_SEEDS = list(range(400, 410))
 
 
 @pytest.mark.slow
@@ -92,16 +92,15 @@ def test_quick_scale_verdicts_on_seeds_not_used_in_design(tmp_path, fresh_cache,
     a = _run(cz.transpose_beats_pool, tmp_path, seed=seed)
     b = _run(cz.skip_connections_help, tmp_path, seed=seed)
     assert b.passed, b.summary
-    # learned upsampling loses less (cross-entropy) at once; its accuracy lead needs the full budget
-    assert a.measured["loss_change_high"] < 0, a.summary
+    # at 200 steps learned upsampling loses less (cross-entropy) but is not ahead in accuracy:
+    # the claim fails at the quick scale for every held-out seed, and says so
+    assert not a.passed and a.measured["loss_change_high"] < 0, a.summary
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", FULL_HELD_OUT_SEEDS[:3])
+@pytest.mark.parametrize("seed", HELD_OUT_SEEDS[:2])
 def test_full_scale_verdicts_on_seeds_not_used_in_design(tmp_path, fresh_cache, seed):
     a = _run(cz.transpose_beats_pool, tmp_path, scale="full", seed=seed)
     b = _run(cz.skip_connections_help, tmp_path, scale="full", seed=seed)
+    assert a.passed, a.summary
     assert b.passed, b.summary
-    # learned upsampling ahead in loss (resolved) and in mean accuracy; the accuracy interval
-    # excluded 0 for most but not all held-out seeds (302: +1.13 [−0.15, +2.41])
-    assert a.measured["loss_change_high"] < 0 and a.measured["accuracy_gain"] > 0, a.summary
