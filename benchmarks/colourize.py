@@ -187,7 +187,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--variants", default="default,fp32,channels_last,compile,bf16,fp16,compile+channels_last,"
+    parser.add_argument("--variants", default="default,fp32,channels_last,compile,bf16,fp16,"
+                        "compile+channels_last,"
                         "compile+bf16,compile+channels_last+bf16",
                         help="trainer settings to time (comma-separated)")
     parser.add_argument("--gpu-only", action="store_true", help="only the course protocol on a CUDA GPU")

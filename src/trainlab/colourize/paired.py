@@ -180,7 +180,7 @@ def train_side_by_side(model: str, seeds: Sequence[int], data: Sequence[ColourDa
     nets = [build_model(model, kernel=kernel, num_filters=num_filters, num_colours=k, seed=sd)
             for sd in seeds]
     stacked = stack_models(nets).to(device)
-    optimizer = torch.optim.Adam(stacked.parameters(), lr=lr, foreach=True)  # one kernel per op, not per tensor
+    optimizer = torch.optim.Adam(stacked.parameters(), lr=lr, foreach=True)  # one kernel per op
     grey = torch.stack([to_grey(d.train)[:, 0] for d in data]).to(device)  # (S, N, H, W)
     labels = torch.stack([p.labels(d.train) for d, p in zip(data, palettes, strict=True)]).to(device)
     valid_grey = to_grey(data[0].valid).to(device)  # (N_v, 1, H, W): the same photographs for all
@@ -214,7 +214,8 @@ def train_side_by_side(model: str, seeds: Sequence[int], data: Sequence[ColourDa
             x = grey[seed_index, idx].transpose(0, 1).contiguous()  # (S, B, H, W) -> (B, S, H, W)
             t = labels[seed_index, idx].transpose(0, 1)  # (B, S, H, W)
             b, _, h, w = x.shape
-            with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            with torch.autocast(device.type, dtype=autocast or torch.float32,
+                                enabled=autocast is not None):
                 logits = stacked(x)
             logits = logits.float().reshape(b, s, k, h, w)  # (B, S·K, H, W) -> (B, S, K, H, W)
             ce = F.cross_entropy(logits.transpose(1, 2), t, reduction="none").mean((0, 2, 3))  # (S,)

@@ -45,7 +45,8 @@ def nearest_colour(rgb: torch.Tensor, colours: torch.Tensor, chunk: int = 1 << 1
     c2 = (colours * colours).sum(1)
     out = torch.empty(rgb.shape[0], dtype=torch.int64)
     for i in range(0, rgb.shape[0], chunk):
-        out[i: i + chunk] = torch.addmm(c2, rgb[i: i + chunk].to(torch.float64), colours.T, alpha=-2).argmin(1)
+        x = rgb[i: i + chunk].to(torch.float64)
+        out[i: i + chunk] = torch.addmm(c2, x, colours.T, alpha=-2).argmin(1)
     return out
 
 
