@@ -212,6 +212,7 @@ def main() -> None:
         "fp16": {"precision": "fp16"},
         "compile+channels_last": {"compile": True, "channels_last": True},
         "compile+bf16": {"compile": True, "precision": "bf16"},
+        "channels_last+bf16": {"channels_last": True, "precision": "bf16"},
         "compile+channels_last+bf16": {"compile": True, "channels_last": True, "precision": "bf16"},
     }
     variants = [v for v in args.variants.split(",") if v]
