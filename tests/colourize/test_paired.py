@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -92,7 +93,7 @@ def test_side_by_side_resampling_trains_each_seed_on_its_own_fresh_crops():
         net.train()
         with torch.no_grad():  # as above: compare in training mode, to float32 reordering over 4 steps
             assert torch.allclose(net(to_grey(d.valid)), single(to_grey(d.valid)), atol=1e-3, rtol=1e-3)
-    fixed = [d.__class__(d.train, d.valid, d.source) for d in data]  # no resample: refused
+    fixed = [replace(d, resample=None) for d in data]  # data that cannot draw fresh crops: refused
     with pytest.raises(ValueError, match="resample"):
         train_side_by_side("pool", seeds, fixed, [palette, palette], num_filters=4, epochs=1, batch_size=10,
                            lr=5e-3, resample=True)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from trainlab.colourize.data import ColourData, to_grey
 from trainlab.colourize.models import build_model, stack_models, unstack_model
 from trainlab.colourize.palette import Palette
+from trainlab.colourize.train import _epoch_order, autocast
 from trainlab.plotting import subplots_or
 
 if TYPE_CHECKING:
@@ -119,14 +120,7 @@ def _lr(lr: float, schedule: str, step: int, total: int) -> float:
     return lr
 
 
-def _order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The trainer's order of the training images in ``epoch`` (a function of seed and epoch)."""
-    from trainlab.colourize.train import _epoch_order
-
-    return _epoch_order(n, seed, epoch)
-
-
-_epoch_order_for_tests = _order
+_epoch_order_for_tests = _epoch_order  # the trainer's order of the images in an epoch
 
 
 @torch.no_grad()
@@ -200,22 +194,22 @@ def train_side_by_side(model: str, seeds: Sequence[int], data: Sequence[ColourDa
     hist_train: list[list[float]] = []
     if resample and any(d.resample is None for d in data):
         raise ValueError("resample=True needs data that can draw fresh images (builtin)")
-    autocast = {"fp32": None, "bf16": torch.bfloat16}[precision]
+    if precision not in ("fp32", "bf16"):  # fp16 would need a gradient scaler
+        raise ValueError(f"precision must be fp32 or bf16, not {precision!r}")
     stacked.train()
     for epoch in range(1, epochs + 1):
         if resample and epoch > 1:
             fresh = [d.resample(epoch, n) for d in data]  # type: ignore[misc]
             grey = torch.stack([to_grey(r)[:, 0] for r in fresh]).to(device)
             labels = torch.stack([p.labels(r) for r, p in zip(fresh, palettes, strict=True)]).to(device)
-        orders = torch.stack([_order(n, sd, epoch) for sd in seeds]).to(device)  # (S, N)
+        orders = torch.stack([_epoch_order(n, sd, epoch) for sd in seeds]).to(device)  # (S, N)
         train_sum = torch.zeros(s, dtype=torch.float64, device=device)
         for step in range(steps):
             idx = orders[:, step * batch_size: (step + 1) * batch_size]  # (S, B)
             x = grey[seed_index, idx].transpose(0, 1).contiguous()  # (S, B, H, W) -> (B, S, H, W)
             t = labels[seed_index, idx].transpose(0, 1)  # (B, S, H, W)
             b, _, h, w = x.shape
-            with torch.autocast(device.type, dtype=autocast or torch.float32,
-                                enabled=autocast is not None):
+            with autocast(device, precision):
                 logits = stacked(x)
             logits = logits.float().reshape(b, s, k, h, w)  # (B, S·K, H, W) -> (B, S, K, H, W)
             ce = F.cross_entropy(logits.transpose(1, 2), t, reduction="none").mean((0, 2, 3))  # (S,)

@@ -135,6 +135,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The forward pass's autocast context for a resolved ``precision`` (disabled for fp32)."""
+    dtype = _AUTOCAST.get(precision)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     """Learning rate of global step ``step`` (0-based) of ``total_steps``.
 
@@ -487,7 +493,6 @@ def train(config: TrainConfig, data: ColourData | None = None, out_dir: str | Pa
         forward = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)  # one kernel per op
     precision = resolve_precision(config.precision, device)
-    autocast_dtype = _AUTOCAST.get(precision)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     # The data lives on the device for the whole run: a step only indexes it.
     grey = to_grey(data.train).to(device).contiguous(memory_format=memory)  # (N, 3, H, W) -> (N, 1, H, W)
@@ -534,8 +539,7 @@ def train(config: TrainConfig, data: ColourData | None = None, out_dir: str | Pa
             try:
                 for step in range(first + 1, steps + 1):
                     idx = order[(step - 1) * config.batch_size: step * config.batch_size]
-                    with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                        enabled=autocast_dtype is not None):
+                    with autocast(device, precision):
                         logits = forward(grey[idx])  # (B, 1, H, W) -> (B, K, H, W)
                     loss = F.cross_entropy(logits.float(), labels[idx])
                     value = float(loss.detach())  # one sync per step: the NaN check needs it
