@@ -61,6 +61,14 @@ def _check(
         raise ArgumentError(name, value, f"a number in [{low}, {high}{']' if closed_high else ')'}")
 
 
+def _closure_loss(closure: Callable[[], Tensor] | None) -> Tensor | None:
+    """torch.optim's closure protocol: the loss re-evaluated with gradients on (None without one)."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class _HypergradientMixin:
     param_groups: list[dict[str, Any]]
     state: dict[Tensor, dict[str, Any]]
@@ -132,10 +140,7 @@ class SGDHD(_HypergradientMixin, torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         for group, params, grads in self._adapted_groups():
             lr, mu = group["lr"], group["momentum"]
             for p, g in zip(params, grads, strict=True):
@@ -188,10 +193,7 @@ class AdamHD(_HypergradientMixin, torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         for group, params, grads in self._adapted_groups():
             lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
             for p, g in zip(params, grads, strict=True):
