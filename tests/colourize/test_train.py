@@ -281,3 +281,26 @@ def test_auto_precision_is_bf16_where_native_and_trains_as_that_precision(small,
     assert _numbers(train(config, data, palette=palette).history) == _numbers(
         train(replace(config, precision="fp32"), data, palette=palette).history)
     assert TrainConfig.from_dict({}).precision == "fp32"  # a config without the key: float32 as before
+
+
+@pytest.mark.parametrize("name", ["pool", "transpose", "unet"])
+def test_low_precision_inputs_are_bit_identical_to_float32_inputs_under_autocast(name):
+    # The trainer keeps the grey images in the autocast dtype (input_dtype): the first
+    # convolution would round them to it anyway, and UNet's cat(features, input) would
+    # otherwise promote to float32 and be cast back. Same logits, same gradients, bit for bit.
+    from trainlab.colourize.train import autocast, input_dtype
+
+    assert input_dtype("fp32") is torch.float32 and input_dtype("bf16") is torch.bfloat16
+    cpu = torch.device("cpu")
+    x = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    target = torch.randint(6, (4, 16, 16), generator=torch.Generator().manual_seed(1))
+    results = []
+    for inputs in (x, x.to(input_dtype("bf16"))):
+        model = build_model(name, num_filters=4, num_colours=6, seed=2)
+        with autocast(cpu, "bf16"):
+            logits = model(inputs)
+        F.cross_entropy(logits.float(), target).backward()
+        results.append((logits.float(), [p.grad for p in model.parameters()]))
+    (l32, g32), (l16, g16) = results
+    assert torch.equal(l32, l16)
+    assert all(torch.equal(a, b) for a, b in zip(g32, g16, strict=True))

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from trainlab.colourize.data import ColourData, to_grey
 from trainlab.colourize.models import build_model, stack_models, unstack_model
 from trainlab.colourize.palette import Palette
-from trainlab.colourize.train import _epoch_order, autocast
+from trainlab.colourize.train import _epoch_order, autocast, input_dtype
 from trainlab.plotting import subplots_or
 
 if TYPE_CHECKING:
@@ -175,7 +175,8 @@ def train_side_by_side(model: str, seeds: Sequence[int], data: Sequence[ColourDa
             for sd in seeds]
     stacked = stack_models(nets).to(device)
     optimizer = torch.optim.Adam(stacked.parameters(), lr=lr, foreach=True)  # one kernel per op
-    grey = torch.stack([to_grey(d.train)[:, 0] for d in data]).to(device)  # (S, N, H, W)
+    x_dtype = input_dtype(precision)  # bit-identical under autocast, fewer copies
+    grey = torch.stack([to_grey(d.train)[:, 0] for d in data]).to(device, x_dtype)  # (S, N, H, W)
     labels = torch.stack([p.labels(d.train) for d, p in zip(data, palettes, strict=True)]).to(device)
     valid_grey = to_grey(data[0].valid).to(device)  # (N_v, 1, H, W): the same photographs for all
     by_palette: dict[int, torch.Tensor] = {}  # the validation images are shared: label once per palette
@@ -200,7 +201,7 @@ def train_side_by_side(model: str, seeds: Sequence[int], data: Sequence[ColourDa
     for epoch in range(1, epochs + 1):
         if resample and epoch > 1:
             fresh = [d.resample(epoch, n) for d in data]  # type: ignore[misc]
-            grey = torch.stack([to_grey(r)[:, 0] for r in fresh]).to(device)
+            grey = torch.stack([to_grey(r)[:, 0] for r in fresh]).to(device, x_dtype)
             labels = torch.stack([p.labels(r) for r, p in zip(fresh, palettes, strict=True)]).to(device)
         orders = torch.stack([_epoch_order(n, sd, epoch) for sd in seeds]).to(device)  # (S, N)
         train_sum = torch.zeros(s, dtype=torch.float64, device=device)
