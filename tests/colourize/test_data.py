@@ -258,3 +258,20 @@ def test_builtin_crop_scales_are_passed_to_the_crops_and_to_resample():
     assert torch.equal(d.train, random_crops(photos, 30, 12, seed=3, scales=(3, 4, 6)))
     assert not torch.equal(d.train, random_crops(photos, 30, 12, seed=3))
     assert d.resample is not None and d.resample(1, 5).shape == (5, 3, 12, 12)
+
+
+def test_builtin_holds_out_the_photographs_asked_for_and_trains_on_the_rest():
+    from trainlab.colourize.data import _photo
+
+    d = load_data("builtin", size=12, num_crops=20, seed=3, scales=(4,), crop_scales=(4,),
+                  valid_photos=["retina"])
+    assert d.valid_names == ("retina",)
+    assert d.train_names == tuple(n for n in BUILTIN_TRAIN + BUILTIN_VALID if n != "retina")
+    assert torch.equal(d.valid, patches(_photo("retina"), 12, (4,)))
+    assert torch.equal(d.train, random_crops([_photo(n) for n in d.train_names], 20, 12, seed=3, scales=(4,)))
+    assert load_data("builtin", size=12, num_crops=5, valid_photos="retina").valid_names == ("retina",)
+    default = load_data("builtin", size=12, num_crops=5)
+    assert default.train_names == BUILTIN_TRAIN and default.valid_names == BUILTIN_VALID
+    for bad in (["lena"], [], list(BUILTIN_TRAIN + BUILTIN_VALID)):
+        with pytest.raises(ArgumentError, match="valid_photos"):
+            load_data("builtin", size=12, num_crops=5, valid_photos=bad)

@@ -230,16 +230,24 @@ def random_crops(images: Sequence[torch.Tensor], num_crops: int, size: int, *, s
 
 
 def _builtin(size: int, scales: Sequence[int], stride: int | None, seed: int,
-             num_crops: int, crop_scales: Sequence[int] = BUILTIN_CROP_SCALES) -> ColourData:
-    train_photos = [_photo(n) for n in BUILTIN_TRAIN]
+             num_crops: int, crop_scales: Sequence[int] = BUILTIN_CROP_SCALES,
+             valid_photos: Sequence[str] = BUILTIN_VALID) -> ColourData:
+    every = BUILTIN_TRAIN + BUILTIN_VALID
+    held = tuple(dict.fromkeys([valid_photos] if isinstance(valid_photos, str) else valid_photos))
+    unknown = [n for n in held if n not in every]
+    if unknown or not held or len(held) == len(every):
+        raise ArgumentError("valid_photos", ",".join(valid_photos) or "(none)",
+                            "one or more, not all, of: " + ", ".join(every))
+    train_names = tuple(n for n in every if n not in held)
+    train_photos = [_photo(n) for n in train_names]
     train = random_crops(train_photos, num_crops, size, seed=seed, scales=crop_scales)
-    valid = torch.cat([patches(_photo(n), size, scales, stride) for n in BUILTIN_VALID])
+    valid = torch.cat([patches(_photo(n), size, scales, stride) for n in held])
 
     def resample(epoch: int, n: int) -> torch.Tensor:
         return random_crops(train_photos, n, size, seed=derive_seed(seed, "builtin-epoch", epoch),
                             scales=crop_scales)
 
-    return ColourData(train, valid, "builtin", BUILTIN_TRAIN, BUILTIN_VALID, resample)
+    return ColourData(train, valid, "builtin", train_names, held, resample)
 
 
 # --------------------------------------------------------------------------- CIFAR-10
@@ -445,18 +453,21 @@ def load_folder(path: str | os.PathLike[str], *, size: int = 32, scales: Sequenc
 def load_data(spec: str = "builtin", *, category: int | str = "horse", size: int = 32,
               seed: int = 0, scales: Sequence[int] = BUILTIN_SCALES,
               stride: int | None = BUILTIN_STRIDE, num_crops: int = BUILTIN_NUM_CROPS,
-              crop_scales: Sequence[int] = BUILTIN_CROP_SCALES) -> ColourData:
+              crop_scales: Sequence[int] = BUILTIN_CROP_SCALES,
+              valid_photos: Sequence[str] = BUILTIN_VALID) -> ColourData:
     """Load the data a spec names: ``builtin``, ``cifar10:PATH`` or ``folder:PATH``.
 
     ``scales`` and ``stride`` say how photographs (builtin validation, folder) are cut into
     patches; ``num_crops`` is the number of random training crops of ``builtin`` (drawn with
-    ``seed`` at the downscale factors ``crop_scales``).
+    ``seed`` at the downscale factors ``crop_scales``). ``valid_photos``: the built-in
+    photographs held out for validation (the others are trained on); the default is
+    :data:`BUILTIN_VALID`, and ``benchmarks/colourize_holdout.py`` holds out each in turn.
     """
     kind, _, rest = spec.partition(":")
     if kind == "builtin" and not rest:
         if isinstance(num_crops, bool) or not isinstance(num_crops, int) or num_crops < 1:
             raise ArgumentError("--num-crops", num_crops, "an integer ≥ 1")
-        return _builtin(size, scales, stride, seed, num_crops, crop_scales)
+        return _builtin(size, scales, stride, seed, num_crops, crop_scales, valid_photos)
     if kind == "cifar10" and rest:
         return load_cifar10(rest, category)
     if kind == "folder" and rest:
