@@ -256,3 +256,26 @@ def test_einsum_memo_gives_the_meta_kernels_output():
                 out = tracer.__torch_function__(torch.einsum, (), (equation, x, w), {})
                 assert (out.shape, out.stride(), out.dtype) == (want.shape, want.stride(), want.dtype)
     assert tracer.rows[0].macs == 8 * 6 * 4 * 5
+
+
+@FAST
+@given(ignore=st.sets(st.sampled_from(["bias", "batchnorm"])),
+       calls=st.lists(st.integers(0, 4), min_size=1, max_size=12))
+def test_post_hook_books_parameters_as_take_params(ignore, calls):
+    """post_hook inlines take_params: a leaf's row books the parameters take_params would, in any
+    order of calls, with shared, frozen and ignored parameters and modules called again."""
+    shared = nn.Linear(4, 4)
+    frozen = nn.Conv2d(3, 4, 3)
+    frozen.weight.requires_grad_(False)
+    leaves = [nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), shared, frozen, nn.Sequential(shared).get_submodule("0")]
+    model = nn.Sequential(*leaves[:4], nn.Sequential(leaves[4]))
+    hooked, reference = _Tracer(model, frozenset(ignore)), _Tracer(model, frozenset(ignore))
+    out = torch.empty(1, 4, device="meta")
+    for i in calls:
+        module = leaves[i]
+        hooked.pre_hook(module, ())
+        hooked.post_hook(module, (), out)
+        row = hooked.rows[-1]
+        own = reference.frames[id(module)][3]
+        assert (row.params, row.trainable_params) == reference.take_params(own)
+    assert hooked.counted == reference.counted
