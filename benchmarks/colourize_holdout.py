@@ -69,7 +69,7 @@ def main() -> None:
         means.append(100 * d.mean)
         print(f"{photo:<22}{100 * statistics.mean(unet):>7.1f}%{100 * statistics.mean(lookup):>7.1f}%"
               f"{100 * d.mean:>+12.1f} [{100 * d.low:+6.1f}, {100 * d.high:+6.1f}]"
-              f"{time.perf_counter() - t0:>12.0f}")
+              f"{time.perf_counter() - t0:>12.0f}", flush=True)
     if len(means) > 1:
         over = paired_difference(means, [0.0] * len(means))
         print(f"mean over {len(means)} photographs: {over.mean:+.1f} points, 95% interval "

@@ -50,6 +50,10 @@ def test_train_writes_a_run_folder_and_prints_the_table(trained):
     assert (run / "checkpoint.pt").is_file() and (run / "metrics.jsonl").is_file()
     assert json.loads((run / "config.json").read_text())["model"] == "transpose"
     assert "ConvTransposeNet" in stdout and "baseline: grey level" in stdout and "model" in stdout
+    # a model no better than the grey-level lookup is said to be so under the table
+    ev = json.loads((run / "eval.json").read_text())
+    below = ev["accuracy"] <= ev["baselines"]["grey_level_accuracy"]
+    assert ("not more accurate than the best colour per grey level" in " ".join(stdout.split())) == below
     # piped: each epoch is one unwrapped line, and no loss is shown before a step has one
     epoch_lines = [line for line in stderr.splitlines() if "epoch 1/1:" in line]
     assert len(epoch_lines) == 1 and epoch_lines[0].endswith("images/s"), stderr
