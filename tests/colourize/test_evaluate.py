@@ -94,3 +94,24 @@ def test_a_12_megapixel_photograph_needs_well_under_2_gb():
     from trainlab.colourize.evaluate import colourise_bytes
 
     assert colourise_bytes(3000, 4000, num_colours=24, num_filters=32) < 1e9
+
+
+def test_image_grid_shows_each_image_in_its_row_and_column():
+    from trainlab.colourize.evaluate import image_grid
+
+    g = torch.Generator().manual_seed(0)
+    rgb, truth, model = (torch.rand(5, 3, 8, 8, generator=g) for _ in range(3))
+    fig = image_grid(rgb, truth, model, title="t")
+    ax = fig.axes[0]
+    # (H', W', 3) -> (3, H', W')
+    sheet = torch.from_numpy(ax.images[0].get_array().data.copy()).permute(2, 0, 1)
+    gap = 1
+    grey = rgb.mean(1, keepdim=True).expand_as(rgb)
+    for row, images in enumerate((grey, truth, model)):
+        for j in range(5):
+            top, left = row * (8 + gap), j * (8 + gap)
+            assert torch.allclose(sheet[:, top: top + 8, left: left + 8], images[j])
+    assert sheet.shape == (3, 3 * 8 + 2 * gap, 5 * 8 + 4 * gap)
+    assert (sheet[:, 8, :] == 1).all() and (sheet[:, :, 8] == 1).all()  # white gaps between them
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["grey", "truth", "model"]
+    assert ax.get_title() == "t"

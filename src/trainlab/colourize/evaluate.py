@@ -227,18 +227,26 @@ def colourise(model: nn.Module, palette: Palette, grey: torch.Tensor, *, tile: i
 
 def image_grid(rgb: torch.Tensor, quantised: torch.Tensor, predicted: torch.Tensor,
                title: str = "") -> Any:
-    """Figure: rows grey input / quantised truth / prediction, one column per image."""
-    n = rgb.shape[0]
-    fig, axes = new_figure(3, n, size=(1.1 * n + 0.8, 3.6))
-    axes = axes.reshape(3, n) if n > 1 else axes.reshape(3, 1)
+    """Figure: rows grey input / quantised truth / prediction, one column per image.
+
+    The 3 × n images are laid out in one array (white gaps between them) and drawn with one
+    ``imshow``: a grid of 3·n axes costs matplotlib about 10 ms each to make and to save.
+    """
+    n, _, h, w = rgb.shape
+    gap = max(1, h // 8)
     grey = to_grey(rgb).expand_as(rgb)
-    for row, (images, label) in enumerate([(grey, "grey"), (quantised, "truth"), (predicted, "model")]):
+    sheet = torch.ones(3, 3 * h + 2 * gap, n * w + (n - 1) * gap)
+    for row, images in enumerate((grey, quantised, predicted)):
         for j in range(n):
-            ax = axes[row, j]
-            ax.imshow(images[j].permute(1, 2, 0).clamp(0, 1).numpy())  # (3, H, W) -> (H, W, 3)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[row, 0].set_ylabel(label, fontsize=9)
+            top, left = row * (h + gap), j * (w + gap)
+            sheet[:, top: top + h, left: left + w] = images[j].clamp(0, 1)
+    fig, ax = new_figure(size=(1.1 * n + 0.8, 3.6))
+    ax.imshow(sheet.permute(1, 2, 0).numpy(), interpolation="nearest")  # (3, H', W') -> (H', W', 3)
+    ax.set_xticks([])
+    ax.set_yticks([row * (h + gap) + (h - 1) / 2 for row in range(3)], ["grey", "truth", "model"], fontsize=9)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
     if title:
-        fig.suptitle(title, fontsize=9)
+        ax.set_title(title, fontsize=9)
     return fig
