@@ -272,6 +272,7 @@ def test_builtin_holds_out_the_photographs_asked_for_and_trains_on_the_rest():
     assert load_data("builtin", size=12, num_crops=5, valid_photos="retina").valid_names == ("retina",)
     default = load_data("builtin", size=12, num_crops=5)
     assert default.train_names == BUILTIN_TRAIN and default.valid_names == BUILTIN_VALID
-    for bad in (["lena"], [], list(BUILTIN_TRAIN + BUILTIN_VALID)):
-        with pytest.raises(ArgumentError, match="valid_photos"):
+    for bad in (["lena"], "lena", [], list(BUILTIN_TRAIN + BUILTIN_VALID)):
+        with pytest.raises(ArgumentError, match="valid_photos") as caught:
             load_data("builtin", size=12, num_crops=5, valid_photos=bad)
+        assert "l,e,n,a" not in str(caught.value) and "chelsea" in str(caught.value)

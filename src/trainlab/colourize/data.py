@@ -236,7 +236,7 @@ def _builtin(size: int, scales: Sequence[int], stride: int | None, seed: int,
     held = tuple(dict.fromkeys([valid_photos] if isinstance(valid_photos, str) else valid_photos))
     unknown = [n for n in held if n not in every]
     if unknown or not held or len(held) == len(every):
-        raise ArgumentError("valid_photos", ",".join(valid_photos) or "(none)",
+        raise ArgumentError("valid_photos", ",".join(held) or "(none)",
                             "one or more, not all, of: " + ", ".join(every))
     train_names = tuple(n for n in every if n not in held)
     train_photos = [_photo(n) for n in train_names]
