@@ -32,7 +32,9 @@ failed 10 of 10 with its loss interval below 0 every time and its accuracy inter
 PoolUpsampleNet is not behind in accuracy, and the claim says so and points to the full scale.
 With 8 or 6 of the 10 pairs (faster) skip-connections-help would have failed for 1 or 3 of
 these seeds, so the quick scale keeps 10 pairs: 28.7 s (19.4 + 9.3) in the README's main job
-on a quiet 2-core machine, 35–45 s with the other core busy. Full (5 pairs × 800 steps):
+on a quiet 2-core machine, 35–45 s with the other core busy. Unchanged since, it was checked
+again on user seeds 420–429: skip-connections-help passed 10 of 10 (+1.1 to +2.8 points, lower
+ends +0.25 to +1.7), transpose-beats-pool failed 10 of 10 as above. Full (5 pairs × 800 steps):
 transpose-beats-pool passed 10 of 10 (+5.4 to +11.4 points, lower ends +3.5 to +8.6; loss
 intervals below 0 every time); skip-connections-help passed 8 of 10 (+1.2 to +2.7 points),
 not resolved at 405 (+0.71 [−1.27, +2.68]) and 409 (+1.16 [−0.32, +2.65]): with 5 pairs one
