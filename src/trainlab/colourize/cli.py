@@ -88,7 +88,7 @@ def _training_options(f):  # type: ignore[no-untyped-def]
                      help=f"Adam learning rate [default: {d('lr')}]."),
         click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default=None,
                      help=f"constant or cosine decay to 0 [default: {d('lr_schedule')}]."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True),
         click.option("--kernel", type=int, default=None, help=f"[default: {d('kernel')}]"),
         click.option("--num-filters", type=click.IntRange(1, 10_000_000), default=None,
                      help=f"[default: {d('num_filters')}]"),
@@ -299,8 +299,11 @@ def _image_format(path: Path) -> str:
 
     Image.init()
     fmt = Image.registered_extensions().get(path.suffix.lower())
+    # colour formats only: PPM's siblings .pgm/.pbm (grey, bilevel) and .pfm (float) would get a
+    # colour file under a name that promises something else
     writable = sorted(ext for ext, f in Image.registered_extensions().items()
-                      if f in Image.SAVE and f in ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "PPM"))
+                      if f in Image.SAVE and f in ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "PPM")
+                      and ext not in (".pgm", ".pbm", ".pfm", ".pnm"))
     if fmt is None or fmt not in Image.SAVE or path.suffix.lower() not in writable:
         raise ArgumentError("--output", str(path), "a file name ending in one of " + ", ".join(writable))
     return fmt

@@ -408,12 +408,28 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXE
             w, h = im.size
             if w * h > max_pixels:
                 raise DataError(f"{path}: {w}×{h} = {w * h} pixels exceeds the limit of {max_pixels}")
-            rgb = np.asarray(im.convert("RGB"))
+            rgb = np.asarray(_as_rgb8(im, path))
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise DataError(f"{path} is not a readable image ({e})") from None
     except OSError as e:
         raise DataError(f"{path} could not be decoded ({e})") from None
     return _to_float(rgb)
+
+
+def _as_rgb8(im: Any, path: Path) -> Any:
+    """An 8-bit RGB view of a decoded image. Pillow's ``convert("RGB")`` clips 16-bit grey
+    (modes ``I;16*`` and ``I``, as 16-bit PNGs open) to 255 instead of scaling it: scale by 1/257."""
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or im.mode == "I":
+        values = np.asarray(im, dtype=np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise DataError(f"{path}: {im.mode} pixels outside 0..65535; save it as 8- or 16-bit")
+        grey = np.round(values / 257).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if im.mode == "F":
+        raise DataError(f"{path}: floating-point pixels (mode F); save it as 8- or 16-bit")
+    return im.convert("RGB")
 
 
 def _fit(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -442,23 +458,29 @@ def load_folder(path: str | os.PathLike[str], *, size: int = 32, scales: Sequenc
     valid_files = sorted(files[i] for i in order[:n_valid])
     train_files = sorted(files[i] for i in order[n_valid:])
 
-    def cut(paths: list[Path]) -> torch.Tensor:
-        return torch.cat([patches(_fit(read_image(p, max_pixels=max_pixels, argument="--data"), size),
-                                  size, scales, stride) for p in paths])
+    def cut(paths: list[Path], split: str) -> torch.Tensor:
+        out = torch.cat([patches(_fit(read_image(p, max_pixels=max_pixels, argument="--data"), size),
+                                 size, scales, stride) for p in paths])
+        if len(out) == 0:
+            raise ArgumentError("--patch-size", size, f"a size that fits in the {split} image(s) "
+                                f"{', '.join(p.name for p in paths)} at a downscale factor of "
+                                f"{', '.join(map(str, scales))}")
+        return out
 
-    return ColourData(cut(train_files), cut(valid_files), f"folder:{folder}",
+    return ColourData(cut(train_files, "training"), cut(valid_files, "validation"), f"folder:{folder}",
                       tuple(p.name for p in train_files), tuple(p.name for p in valid_files))
 
 
 def load_data(spec: str = "builtin", *, category: int | str = "horse", size: int = 32,
-              seed: int = 0, scales: Sequence[int] = BUILTIN_SCALES,
+              seed: int = 0, scales: Sequence[int] | None = None,
               stride: int | None = BUILTIN_STRIDE, num_crops: int = BUILTIN_NUM_CROPS,
               crop_scales: Sequence[int] = BUILTIN_CROP_SCALES,
               valid_photos: Sequence[str] = BUILTIN_VALID) -> ColourData:
     """Load the data a spec names: ``builtin``, ``cifar10:PATH`` or ``folder:PATH``.
 
     ``scales`` and ``stride`` say how photographs (builtin validation, folder) are cut into
-    patches; ``num_crops`` is the number of random training crops of ``builtin`` (drawn with
+    patches (default: :data:`BUILTIN_SCALES` for builtin, full and half resolution for a
+    folder); ``num_crops`` is the number of random training crops of ``builtin`` (drawn with
     ``seed`` at the downscale factors ``crop_scales``). ``valid_photos``: the built-in
     photographs held out for validation (the others are trained on); the default is
     :data:`BUILTIN_VALID`, and ``benchmarks/colourize_holdout.py`` holds out each in turn.
@@ -467,9 +489,11 @@ def load_data(spec: str = "builtin", *, category: int | str = "horse", size: int
     if kind == "builtin" and not rest:
         if isinstance(num_crops, bool) or not isinstance(num_crops, int) or num_crops < 1:
             raise ArgumentError("--num-crops", num_crops, "an integer ≥ 1")
-        return _builtin(size, scales, stride, seed, num_crops, crop_scales, valid_photos)
+        return _builtin(size, BUILTIN_SCALES if scales is None else scales, stride, seed, num_crops,
+                        crop_scales, valid_photos)
     if kind == "cifar10" and rest:
         return load_cifar10(rest, category)
     if kind == "folder" and rest:
-        return load_folder(rest, size=size, seed=seed, scales=scales, stride=stride)
+        return load_folder(rest, size=size, seed=seed, scales=(1, 2) if scales is None else scales,
+                           stride=stride)
     raise ArgumentError("--data", spec, "builtin, cifar10:PATH or folder:PATH")

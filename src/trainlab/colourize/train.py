@@ -83,6 +83,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Largest palette: k-means and the per-pixel logits grow with it.
 MAX_COLOURS = 1024
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -231,8 +232,11 @@ class TrainConfig:
             raise ArgumentError("--patch-size", self.patch_size, "32 for CIFAR-10 (its images are 32×32)")
         if self.num_in_channels != 1:
             raise ArgumentError("--num-in-channels", self.num_in_channels, "1 (a grey image)")
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
-            raise ArgumentError("--lr", self.lr, "a positive finite number")
+        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and 0 < self.lr <= _FLOAT32_MAX):
+            raise ArgumentError("--lr", self.lr,
+                                f"a positive number that float32 holds (≤ {_FLOAT32_MAX:.3g})")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ArgumentError("--seed", self.seed, "an integer from 0 to 2^63 − 1")
         for name in ("max_train", "max_valid"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -335,8 +339,12 @@ def _deferred_sigint() -> Iterator[Callable[[], bool]]:
 
 
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The permutation of the training images in ``epoch`` (1-based): a function of (seed, epoch)."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    """The permutation of the training images in ``epoch`` (1-based): a function of (seed, epoch).
+
+    The generator's seed is folded into 64 bits (what ``manual_seed`` takes; a value already in
+    range, as for every seed below about 1.8·10¹³, is unchanged).
+    """
+    return torch.randperm(n, generator=torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64))
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -405,6 +413,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"
     except (ValueError, TypeError) as e:
         raise DataError(f"{run / CONFIG} is not a valid run config ({e})") from None
     palette = Palette.load(run / PALETTE)
+    if palette.num_colours != config.num_colours:
+        raise DataError(f"{run / PALETTE} has {palette.num_colours} colours but {run / CONFIG} says "
+                        f"{config.num_colours}: the run folder was altered")
     ckpt = _load_checkpoint(run / CHECKPOINT)
     model = _build(config)
     try:
@@ -414,6 +425,18 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"
     if not isinstance(device, torch.device):
         device = resolve_device(device)
     return config, model.to(device).eval(), palette, ckpt
+
+
+def _check_batches(n: int, batch_size: int, size: tuple[int, ...]) -> None:
+    """Refuse a batch of one image when the networks' bottleneck is one pixel: batch norm then
+    sees a single value per channel and cannot normalise (PyTorch raises mid-training)."""
+    bottleneck = (size[0] // 4) * (size[1] // 4)
+    smallest = min(batch_size, n) if n % batch_size == 0 else n % batch_size
+    if bottleneck == 1 and smallest == 1:
+        raise ArgumentError("--batch-size", batch_size,
+                            f"a size that leaves no batch of 1 image with {n} training images at "
+                            f"{size[0]}×{size[1]} (batch norm needs 2 values per channel at the 1×1 "
+                            "bottleneck), or a larger --patch-size")
 
 
 def _build(config: TrainConfig) -> nn.Module:
@@ -437,11 +460,14 @@ def estimate_training_bytes(config: TrainConfig, num_train: int | None = None,
     batch × 3 (kept for backward, its gradient, the logits' softmax) × 4 bytes, plus the data:
     RGB, grey and int64 labels of the training and validation images.
     """
+    # Before loading, the image count is known for CIFAR-10 (50,000 at most) and builtin (the
+    # crops); a folder's is not, so its data is counted by the check after loading.
+    folder = not config.data.startswith("cifar10:") and config.data != "builtin"
     n_train = num_train if num_train is not None else (
-        50_000 if config.data.startswith("cifar10:") else config.num_crops)
+        50_000 if config.data.startswith("cifar10:") else 0 if folder else config.num_crops)
     if config.max_train is not None:
         n_train = min(n_train, config.max_train)
-    n_valid = num_valid if num_valid is not None else 2_000
+    n_valid = num_valid if num_valid is not None else 0 if folder else 2_000
     if config.max_valid is not None:
         n_valid = min(n_valid, config.max_valid)
     batch, side = min(config.batch_size, max(n_train, 1)), config.patch_size
@@ -529,6 +555,7 @@ def train(config: TrainConfig, data: ColourData | None = None, out_dir: str | Pa
 
     n = grey.shape[0]
     steps = math.ceil(n / config.batch_size)
+    _check_batches(n, config.batch_size, grey.shape[-2:])
     samples = torch.linspace(0, len(data.valid) - 1, min(_NUM_SAMPLES, len(data.valid))).long()
     fig_paths: list[Path] = []
     model.train()
