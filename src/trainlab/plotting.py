@@ -59,11 +59,15 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], data: dict[str, Any] 
         path = path.with_suffix(".png")
     buf = io.BytesIO()
     fig.savefig(buf, format=FIGURE_FORMATS[path.suffix.lower()], dpi=dpi)
+    previous = path.read_bytes() if data is not None and path.is_file() else None
     runs.atomic_write_bytes(path, buf.getvalue())
     if data is not None:
         try:
             runs.atomic_write_json(path.with_suffix(".json"), data)
-        except BaseException:
-            path.unlink(missing_ok=True)
+        except BaseException:  # leave the figure as it was: the one it replaced, or none
+            if previous is None:
+                path.unlink(missing_ok=True)
+            else:
+                runs.atomic_write_bytes(path, previous)
             raise
     return path

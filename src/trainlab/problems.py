@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import copy
+import math
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -178,7 +179,11 @@ def linreg(n: int = 20, d: int = 100, seed: int = 0, X: Tensor | None = None, t:
     X, t = X.to(torch.float64), t.to(torch.float64)
     n, d = X.shape
     # Hessian of J is (2/n) XᵀX; GD on J is stable only for η < 2/λ_max = n/σ_max(X)².
-    lam = 2.0 / n * float(torch.linalg.matrix_norm(X, ord=2)) ** 2
+    sigma = float(torch.linalg.matrix_norm(X, ord=2))
+    lam = 2.0 / n * sigma * sigma  # a float product overflows to inf (``**`` would raise)
+    if not math.isfinite(lam):
+        raise DataError(f"{name}: X is too large (its largest singular value {sigma:.3g} squared "
+                        "overflows float64); rescale X")
     return Problem(name, LinearModel(d), X, t, "mse",
                    stable_lr_bound=2.0 / lam if lam > 0 else None,
                    info={"n": n, "d": d, "lambda_max": lam})
@@ -326,4 +331,10 @@ def load_problem(spec: str, *, n: int = 20, d: int = 100, seed: int = 0, data: s
     if not bool(torch.isfinite(start)):
         raise ArgumentError(argument, spec, f"a model whose loss at its start is finite (it is "
                             f"{float(start)} on the first examples of --data {data})")
+    if loss == "cross-entropy" and out.dim() >= 2:  # every label, not only the two tried above
+        classes = out.shape[1]
+        top = max(int(y.max()), int(yv.max()) if yv is not None and len(yv) else 0)
+        if top >= classes:
+            raise DataError(f"--data={data!r}: class label {top} in y, but the model has {classes} "
+                            f"outputs (labels must be 0..{classes - 1})")
     return Problem(spec, model, x, y, loss, xv, yv, info={"data": data})

@@ -46,6 +46,17 @@ def _load(problem: str, n: int, d: int, data: str | None, criterion: str | None,
     return load_problem(problem, n=n, d=d, seed=seed, data=data, loss=criterion)
 
 
+def _check_forward_schedule(mode: str, schedule: bool, steps: int, what: str) -> None:
+    """Forward mode differentiates one step's rate per run: a per-step schedule costs T² work."""
+    if mode == "forward" and schedule and steps > 200:
+        raise ArgumentError(
+            "--mode",
+            mode,
+            f"reverse or checkpoint for {what} beyond 200 steps "
+            "(forward mode takes one run per step's rate: T² work)",
+        )
+
+
 def _positive_float(name: str, value: float | None) -> None:
     if value is not None and not (math.isfinite(value) and value > 0):
         raise ArgumentError(name, value, "a positive finite number")
@@ -189,13 +200,7 @@ def hypergrad_cmd(
         raise ArgumentError("--weight-decay", weight_decay, "a finite number >= 0")
     names = _parse_wrt(wrt)
     b = _parse_betas(betas)
-    if mode == "forward" and "schedule" in names and steps > 200:
-        raise ArgumentError(
-            "--mode",
-            mode,
-            "reverse or checkpoint for --wrt schedule beyond 200 steps "
-            "(forward mode takes one run per step's rate: T² work)",
-        )
+    _check_forward_schedule(mode, "schedule" in names, steps, "--wrt schedule")
     if optimizer == "sgd" and "momentum" in names and momentum is None:
         momentum = 0.0
     from trainlab.hpo.hypergrad import hypergradient_of
@@ -303,6 +308,10 @@ def tune_lr_cmd(
     _positive_float("--meta-lr", meta_lr)
     if not (math.isfinite(hypergrad_lr) and hypergrad_lr >= 0):
         raise ArgumentError("--hypergrad-lr", hypergrad_lr, "a finite number >= 0")
+    _check_forward_schedule(mode, schedule, steps, "--schedule")
+    if online and hypergrad_lr >= 1:
+        raise ArgumentError("--hypergrad-lr", hypergrad_lr, "a number in [0, 1) with --online (the rate "
+                            "is multiplied by 1 + β·cos each step and must stay positive)")
     if online and optimizer == "momentum":
         raise ArgumentError("--optimizer", optimizer, "sgd or adam with --online")
     if online and schedule:

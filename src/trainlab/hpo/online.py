@@ -126,7 +126,8 @@ class SGDHD(_HypergradientMixin, torch.optim.Optimizer):
         multiplicative: bool = False,
     ):
         _check("lr", lr)
-        _check("hypergrad_lr", hypergrad_lr)
+        # the multiplicative rule α(1 + β cos) keeps α positive only for β < 1
+        _check("hypergrad_lr", hypergrad_lr, 0.0, 1.0 if multiplicative else math.inf)
         _check("momentum", momentum, 0.0, 1.0)
         _check("weight_decay", weight_decay)
         defaults = {
@@ -176,7 +177,8 @@ class AdamHD(_HypergradientMixin, torch.optim.Optimizer):
         multiplicative: bool = False,
     ):
         _check("lr", lr)
-        _check("hypergrad_lr", hypergrad_lr)
+        # the multiplicative rule α(1 + β cos) keeps α positive only for β < 1
+        _check("hypergrad_lr", hypergrad_lr, 0.0, 1.0 if multiplicative else math.inf)
         _check("betas[0]", betas[0], 0.0, 1.0)
         _check("betas[1]", betas[1], 0.0, 1.0)
         _check("eps", eps)

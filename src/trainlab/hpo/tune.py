@@ -25,7 +25,7 @@ from trainlab.hpo.hypergrad import hypergradient_of
 from trainlab.hpo.online import SGDHD, AdamHD
 from trainlab.hpo.unroll import DIVERGENCE_FACTOR, DivergenceError, Unroll
 from trainlab.problems import Problem
-from trainlab.seeding import generator
+from trainlab.seeding import derive_seed, forked_rng, generator
 
 __all__ = ["GridSearch", "LearnedRate", "default_start_lr", "grid_search_lr", "online_lr", "tune_lr"]
 
@@ -111,6 +111,7 @@ def tune_lr(
     delta = torch.full_like(log_eta, meta_lr)  # Rprop's per-coordinate step in log η
     prev_sign = torch.zeros_like(log_eta)
     history: list[dict[str, float]] = []
+    evaluated: list[torch.Tensor] = []  # the η (per step with ``schedule``) behind each history entry
     start_loss = None
     good = log_eta.clone()
     for i in range(meta_steps):
@@ -134,6 +135,7 @@ def tune_lr(
         history.append(
             {"iteration": i, "lr": float(eta.mean()), "loss": hg.loss, "hypergradient": float(g_eta.sum())}
         )
+        evaluated.append(eta.clone())
         good = log_eta.clone()
         # iRprop− (Riedmiller & Braun 1993; Igel & Hüsken 2000): grow the step 1.2× while the
         # sign of the meta-gradient holds, halve it and skip the move when it flips.
@@ -145,8 +147,9 @@ def tune_lr(
         sign = torch.where(flip, torch.zeros_like(sign), sign)
         log_eta = log_eta - sign * delta
         prev_sign = sign
-    last = min(history, key=lambda h: h["loss"])  # the best rate seen (the last, once converged)
-    eta = torch.exp(good)
+    # the best rate seen (the last, once converged), and the schedule that gave its loss
+    best = min(range(len(history)), key=lambda j: history[j]["loss"])
+    last, eta = history[best], evaluated[best]
     return LearnedRate(
         lr=last["lr"],
         loss=last["loss"],
@@ -202,11 +205,14 @@ def online_lr(
     for k in range(steps):
         x, y = problem.sample_batch(batch_size, gen) if batch_size else (problem.x, problem.y)
         opt.zero_grad()
-        loss = problem.criterion(model(x), y)
+        with forked_rng(derive_seed(seed, "hpo-online-dropout", k)):  # dropout: seeded, global RNG kept
+            loss = problem.criterion(model(x), y)
         value = float(loss.detach())
         first = value if k == 0 else first
         if not math.isfinite(value) or abs(value) > DIVERGENCE_FACTOR * max(abs(first), 1e-30):
-            raise DivergenceError(k, value, lr0, problem.stable_lr_bound)
+            raise DivergenceError(k, value, opt.param_groups[0]["lr"], problem.stable_lr_bound,
+                                  argument=f"the online rate (from lr {lr0:g}, "
+                                           f"--hypergrad-lr {hypergrad_lr:g})")
         history.append({"step": k, "lr": opt.param_groups[0]["lr"], "loss": value})
         loss.backward()
         opt.step()
