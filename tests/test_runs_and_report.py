@@ -156,3 +156,42 @@ def test_report_of_a_folder_without_results_is_an_argument_error(tmp_path):
     good["claims"][0]["status"] = "passed"
     (tmp_path / "results.json").write_text(json.dumps(good))
     assert load_results(tmp_path)["claims"][0]["status"] == "passed"  # 0.1 files (no "checks") still load
+
+
+def _tamper(run, **changes):
+    results = json.loads((run / "results.json").read_text())
+    results["claims"][0].update(changes)
+    (run / "results.json").write_text(json.dumps(results))
+
+
+def test_a_tampered_results_json_embeds_no_file_from_outside_the_run(tmp_path):
+    run = tmp_path / "run"
+    claim = Claim("testpart.figure", "tests", "Has a figure.", _with_figure)
+    with registered(claim):
+        run_claims([claim.id], out_dir=run)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG not for the report")
+    link = run / "figures" / "link.png"
+    link.symlink_to(secret)
+    import base64
+
+    leaked = base64.b64encode(secret.read_bytes()).decode("ascii")
+    for figures in (["../secret.png"], [str(secret)], ["figures/link.png"]):
+        _tamper(run, figures=figures)
+        write_report(run)
+        page = (run / "report.html").read_text()
+        assert leaked not in page and "figure missing" in page
+
+
+@pytest.mark.parametrize(("key", "value"), [("seconds", "x"), ("seconds", None), ("measured", [1]),
+                                            ("id", 7), ("figures", [3]), ("summary", None)])
+def test_a_results_json_with_a_value_of_the_wrong_type_is_one_line(tmp_path, capsys, key, value):
+    from trainlab.cli import main
+
+    claim = Claim("testpart.figure", "tests", "Has a figure.", _with_figure)
+    with registered(claim):
+        run_claims([claim.id], out_dir=tmp_path)
+    _tamper(tmp_path, **{key: value})
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and key in err[0]

@@ -116,9 +116,14 @@ def _badge(status: str) -> str:
 
 
 def _img(run_dir: Path | None, rel: str) -> str:
-    if run_dir is not None and (run_dir / rel).is_file():
-        data = base64.b64encode((run_dir / rel).read_bytes()).decode("ascii")
-        return f'<img alt="{html.escape(rel)}" src="data:image/png;base64,{data}">'
+    """A figure of the run embedded inline: only a PNG file inside the run folder (a results.json
+    naming ``../secret`` or an absolute path, or a link leading out, embeds nothing)."""
+    if run_dir is not None:
+        root = run_dir.resolve()
+        path = (root / rel).resolve()
+        if path.suffix.lower() == ".png" and path.is_relative_to(root) and path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            return f'<img alt="{html.escape(rel)}" src="data:image/png;base64,{data}">'
     return f"<p class=meta>figure missing: {html.escape(rel)}</p>"
 
 

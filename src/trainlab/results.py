@@ -79,8 +79,29 @@ def schema_problems(results: Any) -> list[str]:
     if not isinstance(results["claims"], list):
         return [*problems, "claims is not a list"]
     required = [k for k in ClaimRecord.__annotations__ if k != "checks"]  # absent in 0.1 files
+    if not isinstance(results["environment"], dict):
+        problems.append("environment is not an object")
+    for key in ("trainlab_version", "created"):
+        if not isinstance(results[key], str):
+            problems.append(f"{key} is not a string")
     for i, c in enumerate(results["claims"]):
-        problems += [f"claims[{i}]: missing key {k!r}" for k in _missing(c, required)]
-        if isinstance(c, dict) and c.get("status") not in STATUSES:
+        missing = _missing(c, required)
+        problems += [f"claims[{i}]: missing key {k!r}" for k in missing]
+        if missing:
+            continue
+        if c.get("status") not in STATUSES:
             problems.append(f"claims[{i}]: status {c.get('status')!r} is not one of {', '.join(STATUSES)}")
+        for key, kind, what in _CLAIM_TYPES:
+            value = c[key]
+            if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+                problems.append(f"claims[{i}]: {key} is not {what}")
+        if isinstance(c["figures"], list) and not all(isinstance(f, str) for f in c["figures"]):
+            problems.append(f"claims[{i}]: figures is not a list of file names")
     return problems
+
+
+#: (key, type, in words) of every claim record key the reports read.
+_CLAIM_TYPES = (("id", str, "a string"), ("section", str, "a string"), ("statement", str, "a string"),
+                ("summary", str, "a string"), ("seconds", (int, float), "a number"),
+                ("measured", dict, "an object"), ("expected", dict, "an object"),
+                ("tolerance", dict, "an object"), ("figures", list, "a list"))

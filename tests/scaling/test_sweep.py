@@ -70,13 +70,42 @@ def test_interrupted_sweep_resumes_without_losing_or_redoing_points(tmp_path, in
     assert _steps(store) == _steps(full)
 
 
+def _point(key):
+    return {"key": key, "batch_size": 4, "lr_index": 0, "lr": 0.1, "seed": 0, "steps_to_target": [3]}
+
+
 def test_a_cut_off_last_line_is_dropped(tmp_path):
     p = tmp_path / POINTS_FILE
-    p.write_text('{"key": "a", "x": 1}\n{"key": "b", "x"')
+    first = json.dumps(_point("a")) + "\n"
+    p.write_text(first + '{"key": "b", "x"')
     store = PointStore(p)
-    assert list(store.records) == ["a"] and p.read_text() == '{"key": "a", "x": 1}\n'
-    store.append([{"key": "c", "x": 2}])
+    assert list(store.records) == ["a"] and p.read_text() == first
+    store.append([_point("c")])
     assert [json.loads(x)["key"] for x in p.read_text().splitlines()] == ["a", "c"]
+
+
+@pytest.mark.parametrize("line", ['{"key": "x"}', '[1, 2]', '{"key": "a", "batch_size": "4", "lr_index": 0, '
+                                  '"lr": 0.1, "seed": 0, "steps_to_target": [3]}'])
+def test_a_line_that_is_not_a_point_record_is_a_data_error(tmp_path, line):
+    from trainlab.errors import DataError
+
+    (tmp_path / POINTS_FILE).write_text(line + "\n")
+    with pytest.raises(DataError, match="line 1 is not a sweep point record"):
+        PointStore(tmp_path / POINTS_FILE)
+
+
+def test_fit_on_a_sweep_without_points_or_with_a_list_config_is_one_line(inline_run, tmp_path, capsys):
+    from trainlab.cli import main
+
+    d, _ = inline_run
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "sweep.json").write_text((d / "sweep.json").read_text())
+    assert main(["scaling", "fit", str(empty)]) == 2
+    assert "no finished point" in capsys.readouterr().err
+    (empty / "sweep.json").write_text("[1, 2]")
+    assert main(["scaling", "fit", str(empty)]) == 2
+    assert "not a sweep configuration" in capsys.readouterr().err
 
 
 def test_a_resumed_sweep_must_have_the_same_settings(inline_run):

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from trainlab.errors import ArgumentError
+from trainlab.errors import ArgumentError, DataError
 from trainlab.problem_options import problem_options
 
 __all__ = ["group"]
@@ -307,6 +307,9 @@ def _fit_and_report(run: Path, target: float | None, bootstrap: int, fmt: str) -
                             "one of the sweep's targets: " + ", ".join(f"{t:g}" for t in targets))
     chosen = [target] if target is not None else targets
     records = list(store.records.values())
+    if not records:
+        raise DataError(f"{run}: the sweep has no finished point yet (continue it with "
+                        f"`trainlab scaling sweep --out {run} --resume`)")
     fits = []
     for t in chosen:
         f = fit_sweep(records, config.seeds, targets, targets.index(t), num_resamples=bootstrap,

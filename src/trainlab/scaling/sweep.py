@@ -192,6 +192,16 @@ def _die_once(marker: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+#: Fields of a point record that the fits read, and their JSON types.
+_POINT_FIELDS = {"key": str, "batch_size": int, "lr_index": int, "lr": (int, float), "seed": int,
+                 "steps_to_target": list}
+
+
+def _is_point(rec: Any) -> bool:
+    return isinstance(rec, dict) and all(isinstance(rec.get(k), kind) and not isinstance(rec.get(k), bool)
+                                         for k, kind in _POINT_FIELDS.items())
+
+
 class PointStore:
     """``points.jsonl``: one JSON line per finished point, appended atomically.
 
@@ -220,6 +230,8 @@ class PointStore:
                 continue
             try:
                 rec = json.loads(line)
+                if not _is_point(rec):
+                    raise TypeError
                 self.records[rec["key"]] = rec
             except (ValueError, KeyError, TypeError):
                 raise DataError(f"{self.path}: line {i + 1} is not a sweep point record") from None
@@ -378,7 +390,10 @@ def load_sweep(run_dir: str | Path, argument: str = "RUN") -> tuple[SweepConfig,
         raise ArgumentError(argument, str(run_dir), f"a sweep run folder (one holding {CONFIG_FILE}, "
                             "made by `trainlab scaling sweep`)")
     try:
-        config = SweepConfig.from_json(read_json(run_dir / CONFIG_FILE))
+        raw = read_json(run_dir / CONFIG_FILE)
+        if not isinstance(raw, dict):
+            raise TypeError(f"a JSON {type(raw).__name__}, not an object")
+        config = SweepConfig.from_json(raw)
     except (ValueError, TypeError) as e:
         raise DataError(f"{run_dir / CONFIG_FILE}: not a sweep configuration ({e})") from None
     return config, PointStore(run_dir / POINTS_FILE)
