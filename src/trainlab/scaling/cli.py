@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from trainlab.errors import ArgumentError, DataError
+from trainlab.memory import require_memory
 from trainlab.problem_options import problem_options
 
 __all__ = ["group"]
@@ -35,6 +36,8 @@ class _NumberList(click.ParamType):
             raise ArgumentError(name, value, self.what) from None
         if not items or any(not (v > 0 and math.isfinite(v)) for v in items):
             raise ArgumentError(name, value, self.what)
+        if self.kind is int and any(v >= 2**63 for v in items):  # seeds and sizes: 64-bit
+            raise ArgumentError(name, value, self.what + ", each below 2^63")
         return items
 
 
@@ -48,8 +51,17 @@ def _problem_options(f):  # type: ignore[no-untyped-def]
     return problem_options(default="digits-mlp", sizes=False)(f)
 
 
+def _check_width(width: int | None) -> None:
+    """Refuse a digits-mlp width whose network alone would not fit: 64·w + w + 10·w + 10 float32
+    parameters, kept with their gradient, two optimizer moments and a few per-step copies (×8)."""
+    if width is not None:
+        require_memory("--width", width, 8 * 4 * (75 * width + 10))
+
+
 def _load(problem: str, data: str | None, loss: str | None, width: int | None, seed: int) -> Any:
     from trainlab.scaling.sweep import SweepConfig, resolve_problem
+
+    _check_width(width)
 
     return resolve_problem(SweepConfig(problem=problem, width=width, data=data, loss=loss, data_seed=seed))
 
@@ -127,7 +139,7 @@ def group() -> None:
               help="Two-batch estimator: big batch.")
 @click.option("--num-batches", type=click.IntRange(min=1), default=200, show_default=True,
               help="Two-batch estimator: pairs averaged.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--figure", default=None, help="PNG: B_simple at checkpoints of the training (--at trained).")
 @_FORMAT
 def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int | None, at: str, method: str,
@@ -234,7 +246,8 @@ def _train_sgd(p: Any, params: dict[str, Any], lr: float, batch_size: int, steps
 @click.option("--adaptive-grid", is_flag=True,
               help="Start each batch size at the window above the smaller one's best LR (sequential).")
 @click.option("--max-extensions", type=click.IntRange(min=0), default=4, show_default=True)
-@click.option("--data-seed", type=int, default=0, show_default=True, help="Train/valid split of the data.")
+@click.option("--data-seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Train/valid split of the data.")
 @click.option("--executor", default="local", show_default=True,
               help="local (process pool), ray (`pip install 'trainlab[ray]'`) or inline (this process).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPUs).")
