@@ -183,7 +183,11 @@ def upsample_output_size(size: int, scale_factor: float | None = None, output_si
         return output_size
     if not 0 < scale_factor < float("inf"):
         raise ArgumentError("scale_factor", scale_factor, "a positive finite number")
-    out = int(size * scale_factor)  # torch floors (aten upsample_*: floor(input_size * scale))
+    product = size * scale_factor
+    if not product < 2**63:  # inf included
+        raise ArgumentError("scale_factor", scale_factor,
+                            f"a scale giving fewer than 2^63 pixels from {size}")
+    out = int(product)  # torch floors (aten upsample_*: floor(input_size * scale))
     if out < 1:
         raise ShapeError(f"{layer}: ⌊{size}·{scale_factor}⌋ = {out} is not positive; use a larger scale")
     return out

@@ -108,8 +108,15 @@ def _shape(size: int, layer: str, kernel_size: int, stride: int | None, padding:
     elif layer == "adaptive":
         if output_size is None:
             raise ArgumentError("--output-size", None, "the adaptive pooling output size (an integer ≥ 1)")
-        windows = adaptive_pool_windows(size, output_size)
-        _echo(f"{output_size} windows " + " ".join(f"[{a},{b})" for a, b in windows))
+        if output_size <= 2 * _SHOWN_WINDOWS:
+            windows = adaptive_pool_windows(size, output_size)
+            _echo(f"{output_size} windows " + " ".join(f"[{a},{b})" for a, b in windows))
+            return
+        adaptive_pool_windows(size, 1)  # the same argument checks, without listing every window
+        ends = [*range(_SHOWN_WINDOWS), *range(output_size - _SHOWN_WINDOWS, output_size)]
+        shown = [f"[{(i * size) // output_size},{-(-((i + 1) * size) // output_size)})" for i in ends]
+        _echo(f"{output_size} windows " + " ".join(shown[:_SHOWN_WINDOWS]) + " … "
+              + " ".join(shown[_SHOWN_WINDOWS:]) + f" (the first and last {_SHOWN_WINDOWS})")
         return
     elif layer == "upsample":
         out = upsample_output_size(size, scale_factor, output_size)
@@ -118,6 +125,10 @@ def _shape(size: int, layer: str, kernel_size: int, stride: int | None, padding:
             size, kernel_size, stride, padding, dilation if layer == "maxpool" else 1, ceil_mode
         )
     _echo(str(out))
+
+
+#: Adaptive pooling windows printed at each end when there are more than twice as many.
+_SHOWN_WINDOWS = 32
 
 
 @group.command("solve-padding")

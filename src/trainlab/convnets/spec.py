@@ -47,6 +47,8 @@ ACCEPTED = (
     "relu, bn, upsample[<f>]"
 )
 
+#: Largest kernel, channel count, stride or factor a spec token may hold (2^31).
+_MAX_SIZE = 2**31
 _PATTERNS = [
     ("convT", re.compile(r"convt(?P<k>\d+)-(?P<c>\d+)(?:/(?P<s>\d+))?")),
     ("conv", re.compile(r"conv(?P<k>\d+)-(?P<c>\d+)(?:/(?P<s>\d+))?")),
@@ -100,6 +102,11 @@ def parse_spec(spec: str) -> list[SpecLayer]:
                 if key in g and g[key] < 1:
                     raise SpecError(
                         f"spec token {i} {token!r} (at character {column}): the {label} must be at least 1"
+                    )
+                if key in g and g[key] >= _MAX_SIZE:  # torch sizes are 64-bit; a network this wide is a typo
+                    raise SpecError(
+                        f"spec token {i} {token!r} (at character {column}): the {label} must be below "
+                        f"{_MAX_SIZE:,}"
                     )
             k = g.get("k", 2 if kind.endswith("pool") else 0)
             default_stride = k if kind.endswith("pool") else (2 if kind == "convT" else 1)

@@ -1,0 +1,38 @@
+"""Defects found by a review of the convnets CLI and shape rules, each pinned by a test."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from trainlab.cli import main
+from trainlab.shapes import adaptive_pool_windows
+
+
+def test_a_spec_size_beyond_2_31_is_a_spec_error(capsys):
+    assert main(["convnets", "summary", "conv3-99999999999999999999", "--input", "3x32x32"]) == 2
+    err = capsys.readouterr().err
+    assert "channel/unit count must be below 2,147,483,648" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_upsampling_scale_that_overflows_is_an_argument_error(capsys):
+    assert main(["convnets", "shape", "8", "--layer", "upsample", "--scale-factor", "1e308"]) == 2
+    assert "--scale-factor" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n", [64, 65, 70, 10**11])
+def test_adaptive_windows_print_both_ends_of_a_long_list_without_computing_it(capsys, n):
+    assert main(["convnets", "shape", "8", "--layer", "adaptive", "--output-size", str(n)]) == 0
+    out = capsys.readouterr().out
+    shown = [(int(a), int(b)) for a, b in re.findall(r"\[(\d+),(\d+)\)", out)]
+    assert out.startswith(f"{n} windows ")
+    if n <= 64:
+        assert shown == adaptive_pool_windows(8, n)
+    else:
+        ends = [*range(32), *range(n - 32, n)]
+        assert shown == [((i * 8) // n, -(-((i + 1) * 8) // n)) for i in ends]
+        if n < 1000:  # the library function agrees where it can list them all
+            every = adaptive_pool_windows(8, n)
+            assert shown == [every[i] for i in ends]
+        assert "…" in out
