@@ -254,6 +254,12 @@ def path(x: str, t: float, optimizers: str, steps: int, lr: float | None, output
     values = _numbers("--x", x)
     if t == 0:
         raise ArgumentError("--t", t, "a non-zero target (with t = 0, w = 0 already solves xᵀw = t)")
+    square = sum(v * v for v in values)  # w* = x·t/xᵀx: xᵀx must be a usable float64
+    if not 1e-150 < square < 1e150:
+        raise ArgumentError("--x", x, "a non-zero x with 1e-75 < ‖x‖ < 1e75 (w* = x·t/‖x‖² must be "
+                            "computable in float64)")
+    if not 1e-150 < abs(t) < 1e150:
+        raise ArgumentError("--t", t, "a target with 1e-150 < |t| < 1e150")
     _figure_path(output, overwrite)
     data_path = output.with_suffix(".json")
 
@@ -279,7 +285,7 @@ def path(x: str, t: float, optimizers: str, steps: int, lr: float | None, output
     for name, tr in runs.items():
         w = tr.final_params[0]
         diverged = bool(tr.diverged[0])
-        rel = None if diverged else float((w - result.w_star).norm() / result.w_star.norm())
+        rel = None if diverged else _number_or_null(float((w - result.w_star).norm() / result.w_star.norm()))
         rows.append({
             "name": name,
             "w_T": None if diverged else w.tolist(),
@@ -311,7 +317,7 @@ def path(x: str, t: float, optimizers: str, steps: int, lr: float | None, output
         table.add_row(
             row["name"],
             f"[{', '.join(f'{v:.4f}' for v in row['w_T'])}]",
-            f"{row['rel_dist_to_w_star']:.4f}",
+            _fmt(row["rel_dist_to_w_star"], ".4f"),
             str(row["converged_at"]) if row["converged_at"] is not None else f">{row['steps_run']}",
         )
     console = stdout_console()
