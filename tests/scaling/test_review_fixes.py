@@ -24,3 +24,15 @@ def test_a_width_whose_network_cannot_fit_is_refused_before_anything_is_built(tm
     assert "--width" in err and "available" in err
     assert main(["scaling", "sweep", "--width", width, "--out", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
+
+
+def test_an_existing_figure_is_kept_unless_overwrite_is_given(tmp_path, capsys):
+    fig = tmp_path / "nqm.png"
+    fig.write_bytes(b"the user's figure")
+    args = ["scaling", "nqm", "--dim", "5", "--batch-sizes", "1,4", "--figure", str(fig)]
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err and fig.read_bytes() == b"the user's figure"
+    (tmp_path / "lonely.json").write_text("{}")  # the data file beside it counts too
+    assert main([*args[:-1], str(tmp_path / "lonely.png")]) == 2
+    assert main([*args, "--overwrite"]) == 0
+    assert fig.read_bytes().startswith(b"\x89PNG") and (tmp_path / "nqm.json").is_file()

@@ -66,14 +66,20 @@ def _load(problem: str, data: str | None, loss: str | None, width: int | None, s
     return resolve_problem(SweepConfig(problem=problem, width=width, data=data, loss=loss, data_seed=seed))
 
 
-def _figure_path(figure: str | None) -> Path | None:
+def _figure_path(figure: str | None, overwrite: bool) -> Path | None:
+    """The --figure path, refused before any work if it is not a .png file name, or if it or the
+    .json beside it exists and --overwrite was not given."""
     if figure is None:
         return None
-    p = Path(figure)
-    if p.suffix.lower() != ".png":
+    from trainlab.runs import check_output_file
+
+    if Path(figure).suffix.lower() != ".png":
         raise ArgumentError("--figure", figure,
                             "a .png path (the figure's data is written beside it as .json)")
-    return p
+    return check_output_file("--figure", figure, [".png"], overwrite=overwrite, companions=[".json"])
+
+
+_OVERWRITE = click.option("--overwrite", is_flag=True, help="Replace an existing --figure and its .json.")
 
 
 def _save(fig: Any, path: Path, data: dict[str, Any], argument: str = "--figure") -> None:
@@ -141,10 +147,11 @@ def group() -> None:
               help="Two-batch estimator: pairs averaged.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--figure", default=None, help="PNG: B_simple at checkpoints of the training (--at trained).")
+@_OVERWRITE
 @_FORMAT
 def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int | None, at: str, method: str,
                     steps: int, lr: float, batch_size: int, b_small: int, b_big: int, num_batches: int,
-                    seed: int, figure: str | None, fmt: str) -> None:
+                    seed: int, figure: str | None, overwrite: bool, fmt: str) -> None:
     """Gradient noise scale B_simple = tr(Σ)/|G|² (McCandlish et al. 2018) of a problem.
 
     Σ is the per-example gradient covariance over the training set and G the full-batch gradient.
@@ -164,7 +171,7 @@ def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int
 
     if b_small >= b_big:
         raise ArgumentError("--b-small", b_small, f"a batch smaller than --b-big ({b_big})")
-    fig_path = _figure_path(figure)
+    fig_path = _figure_path(figure, overwrite)
     p = _load(problem, data, loss, width, seed)
     params = p.params()
     per_example_bytes = float(p.num_examples) * p.num_params * 4
@@ -362,20 +369,22 @@ def _fit_and_report(run: Path, target: float | None, bootstrap: int, fmt: str) -
 
 
 @group.command("nqm")
-@click.option("--dim", type=click.IntRange(min=1, max=100_000), default=100, show_default=True,
-              help="Dimensions (curvatures h_i = 1/i).")
+@click.option("--dim", type=click.IntRange(min=1, max=10_000), default=100, show_default=True,
+              help="Dimensions (curvatures h_i = 1/i); the time grows with it (about 20 s per 1,000 "
+                   "on one core, so at most 10,000).")
 @click.option("--batch-sizes", type=_FLOATS, default="1,4,16,64,256,1024,4096", show_default=True)
 @click.option("--target-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="Target expected loss as a fraction of the initial loss.")
 @click.option("--figure", default=None, help="PNG of steps vs batch size per optimizer.")
+@_OVERWRITE
 @_FORMAT
 def nqm_cmd(dim: int, batch_sizes: tuple[float, ...], target_fraction: float, figure: str | None,
-            fmt: str) -> None:
+            overwrite: bool, fmt: str) -> None:
     """Exact steps to target in the noisy quadratic model (Zhang et al. 2019): SGD, momentum, H^-1/2."""
     from trainlab.scaling.fit import fit_critical_batch
     from trainlab.scaling.nqm import NQM, nqm_batch_sweep
 
-    fig_path = _figure_path(figure)
+    fig_path = _figure_path(figure, overwrite)
     nqm = NQM.harmonic(dim)
     target = target_fraction * nqm.initial_loss()
     sizes = sorted(set(batch_sizes))
