@@ -106,3 +106,22 @@ def test_a_figure_whose_json_cannot_be_written_keeps_the_figure_it_would_replace
     with pytest.raises(OSError):
         save_figure(fig, tmp_path / "new.png", {"x": 1})
     assert not (tmp_path / "new.png").exists()  # no figure without its data
+
+
+@pytest.mark.parametrize("multiplicative", [False, True])
+def test_hypergradient_optimizers_take_complex_parameters_as_torch_optim_does(multiplicative):
+    # the hypergradient dot product crashed on complex tensors at the second step, even with β = 0
+    def run(make):
+        w = torch.nn.Parameter(torch.tensor([1 + 2j, -0.5 + 0.25j], dtype=torch.complex128))
+        opt = make([w])
+        for _ in range(5):
+            opt.zero_grad()
+            (w.abs() ** 2 - 1).pow(2).sum().backward()
+            opt.step()
+        return w.detach()
+
+    same = run(lambda p: AdamHD(p, lr=0.05, hypergrad_lr=0.0, multiplicative=multiplicative))
+    assert torch.allclose(same, run(lambda p: torch.optim.Adam(p, lr=0.05)), rtol=0, atol=1e-12)
+    moved = run(lambda p: SGDHD(p, lr=0.01, hypergrad_lr=0.1 if multiplicative else 1e-3,
+                                multiplicative=multiplicative))
+    assert torch.isfinite(torch.view_as_real(moved)).all()

@@ -25,3 +25,30 @@ def test_path_json_has_numbers_or_null_never_nan_strings(tmp_path, capsys):
     for row in out["optimizers"]:
         assert row["rel_dist_to_w_star"] is None or isinstance(row["rel_dist_to_w_star"], float)
     assert out["w_star"] == pytest.approx([0.8, 0.4])
+
+
+def test_rates_take_more_examples_than_dimensions():
+    import torch
+
+    from trainlab.optim.rates import distance_rate, sampling_covariance, smallest_nonzero_eigenvalue
+
+    X = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    p = torch.full((6,), 1 / 6, dtype=torch.float64)
+    lam = smallest_nonzero_eigenvalue(sampling_covariance(X, p), 3)
+    assert lam == pytest.approx(float(torch.linalg.eigvalsh(X.T @ X / 6).min()))  # rank d = 3, not n = 6
+    assert float(distance_rate(X, p, 0.01)) > 0
+
+
+def test_second_moment_transforms_refuse_complex_tensors():
+    import torch
+
+    import trainlab.functional as F
+    from trainlab.errors import ArgumentError
+
+    w, g = torch.tensor([1 + 2j]), torch.tensor([0.5 - 1j])
+    for opt in (F.adam(lr=0.1), F.rmsprop(lr=0.1), F.adagrad(lr=0.1)):
+        with pytest.raises(ArgumentError, match="view_as_real"):
+            opt.update(g, opt.init(w), w)
+    real = F.adam(lr=0.1)
+    u, _ = real.update(torch.view_as_real(g), real.init(torch.view_as_real(w)), torch.view_as_real(w))
+    assert torch.allclose(torch.view_as_complex(u), torch.tensor([-0.1 + 0.1j]))

@@ -70,8 +70,17 @@ def _check_unit_interval(name: str, value: Hyperparameter) -> None:
         raise ArgumentError(name, value, "a number in [0, 1)")
 
 
+def _real_only(g: Tensor, transform: str) -> Tensor:
+    if g.is_complex():  # torch.optim treats a complex entry as two real coordinates (view_as_real)
+        raise ArgumentError("params", f"a complex tensor ({g.dtype})",
+                            f"real tensors for {transform}: pass torch.view_as_real(p) to treat the real "
+                            "and imaginary parts as coordinates, as torch.optim does")
+    return g
+
+
 def _ema_of_squares(avg: Tensor, g: Tensor, decay: Hyperparameter) -> Tensor:
     """decay·avg + (1 − decay)·g², rounded as torch.optim rounds it (``mul_`` then ``addcmul_``)."""
+    _real_only(g, "a second-moment estimate (adam, rmsprop)")
     if isinstance(decay, Tensor):  # a differentiable hyperparameter: addcmul's value must be a number
         return decay * avg + (1 - decay) * (g * g)
     return torch.addcmul(avg * decay, g, g, value=1 - decay)
@@ -241,7 +250,7 @@ def scale_by_adagrad(
         )
 
     def update(grads: Tree, state: AdagradState, params: Tree = None) -> tuple[Tree, AdagradState]:
-        acc = tree_map(lambda s, g: s + g * g, state.sum_of_squares, grads)
+        acc = tree_map(lambda s, g: s + _real_only(g, "adagrad") ** 2, state.sum_of_squares, grads)
         return tree_map(lambda g, s: g / (_sqrt(s) + eps), grads, acc), AdagradState(acc)
 
     return GradientTransformation(init, update)

@@ -87,17 +87,22 @@ class _HypergradientMixin:
 
     def _adapt_lr(self, group: dict[str, Any], grads: list[Tensor], params: list[Tensor]) -> None:
         """α ← α + β ∇f(θ_{t−1})·d_{t−1} (or the multiplicative form), before the step."""
+        if group["hypergrad_lr"] == 0:  # torch.optim's SGD/Adam exactly
+            return
         dot, gg, dd, have = 0.0, 0.0, 0.0, False
         for p, g in zip(params, grads, strict=True):
             prev = self.state[p].get("prev_direction")
             if prev is None:
                 continue
             have = True
+            # a complex entry is two real coordinates (as torch.optim treats it): Re(g·conj(d))
+            g = torch.view_as_real(g) if g.is_complex() else g
+            prev = torch.view_as_real(prev) if prev.is_complex() else prev
             dot += float(torch.sum(g * prev))
             if group["multiplicative"]:
                 gg += float(torch.sum(g * g))
                 dd += float(torch.sum(prev * prev))
-        if not have or group["hypergrad_lr"] == 0:
+        if not have:
             return
         beta = group["hypergrad_lr"]
         if group["multiplicative"]:
@@ -198,8 +203,11 @@ class AdamHD(_HypergradientMixin, torch.optim.Optimizer):
         loss = _closure_loss(closure)
         for group, params, grads in self._adapted_groups():
             lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
-            for p, g in zip(params, grads, strict=True):
-                state = self.state[p]
+            for param, g in zip(params, grads, strict=True):
+                state = self.state[param]
+                p = param
+                if p.is_complex():  # as torch.optim.Adam: real and imaginary parts are coordinates
+                    p, g = torch.view_as_real(p), torch.view_as_real(g)
                 if "step" not in state:
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p)

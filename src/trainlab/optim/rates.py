@@ -53,14 +53,14 @@ def sampling_covariance(X: Tensor, p: Tensor) -> Tensor:
 
 
 def smallest_nonzero_eigenvalue(G: Tensor, rank: int) -> Tensor:
-    """λ⁺: the smallest of the ``rank`` largest eigenvalues of the symmetric G."""
-    return torch.linalg.eigvalsh(G)[-rank]
+    """λ⁺: the smallest of the ``rank`` largest eigenvalues of the symmetric G (batched: (..., d, d))."""
+    return torch.linalg.eigvalsh(G)[..., -rank]
 
 
 def distance_rate(X: Tensor, p: Tensor, lr: float) -> Tensor:
     """ρ = η(2 − ηR²)λ⁺(G): E‖e_{k+1}‖² ≤ (1 − ρ)E‖e_k‖² for SGD with constant step η."""
     R2 = X.pow(2).sum(-1).max()
-    lam = smallest_nonzero_eigenvalue(sampling_covariance(X, p), X.shape[0])
+    lam = smallest_nonzero_eigenvalue(sampling_covariance(X, p), min(X.shape[-2:]))
     return lr * (2 - lr * R2) * lam
 
 
@@ -72,7 +72,7 @@ def kaczmarz_rate(X: Tensor) -> Tensor:
 def weighted_loss_rate(X: Tensor, p: Tensor, lr: float) -> Tensor:
     """ρ_L = η(2λ⁺ − η max_i x_iᵀGx_i): E[L_p(w_{k+1})] ≤ (1 − ρ_L) L_p(w_k) (module docstring)."""
     G = sampling_covariance(X, p)
-    lam = smallest_nonzero_eigenvalue(G, X.shape[0])
+    lam = smallest_nonzero_eigenvalue(G, min(X.shape[-2:]))
     worst = torch.einsum("nd,de,ne->n", X, G, X).max()
     return lr * (2 * lam - lr * worst)
 
