@@ -226,3 +226,37 @@ def test_a_summary_naming_an_unrecorded_value_is_an_error(tmp_path):
 def test_bad_scale_is_an_argument_error(tmp_path):
     with pytest.raises(ArgumentError, match="scale='huge'"):
         run_claims(["convnets.by-hand"], scale="huge", out_dir=tmp_path)
+
+
+def test_an_interrupted_resume_loses_no_finished_record(tmp_path):
+    # results.json used to be rewritten with only the claims reached so far: a Ctrl-C while a
+    # claim that had raised was run again dropped the finished claims after it
+    with registered(RAISING, PASSING):
+        run_claims([RAISING.id, PASSING.id], out_dir=tmp_path)
+    before = {c["id"]: c for c in json.loads((tmp_path / "results.json").read_text())["claims"]}
+    assert before[RAISING.id]["status"] == "error" and before[PASSING.id]["status"] == "passed"
+    again = Claim(RAISING.id, "tests", "Interrupted this time.", _interrupting)
+    with registered(again, PASSING):
+        with pytest.raises(KeyboardInterrupt):
+            run_claims([RAISING.id, PASSING.id], out_dir=tmp_path, resume=True)
+    after = {c["id"]: c for c in json.loads((tmp_path / "results.json").read_text())["claims"]}
+    assert after == before
+
+
+def test_a_resume_with_other_patterns_keeps_the_other_records_and_judges_its_own(tmp_path):
+    with registered(PASSING, FAILING):
+        run_claims([PASSING.id, FAILING.id], out_dir=tmp_path)
+        result = run_claims([PASSING.id], out_dir=tmp_path, resume=True)
+    assert result.ok and result.statuses == {PASSING.id: "passed"}  # the failing one was not asked for
+    kept = [c["id"] for c in json.loads((tmp_path / "results.json").read_text())["claims"]]
+    assert kept == [PASSING.id, FAILING.id]
+
+
+def test_overwrite_refuses_a_folder_whose_results_json_trainlab_did_not_write(tmp_path):
+    from trainlab.runs import prepare_run_dir
+
+    (tmp_path / "results.json").write_text("{}")
+    (tmp_path / "thesis.tex").write_text("years of work")
+    with pytest.raises(ArgumentError, match="--overwrite empties only those"):
+        prepare_run_dir(tmp_path, "verify", overwrite=True)
+    assert (tmp_path / "thesis.tex").read_text() == "years of work"

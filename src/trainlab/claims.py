@@ -247,10 +247,14 @@ class RunResult:
     run_dir: Path
     results: Results
     reused: list[str] = field(default_factory=list)  # ids taken over from a resumed run
+    selected: list[str] | None = None  # ids this call ran or kept (None: every record)
 
     @property
     def statuses(self) -> dict[str, str]:
-        return {c["id"]: c["status"] for c in self.results["claims"]}
+        """Status of each claim this call ran or kept (results.json may hold more: the records of
+        claims a resumed run did not select this time stay there)."""
+        chosen = None if self.selected is None else set(self.selected)
+        return {c["id"]: c["status"] for c in self.results["claims"] if chosen is None or c["id"] in chosen}
 
     @property
     def ok(self) -> bool:
@@ -332,30 +336,49 @@ def run_claims(ids: Iterable[str], scale: str = "quick", seed: int = 0,
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     done_before = reusable_records(run_dir, scale, seed) if resume else {}
+    # Every record of the earlier run: those of claims not reached yet (or not selected this
+    # time) stay in results.json, so an interruption or other patterns lose nothing finished.
+    earlier = _earlier_records(run_dir) if resume else {}
     progress = progress or (lambda done, total, message: None)
+    finished: list[ClaimRecord] = []
     results: Results = {
         "trainlab_version": __version__, "created": timestamp(), "scale": scale,  # type: ignore[typeddict-item]
-        "seed": int(seed), "environment": environment(), "claims": [],
+        "seed": int(seed), "environment": environment(), "claims": finished,
     }
+
+    def save() -> None:
+        ran = {r["id"] for r in finished}
+        results["claims"] = finished + [r for cid, r in earlier.items() if cid not in ran]
+        atomic_write_json(path, results)
+
     path = run_dir / "results.json"
     reused: list[str] = []
     try:
         for i, c in enumerate(claims):
             progress(i, len(claims), c.id)
             if c.id in done_before:
-                results["claims"].append(done_before[c.id])
+                finished.append(done_before[c.id])
                 reused.append(c.id)
                 continue
-            results["claims"].append(run_one(c, scale, seed, run_dir,
-                                             lambda msg, i=i, c=c: progress(i, len(claims), f"{c.id}: {msg}"),
-                                             clock))
-            atomic_write_json(path, results)
+            finished.append(run_one(c, scale, seed, run_dir,
+                                    lambda msg, i=i, c=c: progress(i, len(claims), f"{c.id}: {msg}"),
+                                    clock))
+            save()
         progress(len(claims), len(claims), "done")
     except KeyboardInterrupt:
         results["interrupted"] = True
-        atomic_write_json(path, results)
+        save()
         write_report(run_dir)
         raise
-    atomic_write_json(path, results)
+    save()
     write_report(run_dir)
-    return RunResult(run_dir, results, reused)
+    return RunResult(run_dir, results, reused, [c.id for c in claims])
+
+
+def _earlier_records(run_dir: Path) -> dict[str, ClaimRecord]:
+    """The claim records of the run already in ``run_dir`` (checked by :func:`reusable_records`)."""
+    from trainlab.report import load_results
+
+    if not (run_dir / "results.json").is_file():
+        return {}
+    return {c["id"]: c for c in load_results(run_dir)["claims"]}

@@ -150,6 +150,8 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, re
     table = Table("claim", "status", "measured vs expected", "s",
                   title=f"trainlab verify ({scale} scale, seed {seed})")
     for c in result.results["claims"]:
+        if c["id"] not in result.statuses:  # kept from an earlier call with other patterns
+            continue
         style = _STATUS_STYLE.get(c["status"], "")
         kept = " (kept)" if c["id"] in result.reused else ""
         table.add_row(c["id"], f"[{style}]{c['status']}[/]{kept}", c["summary"], f"{c['seconds']:.1f}")

@@ -207,6 +207,9 @@ def prepare_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument
             raise ArgumentError(argument, str(path), "a new or empty folder (this one holds files "
                                 "trainlab did not make; it is never overwritten)")
         if overwrite:
+            if not (path / RUN_MARKER).is_file():  # a results.json alone may be another tool's
+                raise ArgumentError(argument, str(path), f"a folder trainlab made (it has no {RUN_MARKER}); "
+                                    "--overwrite empties only those")
             with output_errors(argument, path):
                 for child in path.iterdir():
                     if child.is_dir() and not child.is_symlink():

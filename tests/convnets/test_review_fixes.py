@@ -36,3 +36,13 @@ def test_adaptive_windows_print_both_ends_of_a_long_list_without_computing_it(ca
             every = adaptive_pool_windows(8, n)
             assert shown == [every[i] for i in ends]
         assert "…" in out
+
+
+def test_a_forward_that_calls_sys_exit_is_one_line(tmp_path, capsys):
+    (tmp_path / "m.py").write_text(
+        "import sys\nfrom torch import nn\n\nclass ExitFwd(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(3, 4, 3)\n\n"
+        "    def forward(self, x):\n        sys.exit(5)\n")
+    assert main(["convnets", "summary", f"{tmp_path / 'm.py'}:ExitFwd()", "--input", "3x8x8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "TARGET" in err[0] and "SystemExit" in err[0]

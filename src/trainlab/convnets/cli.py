@@ -186,7 +186,7 @@ def _trace(target: str, model: nn.Module, size: tuple[int, ...], **options) -> S
         return summary(model, size, **options)
     except TrainlabError:
         raise
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a forward that calls sys.exit() is the model's failure too
         raise ArgumentError("TARGET", target, f"a model whose forward pass runs on an input of "
                             f"{'x'.join(map(str, size))} ({type(e).__name__}: {_first_line(e)})") from None
 
