@@ -260,3 +260,34 @@ def test_overwrite_refuses_a_folder_whose_results_json_trainlab_did_not_write(tm
     with pytest.raises(ArgumentError, match="--overwrite empties only those"):
         prepare_run_dir(tmp_path, "verify", overwrite=True)
     assert (tmp_path / "thesis.tex").read_text() == "years of work"
+
+
+def _terminated(ctx: Context) -> str:
+    import os
+    import signal
+    import time
+
+    os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` from another shell
+    time.sleep(1)  # the handler raises before this ends
+    return "not reached"
+
+
+def test_sigterm_saves_the_finished_claims_and_a_marker_only_folder_resumes(tmp_path):
+    import signal
+
+    from trainlab.cli import main
+
+    terminated = Claim("testpart.zz-terminated", "tests", "Killed while running.", _terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    with registered(PASSING, terminated):
+        assert main(["verify", PASSING.id, terminated.id, "--out", str(tmp_path / "run")]) == 130
+        data = json.loads((tmp_path / "run" / "results.json").read_text())
+        assert data["interrupted"] is True and [c["id"] for c in data["claims"]] == [PASSING.id]
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+    # a run killed before its first claim finished holds only the marker: --resume starts it again
+    marker_only = tmp_path / "early"
+    marker_only.mkdir()
+    (marker_only / ".trainlab-run").write_text("trainlab verify run folder\n")
+    with registered(PASSING):
+        assert main(["verify", PASSING.id, "--out", str(marker_only), "--resume"]) == 0
+    assert json.loads((marker_only / "results.json").read_text())["claims"][0]["status"] == "passed"

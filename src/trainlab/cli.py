@@ -17,6 +17,7 @@ command runs, so ``trainlab --help`` starts without importing torch.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib
 import json
@@ -25,12 +26,14 @@ import re
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from trainlab import __version__
 from trainlab.errors import ArgumentError, TrainlabError
+from trainlab.runs import RUN_MARKER
 
 __all__ = ["PART_CLIS", "cli", "main"]
 
@@ -99,6 +102,26 @@ def list_claims(patterns: tuple[str, ...], as_json: bool) -> None:
     stdout_console().print(table)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only; restored after)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @cli.command()
 @click.argument("patterns", nargs=-1)
 @click.option("--scale", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
@@ -125,7 +148,9 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, re
     claims = select(patterns)  # a bad pattern fails before anything is written
     if resume and out is None:
         raise click.UsageError("--resume needs --out naming the run to continue")
-    if resume and not (Path(out) / "results.json").is_file():
+    if resume and not (Path(out) / "results.json").is_file() and not (Path(out) / RUN_MARKER).is_file():
+        # (a run stopped before its first claim finished holds only the marker: resuming it
+        # starts it again)
         raise ArgumentError("--out", out, "a run folder to continue with --resume (it holds no results.json; "
                             "drop --resume to start a new run there)")
     run_dir = prepare_run_dir(out, "verify", resume=resume, overwrite=overwrite)
@@ -140,8 +165,9 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, re
             progress.update(task, completed=done, description=_short(message, 50))
 
         try:
-            result = run_claims([c.id for c in claims], scale=scale, seed=seed, out_dir=run_dir,
-                                resume=resume, progress=on_progress)
+            with _sigterm_as_interrupt():  # `kill` saves the finished claims as Ctrl-C does
+                result = run_claims([c.id for c in claims], scale=scale, seed=seed, out_dir=run_dir,
+                                    resume=resume, progress=on_progress)
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: results of the finished claims are in {run_dir}/results.json "

@@ -46,3 +46,14 @@ def test_a_forward_that_calls_sys_exit_is_one_line(tmp_path, capsys):
     assert main(["convnets", "summary", f"{tmp_path / 'm.py'}:ExitFwd()", "--input", "3x8x8"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "TARGET" in err[0] and "SystemExit" in err[0]
+
+
+def test_rf_check_measures_a_model_that_changes_its_input_in_place(tmp_path, capsys):
+    (tmp_path / "m.py").write_text(
+        "from torch import nn\n\nclass InPlace(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(3, 4, 3)\n\n"
+        "    def forward(self, x):\n        x.mul_(2)\n        return self.conv(x)\n")
+    assert main(["convnets", "rf", f"{tmp_path / 'm.py'}:InPlace()", "--input", "3x9x9", "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "gradient support of unit (3, 3) of (model): (3, 3)..(5, 5) (size 3×3)" in out
+    assert "formula interval [3, 5], [3, 5]" in out

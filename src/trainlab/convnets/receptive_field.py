@@ -376,7 +376,7 @@ def empirical_receptive_field(
         handle = target.register_forward_hook(lambda m, args, output: captured.append(output))
     try:
         with _MaxToAvgPool():
-            out = _first_tensor(probe(x))
+            out = _first_tensor(probe(x.clone()))  # a clone: a forward may change its input in place
     finally:
         if handle is not None:
             handle.remove()
