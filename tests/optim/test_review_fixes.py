@@ -52,3 +52,25 @@ def test_second_moment_transforms_refuse_complex_tensors():
     real = F.adam(lr=0.1)
     u, _ = real.update(torch.view_as_real(g), real.init(torch.view_as_real(w)), torch.view_as_real(w))
     assert torch.allclose(torch.view_as_complex(u), torch.tensor([-0.1 + 0.1j]))
+
+
+def test_runner_and_optimizer_arguments_are_checked_up_front():
+    import torch
+
+    import trainlab.functional as F
+    from trainlab.errors import ArgumentError
+    from trainlab.hpo.online import SGDHD
+    from trainlab.optim.problems import worked_example
+    from trainlab.optim.runner import run_batch
+
+    problem = worked_example("x=[2,1],t=2")
+    bad = [{"tol": float("nan")}, {"divergence_factor": float("nan")}, {"divergence_factor": 0.5},
+           {"w0": torch.zeros(1, 2, dtype=torch.float32)}, {"w0": torch.zeros(2, 2, dtype=torch.float64)}]
+    for kwargs in bad:
+        with pytest.raises(ArgumentError, match=next(iter(kwargs))):
+            run_batch(problem, F.sgd(0.1), 5, **kwargs)
+    assert run_batch(problem, F.sgd(0.1), 5, w0=torch.zeros(1, 2, dtype=torch.float64)).steps_run == 5
+    with pytest.raises(ArgumentError, match="preconditioner"):
+        F.preconditioned_sgd(0.1, {"w": torch.tensor([-1.0, 0.0])})
+    with pytest.raises(ArgumentError, match="lr"):
+        SGDHD([torch.nn.Parameter(torch.zeros(2))], lr="a")

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from trainlab.errors import ArgumentError
-from trainlab.functional.tree import Tree, tree_map
+from trainlab.functional.tree import Tree, tree_leaves, tree_map
 
 __all__ = [
     "GradientTransformation",
@@ -346,7 +346,9 @@ def scale_by_diagonal(preconditioner: Tree) -> GradientTransformation:
     Preconditioned GD w ← w − η M ∇J(w) from 0 stays in M·row(X) and ends at the
     M⁻¹-norm-minimal interpolant M Xᵀ(X M Xᵀ)⁻¹ t.
     """
-    for leaf in [preconditioner] if isinstance(preconditioner, Tensor) else []:
+    leaves = [preconditioner] if isinstance(preconditioner, Tensor) else [
+        leaf for leaf in tree_leaves(preconditioner) if isinstance(leaf, Tensor)]
+    for leaf in leaves:
         if not bool((leaf > 0).all()):
             raise ArgumentError(
                 "preconditioner",

@@ -56,7 +56,8 @@ __all__ = ["AdamHD", "SGDHD"]
 def _check(
     name: str, value: float, low: float = 0.0, high: float = math.inf, closed_high: bool = False
 ) -> None:
-    ok = math.isfinite(value) and low <= value and (value <= high if closed_high else value < high)
+    ok = (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+          and low <= value and (value <= high if closed_high else value < high))
     if not ok:
         raise ArgumentError(name, value, f"a number in [{low}, {high}{']' if closed_high else ')'}")
 

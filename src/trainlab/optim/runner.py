@@ -15,6 +15,7 @@ compare against.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -139,6 +140,14 @@ def run_batch(
         raise ArgumentError("steps", steps, "a non-negative integer")
     if record_every is not None and not (isinstance(record_every, int) and record_every >= 1):
         raise ArgumentError("record_every", record_every, "a positive integer")
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 <= tol < math.inf:
+        raise ArgumentError("tol", tol, "a finite number >= 0 (NaN would stop every run at step 0)")
+    if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, int | float) \
+            or not 1 <= divergence_factor <= math.inf:
+        raise ArgumentError("divergence_factor", divergence_factor, "a number >= 1 (inf: never stop)")
+    if w0 is not None and (w0.shape != (problem.num_runs, problem.d) or w0.dtype != problem.X.dtype):
+        raise ArgumentError("w0", f"{w0.dtype} {tuple(w0.shape)}",
+                            f"a {problem.X.dtype} tensor of shape ({problem.num_runs}, {problem.d})")
     sampler = sampler or FullBatch()
     full_batch = isinstance(sampler, FullBatch)
     if generator is None:
