@@ -57,3 +57,42 @@ def test_rf_check_measures_a_model_that_changes_its_input_in_place(tmp_path, cap
     out = capsys.readouterr().out
     assert "gradient support of unit (3, 3) of (model): (3, 3)..(5, 5) (size 3×3)" in out
     assert "formula interval [3, 5], [3, 5]" in out
+
+
+@pytest.mark.parametrize("options", [{}, {"add_bias_kv": True}, {"add_zero_attn": True},
+                                     {"add_bias_kv": True, "add_zero_attn": True}])
+def test_attention_macs_count_the_extra_key_positions(options):
+    import torch
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from trainlab.convnets import summary
+
+    class Attend(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, **options)
+
+        def forward(self, q, k):
+            return self.attn(q, k, k)[0]
+
+    model = Attend().eval()
+    q, k = torch.rand(5, 2, 8), torch.rand(7, 2, 8)
+    with FlopCounterMode(display=False) as counter:
+        model(q, k)
+    assert summary(model, example_inputs=[q, k]).total_macs == counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("mode", ["circular", "reflect", "replicate"])
+def test_fields_after_padding_that_copies_pixels_are_approximate(mode):
+    from torch import nn
+
+    from trainlab.convnets import summary
+
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, padding_mode=mode),
+                          nn.Conv2d(1, 1, 3, padding=1, padding_mode=mode))
+    fields = [row.receptive_field for row in summary(model, (1, 9, 9)).rows]
+    assert [f.size for f in fields] == [(3.0, 3.0), (5.0, 5.0)]
+    assert all(f.status == "approximate" for f in fields)
+    zeros = summary(nn.Conv2d(1, 1, 3, padding=1), (1, 9, 9)).rows[0].receptive_field
+    assert zeros.status == "exact"

@@ -17,6 +17,7 @@ from torch import nn
 
 from trainlab.convnets.receptive_field import (
     APPROXIMATE,
+    EXACT,
     GLOBAL,
     MISALIGNED,
     VARIES,
@@ -460,8 +461,10 @@ def _mha(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     n_q, n_k = q.shape[0], k.shape[0]
     batch = q.shape[1] if batched else 1
     e, kdim, vdim, heads = q.shape[-1], k.shape[-1], v.shape[-1], b["num_heads"]
-    # projections q, k, v, attention scores and weighted sum over all heads, output projection
-    macs = batch * (n_q * e * e + n_k * kdim * e + n_k * vdim * e + 2 * n_q * n_k * e + n_q * e * e)
+    # projections q, k, v, attention scores and weighted sum over all heads, output projection;
+    # add_bias_kv and add_zero_attn each append one key/value position after the projections
+    n_att = n_k + (b["bias_k"] is not None) + bool(b["add_zero_attn"])
+    macs = batch * (n_q * e * e + n_k * kdim * e + n_k * vdim * e + 2 * n_q * n_att * e + n_q * e * e)
     out = _meta(tuple(q.shape), q.dtype)
     tr.book(
         "attention",
@@ -865,7 +868,10 @@ def _pad(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
         for i in range(len(pads) // 2):  # pads come last dimension first: (left_W, right_W, left_H, ...)
             left[rf.ndim - 1 - i] = pads[2 * i]
         start = tuple(st - lp * j for st, lp, j in zip(rf.start, left, rf.jump, strict=True))
-        tr.set_field(out, ReceptiveField(rf.size, rf.jump, start, rf.status, rf.extent))
+        # circular, reflect and replicate padding copy real pixels into the border: an edge unit
+        # also sees pixels elsewhere (the far side, for circular), so the field is approximate there
+        status = rf.status if b["mode"] == "constant" or rf.status != EXACT else APPROXIMATE
+        tr.set_field(out, ReceptiveField(rf.size, rf.jump, start, status, rf.extent))
     return out
 
 
