@@ -291,3 +291,13 @@ def test_sigterm_saves_the_finished_claims_and_a_marker_only_folder_resumes(tmp_
     with registered(PASSING):
         assert main(["verify", PASSING.id, "--out", str(marker_only), "--resume"]) == 0
     assert json.loads((marker_only / "results.json").read_text())["claims"][0]["status"] == "passed"
+
+
+def test_resuming_a_corrupt_run_names_the_out_option(tmp_path, capsys):
+    from trainlab.cli import main
+
+    (tmp_path / ".trainlab-run").write_text("trainlab verify run folder\n")
+    (tmp_path / "results.json").write_text("{bad")
+    assert main(["verify", "convnets.by-hand", "--out", str(tmp_path), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("trainlab: error: --out=") and "readable results.json" in err

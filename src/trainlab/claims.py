@@ -304,7 +304,7 @@ def reusable_records(run_dir: Path, scale: str, seed: int) -> dict[str, ClaimRec
     path = run_dir / "results.json"
     if not path.is_file():
         return {}
-    old = load_results(run_dir)
+    old = load_results(run_dir, "--out")
     if (old["trainlab_version"], old["scale"], old["seed"]) != (__version__, scale, int(seed)):
         raise ArgumentError("--resume", str(run_dir),
                             f"a run of trainlab {__version__} at scale {scale} and seed {seed} "
@@ -381,4 +381,4 @@ def _earlier_records(run_dir: Path) -> dict[str, ClaimRecord]:
 
     if not (run_dir / "results.json").is_file():
         return {}
-    return {c["id"]: c for c in load_results(run_dir)["claims"]}
+    return {c["id"]: c for c in load_results(run_dir, "--out")["claims"]}

@@ -22,21 +22,22 @@ __all__ = ["format_value", "load_results", "render_html", "render_markdown", "wr
 _COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#9a6700", "skipped": "#6e7781"}
 
 
-def load_results(run_dir: str | Path) -> Results:
-    """results.json of ``run_dir``, checked against the schema (:mod:`trainlab.results`)."""
+def load_results(run_dir: str | Path, argument: str = "RUN_DIR") -> Results:
+    """results.json of ``run_dir``, checked against the schema (:mod:`trainlab.results`); errors name
+    ``argument`` (the option the user gave the folder with)."""
     run_dir = Path(run_dir)
     path = run_dir / "results.json"
     if not run_dir.is_dir():
-        raise ArgumentError("RUN_DIR", str(run_dir), "a run folder written by `trainlab verify`")
+        raise ArgumentError(argument, str(run_dir), "a run folder written by `trainlab verify`")
     if not path.is_file():
-        raise ArgumentError("RUN_DIR", str(run_dir), "a folder containing results.json")
+        raise ArgumentError(argument, str(run_dir), "a folder containing results.json")
     try:
         results = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArgumentError("RUN_DIR", str(run_dir), f"a readable results.json ({e})") from None
+        raise ArgumentError(argument, str(run_dir), f"a readable results.json ({e})") from None
     problems = schema_problems(results)
     if problems:
-        raise ArgumentError("RUN_DIR", str(run_dir), f"a results.json in trainlab's schema ({problems[0]}"
+        raise ArgumentError(argument, str(run_dir), f"a results.json in trainlab's schema ({problems[0]}"
                             + (f", and {len(problems) - 1} more problems)" if len(problems) > 1 else ")"))
     return results
 

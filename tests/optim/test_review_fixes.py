@@ -74,3 +74,17 @@ def test_runner_and_optimizer_arguments_are_checked_up_front():
         F.preconditioned_sgd(0.1, {"w": torch.tensor([-1.0, 0.0])})
     with pytest.raises(ArgumentError, match="lr"):
         SGDHD([torch.nn.Parameter(torch.zeros(2))], lr="a")
+
+
+def test_functional_hyperparameters_must_be_numbers_or_tensors():
+    import numpy as np
+    import torch
+
+    import trainlab.functional as F
+    from trainlab.errors import ArgumentError
+
+    for bad in ("0.1", None, True, float("nan"), -1.0):
+        with pytest.raises(ArgumentError, match="lr"):
+            F.sgd(lr=bad)
+    for good in (0.1, np.float32(0.1), torch.tensor(0.1)):  # NumPy scalars and tensors are fine
+        F.sgd(lr=good)

@@ -20,6 +20,7 @@ so chaining them reproduces each ``torch.optim`` optimizer step for step; see
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -60,13 +61,18 @@ class GradientTransformation(NamedTuple):
     update: Callable[[Tree, Any, Tree], tuple[Tree, Any]]
 
 
+def _number(value: Any) -> bool:
+    """A real number (NumPy scalars included), not a bool; tensors are checked where they are used."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check_nonnegative(name: str, value: Hyperparameter, valid: str = "a number >= 0") -> None:
-    if isinstance(value, int | float) and not value >= 0:  # also rejects NaN
+    if not isinstance(value, Tensor) and (not _number(value) or not value >= 0):  # also rejects NaN
         raise ArgumentError(name, value, valid)
 
 
 def _check_unit_interval(name: str, value: Hyperparameter) -> None:
-    if isinstance(value, int | float) and not 0 <= value < 1:
+    if not isinstance(value, Tensor) and (not _number(value) or not 0 <= value < 1):
         raise ArgumentError(name, value, "a number in [0, 1)")
 
 
