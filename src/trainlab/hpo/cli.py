@@ -309,9 +309,6 @@ def tune_lr_cmd(
     if not (math.isfinite(hypergrad_lr) and hypergrad_lr >= 0):
         raise ArgumentError("--hypergrad-lr", hypergrad_lr, "a finite number >= 0")
     _check_forward_schedule(mode, schedule, steps, "--schedule")
-    if online and hypergrad_lr >= 1:
-        raise ArgumentError("--hypergrad-lr", hypergrad_lr, "a number in [0, 1) with --online (the rate "
-                            "is multiplied by 1 + β·cos each step and must stay positive)")
     if online and optimizer == "momentum":
         raise ArgumentError("--optimizer", optimizer, "sgd or adam with --online")
     if online and schedule:
