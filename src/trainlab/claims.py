@@ -299,10 +299,15 @@ def reusable_records(run_dir: Path, scale: str, seed: int) -> dict[str, ClaimRec
     that passed, failed or were skipped and whose figures are all still there (a claim
     that raised is run again).
     """
+    return _reusable(_earlier_records(run_dir, scale, seed), run_dir)
+
+
+def _earlier_records(run_dir: Path, scale: str, seed: int) -> dict[str, ClaimRecord]:
+    """Every claim record of the run already in ``run_dir`` (refused unless it is a run of this
+    trainlab version, scale and seed)."""
     from trainlab.report import load_results
 
-    path = run_dir / "results.json"
-    if not path.is_file():
+    if not (run_dir / "results.json").is_file():
         return {}
     old = load_results(run_dir, "--out")
     if (old["trainlab_version"], old["scale"], old["seed"]) != (__version__, scale, int(seed)):
@@ -310,7 +315,11 @@ def reusable_records(run_dir: Path, scale: str, seed: int) -> dict[str, ClaimRec
                             f"a run of trainlab {__version__} at scale {scale} and seed {seed} "
                             f"(this one is trainlab {old['trainlab_version']}, scale {old['scale']}, "
                             f"seed {old['seed']}; use --overwrite to replace it)")
-    return {c["id"]: c for c in old["claims"]
+    return {c["id"]: c for c in old["claims"]}
+
+
+def _reusable(records: dict[str, ClaimRecord], run_dir: Path) -> dict[str, ClaimRecord]:
+    return {cid: c for cid, c in records.items()
             if c["status"] in ("passed", "failed", "skipped")
             and all((run_dir / f).is_file() for f in c.get("figures", []))}
 
@@ -335,10 +344,10 @@ def run_claims(ids: Iterable[str], scale: str = "quick", seed: int = 0,
     claims = select(ids)
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    done_before = reusable_records(run_dir, scale, seed) if resume else {}
     # Every record of the earlier run: those of claims not reached yet (or not selected this
     # time) stay in results.json, so an interruption or other patterns lose nothing finished.
-    earlier = _earlier_records(run_dir) if resume else {}
+    earlier = _earlier_records(run_dir, scale, seed) if resume else {}
+    done_before = _reusable(earlier, run_dir)
     progress = progress or (lambda done, total, message: None)
     finished: list[ClaimRecord] = []
     results: Results = {
@@ -374,11 +383,3 @@ def run_claims(ids: Iterable[str], scale: str = "quick", seed: int = 0,
     write_report(run_dir)
     return RunResult(run_dir, results, reused, [c.id for c in claims])
 
-
-def _earlier_records(run_dir: Path) -> dict[str, ClaimRecord]:
-    """The claim records of the run already in ``run_dir`` (checked by :func:`reusable_records`)."""
-    from trainlab.report import load_results
-
-    if not (run_dir / "results.json").is_file():
-        return {}
-    return {c["id"]: c for c in load_results(run_dir, "--out")["claims"]}
