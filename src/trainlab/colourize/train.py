@@ -431,7 +431,7 @@ def _check_batches(n: int, batch_size: int, size: tuple[int, ...]) -> None:
     """Refuse a batch of one image when the networks' bottleneck is one pixel: batch norm then
     sees a single value per channel and cannot normalise (PyTorch raises mid-training)."""
     bottleneck = (size[0] // 4) * (size[1] // 4)
-    smallest = min(batch_size, n) if n % batch_size == 0 else n % batch_size
+    smallest = n % batch_size or batch_size  # the last batch, or a full one
     if bottleneck == 1 and smallest == 1:
         raise ArgumentError("--batch-size", batch_size,
                             f"a size that leaves no batch of 1 image with {n} training images at "
