@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from trainlab.convnets.direct_shapes import DIRECT
 from trainlab.convnets.receptive_field import (
@@ -279,3 +281,99 @@ def test_post_hook_books_parameters_as_take_params(ignore, calls):
         own = reference.frames[id(module)][3]
         assert (row.params, row.trainable_params) == reference.take_params(own)
     assert hooked.counted == reference.counted
+
+
+# -- leaf modules handed to the tracer directly (_FAST_CALLS) ---------------------------------------
+
+class _Record(TorchFunctionMode):
+    """The calls a module's own forward makes (what the tracer would be handed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") not in ("dim", "__get__"):
+            self.calls.append((func, args, kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
+def _fast_modules() -> list[tuple[nn.Module, tuple[int, ...]]]:
+    cases = []
+    for bn, shapes in ((nn.BatchNorm1d, [(2, 4), (2, 4, 5)]), (nn.BatchNorm2d, [(2, 4, 5, 5)]),
+                       (nn.BatchNorm3d, [(2, 4, 3, 3, 3)])):
+        for options in ({}, {"affine": False}, {"momentum": None}, {"track_running_stats": False}):
+            cases += [(bn(4, **options).eval(), shape) for shape in shapes]
+        cases.append((bn(4), shapes[0]))  # training
+    cases += [(nn.LayerNorm(5), (2, 3, 5)), (nn.LayerNorm((3, 5), elementwise_affine=False), (2, 3, 5)),
+              (nn.LayerNorm(5, bias=False, eps=1e-3), (2, 5)),
+              (nn.GroupNorm(2, 4), (2, 4, 3, 3)), (nn.GroupNorm(1, 4, affine=False), (2, 4, 3))]
+    for act in (nn.ReLU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.ReLU6):
+        cases += [(act(), (2, 4, 3)), (act(inplace=True), (2, 4, 3))]
+    cases += [(nn.LeakyReLU(0.2), (2, 4)), (nn.LeakyReLU(0.1, inplace=True), (2, 4)),
+              (nn.Dropout(0.3), (2, 4)), (nn.Dropout(0.3).eval(), (2, 4)),
+              (nn.Dropout(0.2, inplace=True), (2, 4))]
+    return cases
+
+
+def test_fast_leaf_calls_are_the_calls_the_modules_make():
+    from trainlab.convnets.tracing import _FAST_CALLS
+
+    assert {type(m) for m, _ in _fast_modules()} == set(_FAST_CALLS)
+    for module, shape in _fast_modules():
+        x = torch.randn(shape)
+        recorder = _Record()
+        with torch.no_grad():
+            with recorder:
+                module(x)
+        found = _FAST_CALLS[type(module)](module, x)
+        if module.training and isinstance(module, nn.modules.batchnorm._BatchNorm):
+            assert found is None  # the batch counter's update: the module's own forward runs
+            continue
+        assert len(recorder.calls) == 1, type(module)
+        func, args, kwargs = recorder.calls[0]
+        fast_func, fast_args, fast_kwargs = found
+        assert fast_func is func, type(module)
+        assert len(fast_args) == len(args) and fast_args[0] is x
+        assert all(a is b or a == b for a, b in zip(fast_args[1:], args[1:], strict=True)), type(module)
+        assert (fast_kwargs or {}).keys() == kwargs.keys(), type(module)
+        assert all(fast_kwargs[k] is v or fast_kwargs[k] == v for k, v in kwargs.items()), type(module)
+
+
+class _Leaves(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.act = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True)
+        self.gn, self.drop, self.ln = nn.GroupNorm(2, 4), nn.Dropout(), nn.LayerNorm(4)
+        self.bn1 = nn.BatchNorm1d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop(self.gn(self.act(self.bn(self.conv(x)))))
+        return self.bn1(self.ln(x.mean((2, 3))))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_fast_leaf_modules_trace_as_their_own_forward(monkeypatch, training):
+    from trainlab.convnets import summary, tracing
+
+    model = _Leaves()
+    fast = summary(model, (3, 8, 8), training=training)
+    monkeypatch.setattr(tracing, "_FAST_CALLS", {})
+    slow = summary(model, (3, 8, 8), training=training)
+    assert [r.as_dict() for r in fast.rows] == [r.as_dict() for r in slow.rows]
+    assert fast.not_counted == slow.not_counted
+
+
+def test_fast_leaf_forwards_are_removed_and_never_replace_a_users_own():
+    from trainlab.convnets import summary
+
+    model = _Leaves()
+    own = model.act.forward = lambda x: x * 2  # the user's own instance forward stays in charge
+    summary(model, (3, 8, 8))
+    assert model.act.__dict__["forward"] is own
+    assert all("forward" not in m.__dict__ for name, m in model.named_modules() if name != "act")
+    with pytest.raises(ShapeError):
+        summary(model, (3, 8, 9, 9))  # fails inside the trace: still restored
+    assert all("forward" not in m.__dict__ for name, m in model.named_modules() if name != "act")
+    with pytest.raises(ValueError, match="expected 4D input"):
+        summary(nn.BatchNorm2d(3).eval(), (3, 5))  # the module's own input check

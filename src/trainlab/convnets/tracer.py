@@ -166,9 +166,14 @@ def summary(
                     object.__setattr__(m, "training", training)
             else:
                 model.train(training)  # a model that overrides train() gets its own way
+        for m, forward in tracer.fast:
+            m.__dict__["forward"] = forward
         with torch.no_grad(), tracer:
             model(*inputs)
     finally:
+        for m, _ in tracer.fast:
+            m.__dict__.pop("forward", None)
+        tracer.fast = []  # each refers to the tracer: no cycle left for the garbage collector
         pre.remove()
         post.remove()
         for m, mode in modes:

@@ -235,6 +235,65 @@ def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
+# -- leaf modules handed to the tracer directly ---------------------------------------------------
+# The torch call that the forward of each of these exact classes makes, as (function, args, kwargs):
+# during a trace the module's forward is this one call given straight to the tracer, skipping the
+# module's Python, the functional's Python wrapper and the dispatch through the mode (2-4 µs a
+# module; modules whose forward is one call of a C function gain nothing and are left alone).
+# None: run the real forward (a configuration these do not cover). tests/convnets/test_fast_paths.py
+# checks each against the call that the module's own forward makes.
+F = torch.nn.functional
+
+
+def _batch_norm_call(m: Any, x: torch.Tensor) -> tuple | None:
+    if m.training:  # training updates the batch counter: the real forward says how
+        return None
+    m._check_input_dim(x)
+    batch_statistics = m.running_mean is None and m.running_var is None
+    kwargs = {"weight": m.weight, "bias": m.bias, "training": batch_statistics,
+              "momentum": 0.0 if m.momentum is None else m.momentum, "eps": m.eps}
+    return F.batch_norm, (x, m.running_mean, m.running_var), kwargs
+
+
+_FAST_CALLS: dict[type, Any] = {
+    **dict.fromkeys((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d), _batch_norm_call),
+    nn.LayerNorm: lambda m, x: (F.layer_norm, (x, m.normalized_shape),
+                                {"weight": m.weight, "bias": m.bias, "eps": m.eps}),
+    nn.GroupNorm: lambda m, x: (F.group_norm, (x, m.num_groups),
+                                {"weight": m.weight, "bias": m.bias, "eps": m.eps}),
+    nn.ReLU: lambda m, x: (F.relu, (x,), {"inplace": m.inplace}),
+    nn.SiLU: lambda m, x: (F.silu, (x,), {"inplace": m.inplace}),
+    nn.Hardswish: lambda m, x: (F.hardswish, (x,), {"inplace": m.inplace}),
+    nn.Hardsigmoid: lambda m, x: (F.hardsigmoid, (x,), {"inplace": m.inplace}),
+    nn.ReLU6: lambda m, x: (F.hardtanh, (x,),
+                            {"min_val": m.min_val, "max_val": m.max_val, "inplace": m.inplace}),
+    nn.LeakyReLU: lambda m, x: (F.leaky_relu, (x,),
+                                {"negative_slope": m.negative_slope, "inplace": m.inplace}),
+    nn.Dropout: lambda m, x: (F.dropout, (x,), {"p": m.p, "training": m.training, "inplace": m.inplace}),
+}
+_NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
+
+
+class _FastForward:
+    """A leaf module's forward during a trace (set on the instance, removed afterwards): the call from
+    :data:`_FAST_CALLS` handed to the tracer. Anything else (more arguments, a tensor subclass, a
+    configuration not covered) runs the class's own forward."""
+
+    __slots__ = ("tracer", "module", "call")
+
+    def __init__(self, tracer: _Tracer, module: nn.Module, call: Any) -> None:
+        self.tracer, self.module, self.call = tracer, module, call
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        module = self.module
+        if len(args) == 1 and not kwargs and type(args[0]) is torch.Tensor:
+            with _NO_TORCH_FUNCTION():
+                found = self.call(module, args[0])
+                if found is not None:
+                    return self.tracer.__torch_function__(found[0], (), found[1], found[2])
+        return type(module).forward(module, *args, **kwargs)
+
+
 _NAMED_MODULES, _TRAIN = nn.Module.named_modules, nn.Module.train
 _BATCH_NORM, _PARAMETER = nn.modules.batchnorm._BatchNorm, nn.Parameter
 _UNINITIALIZED = nn.parameter.UninitializedParameter
@@ -262,6 +321,9 @@ class _Tracer(TorchFunctionMode):
         # (module, its training flag) before the trace, and whether every module trains the default way
         self.modes: list[tuple[nn.Module, bool]] = []
         modes, default_train = self.modes, True
+        # (module, the forward it gets during the trace): leaf modules answered directly
+        self.fast: list[tuple[nn.Module, _FastForward]] = []
+        fast = self.fast
         for mod_name, m in _named_modules(model):
             mid = id(m)
             names[mid], modules[mid] = mod_name, m
@@ -271,6 +333,8 @@ class _Tracer(TorchFunctionMode):
             # A module without children is one layer (its ops add up in one row), except a model of
             # its own class written with functional ops only: it gets a row per op.
             leaf = not m._modules and (mod_name != "" or kind.__module__.startswith("torch.nn"))
+            if leaf and kind in _FAST_CALLS and "forward" not in m.__dict__:
+                fast.append((m, _FastForward(self, m, _FAST_CALLS[kind])))
             own = m._parameters
             if not own:
                 frames[mid] = (m, mod_name, leaf, ())
