@@ -313,6 +313,22 @@ def _fast_modules() -> list[tuple[nn.Module, tuple[int, ...]]]:
     cases += [(nn.LeakyReLU(0.2), (2, 4)), (nn.LeakyReLU(0.1, inplace=True), (2, 4)),
               (nn.Dropout(0.3), (2, 4)), (nn.Dropout(0.3).eval(), (2, 4)),
               (nn.Dropout(0.2, inplace=True), (2, 4))]
+    for pool, shape in ((nn.MaxPool1d, (2, 4, 9)), (nn.MaxPool2d, (2, 4, 9, 9)),
+                        (nn.MaxPool3d, (1, 2, 5, 5, 5))):
+        cases += [(pool(2), shape), (pool(3, 2, 1, ceil_mode=True), shape), (pool(2, dilation=2), shape),
+                  (pool(2, return_indices=True), shape)]
+    for pool, shape in ((nn.AdaptiveAvgPool2d, (2, 4, 9, 9)), (nn.AdaptiveAvgPool3d, (1, 2, 5, 5, 5)),
+                        (nn.AdaptiveMaxPool1d, (2, 4, 9)), (nn.AdaptiveMaxPool2d, (2, 4, 9, 9)),
+                        (nn.AdaptiveMaxPool3d, (1, 2, 5, 5, 5))):
+        cases.append((pool(2), shape))
+        if "Max" in pool.__name__:
+            cases.append((pool(3, return_indices=True), shape))
+    cases += [(nn.Softmax(1), (2, 4)), (nn.Softmax(-1), (2, 3, 4)), (nn.LogSoftmax(0), (2, 4)),
+              (nn.Upsample(scale_factor=2), (1, 2, 4, 4)),
+              (nn.Upsample(size=(6, 7), mode="bilinear", align_corners=True), (1, 2, 4, 4)),
+              (nn.Upsample(scale_factor=1.5, mode="bicubic", recompute_scale_factor=True), (1, 2, 4, 4)),
+              (nn.UpsamplingNearest2d(scale_factor=2), (1, 2, 4, 4)),
+              (nn.UpsamplingBilinear2d(size=5), (1, 2, 4, 4))]
     return cases
 
 
@@ -327,8 +343,9 @@ def test_fast_leaf_calls_are_the_calls_the_modules_make():
             with recorder:
                 module(x)
         found = _FAST_CALLS[type(module)](module, x)
-        if module.training and isinstance(module, nn.modules.batchnorm._BatchNorm):
-            assert found is None  # the batch counter's update: the module's own forward runs
+        if (module.training and isinstance(module, nn.modules.batchnorm._BatchNorm)
+                or getattr(module, "return_indices", False)):
+            assert found is None  # the batch counter's update, indices: the module's own forward runs
             continue
         assert len(recorder.calls) == 1, type(module)
         func, args, kwargs = recorder.calls[0]
@@ -345,11 +362,12 @@ class _Leaves(nn.Module):
         super().__init__()
         self.conv, self.bn, self.act = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True)
         self.gn, self.drop, self.ln = nn.GroupNorm(2, 4), nn.Dropout(), nn.LayerNorm(4)
-        self.bn1 = nn.BatchNorm1d(4)
+        self.bn1, self.pool, self.up = nn.BatchNorm1d(4), nn.MaxPool2d(2), nn.Upsample(scale_factor=2)
+        self.squeeze, self.soft = nn.AdaptiveAvgPool2d(1), nn.Softmax(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop(self.gn(self.act(self.bn(self.conv(x)))))
-        return self.bn1(self.ln(x.mean((2, 3))))
+        x = self.drop(self.gn(self.up(self.pool(self.act(self.bn(self.conv(x)))))))
+        return self.soft(self.bn1(self.ln(self.squeeze(x).flatten(1))))
 
 
 @pytest.mark.parametrize("training", [False, True])

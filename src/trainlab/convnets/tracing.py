@@ -255,7 +255,40 @@ def _batch_norm_call(m: Any, x: torch.Tensor) -> tuple | None:
     return F.batch_norm, (x, m.running_mean, m.running_var), kwargs
 
 
+def _pool_call(func: Any) -> Any:
+    """Max pooling without indices (their forward calls another function)."""
+    def call(m: Any, x: torch.Tensor) -> tuple | None:
+        if m.return_indices:
+            return None
+        return func, (x, m.kernel_size), {"stride": m.stride, "padding": m.padding, "dilation": m.dilation,
+                                          "ceil_mode": m.ceil_mode, "return_indices": False}
+    return call
+
+
+def _adaptive_max_call(func: Any) -> Any:
+    def call(m: Any, x: torch.Tensor) -> tuple | None:
+        return None if m.return_indices else (func, (x, m.output_size), {"return_indices": False})
+    return call
+
+
+def _upsample_call(m: Any, x: torch.Tensor) -> tuple:
+    return F.interpolate, (x,), {"size": m.size, "scale_factor": m.scale_factor, "mode": m.mode,
+                                 "align_corners": m.align_corners,
+                                 "recompute_scale_factor": m.recompute_scale_factor, "antialias": False}
+
+
 _FAST_CALLS: dict[type, Any] = {
+    nn.MaxPool1d: _pool_call(F.max_pool1d),
+    nn.MaxPool2d: _pool_call(F.max_pool2d),
+    nn.MaxPool3d: _pool_call(F.max_pool3d),
+    nn.AdaptiveAvgPool2d: lambda m, x: (F.adaptive_avg_pool2d, (x, m.output_size), None),
+    nn.AdaptiveAvgPool3d: lambda m, x: (F.adaptive_avg_pool3d, (x, m.output_size), None),
+    nn.AdaptiveMaxPool1d: _adaptive_max_call(F.adaptive_max_pool1d),
+    nn.AdaptiveMaxPool2d: _adaptive_max_call(F.adaptive_max_pool2d),
+    nn.AdaptiveMaxPool3d: _adaptive_max_call(F.adaptive_max_pool3d),
+    nn.Softmax: lambda m, x: (F.softmax, (x,), {"dim": m.dim, "_stacklevel": 5, "dtype": None}),
+    nn.LogSoftmax: lambda m, x: (F.log_softmax, (x,), {"dim": m.dim, "_stacklevel": 5, "dtype": None}),
+    **dict.fromkeys((nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d), _upsample_call),
     **dict.fromkeys((nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d), _batch_norm_call),
     nn.LayerNorm: lambda m, x: (F.layer_norm, (x, m.normalized_shape),
                                 {"weight": m.weight, "bias": m.bias, "eps": m.eps}),
