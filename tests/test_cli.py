@@ -187,3 +187,18 @@ def test_python_dash_m_trainlab_verifies_the_convnets_claims(tmp_path):
     assert {"trainlab_version", "created", "scale", "seed", "environment", "claims"} == set(data)
     assert all(c["status"] == "passed" for c in data["claims"])
     assert "Run folder:" in proc.stdout
+
+
+def test_a_reader_that_stops_reading_silences_the_console_without_changing_the_exit_status():
+    """`trainlab verify | head`: rich's own handler exits with 1, which reads as a failed claim."""
+    import os
+
+    from trainlab.console import _console
+
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as file:
+        console = _console(file)
+        console.print("x" * 200_000)  # BrokenPipeError inside rich: no SystemExit
+        assert console.quiet
+        console.print("more")  # and nothing more is attempted

@@ -195,3 +195,25 @@ def test_a_results_json_with_a_value_of_the_wrong_type_is_one_line(tmp_path, cap
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and key in err[0]
+
+
+def test_a_refused_resume_never_marks_another_tools_folder_as_a_run(tmp_path):
+    """A results.json from another tool: --resume is refused, leaves no marker behind, and so
+    --overwrite still refuses to empty the folder (it deleted the user's thesis before)."""
+    from trainlab.cli import main
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text('{"accuracy": 0.9}')
+    (other / "thesis.tex").write_text("precious")
+    assert main(["verify", "optim.gd-min-norm", "--out", str(other)]) == 2  # names --resume, no marker
+    # not trainlab's schema
+    assert main(["verify", "optim.gd-min-norm", "--out", str(other), "--resume"]) == 2
+    assert not (other / RUN_MARKER).exists()
+    assert main(["verify", "optim.gd-min-norm", "--out", str(other), "--overwrite"]) == 2
+    assert sorted(p.name for p in other.iterdir()) == ["results.json", "thesis.tex"]
+    assert (other / "thesis.tex").read_text() == "precious"
+    with pytest.raises(ArgumentError, match="no .trainlab-run: if trainlab made it, --resume continues it"):
+        prepare_run_dir(other, "verify")
+    assert prepare_run_dir(other, "verify", resume=True) == other  # a resumed folder is not marked either
+    assert not (other / RUN_MARKER).exists()

@@ -153,9 +153,10 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, re
         # starts it again)
         raise ArgumentError("--out", out, "a run folder to continue with --resume (it holds no results.json; "
                             "drop --resume to start a new run there)")
+    if resume and not overwrite and Path(out).is_dir():
+        # a mismatched run, or another tool's results.json, is refused before anything is written
+        reusable_records(Path(out), scale, seed)
     run_dir = prepare_run_dir(out, "verify", resume=resume, overwrite=overwrite)
-    if resume:
-        reusable_records(run_dir, scale, seed)  # a mismatched run is refused before any work
     err = stderr_console()
     progress = progress_bar(err)
     with progress, output_errors("--out", run_dir):

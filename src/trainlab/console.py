@@ -7,7 +7,9 @@ mid-number), and progress bars are not drawn at all.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 from typing import IO, Any
 
@@ -19,10 +21,25 @@ __all__ = ["echo_json", "progress_bar", "stderr_console", "stdout_console"]
 _UNWRAPPED = 100_000  # "no wrapping": wider than any line trainlab prints
 
 
+class _Console(Console):
+    """rich's console, except that a reader who stops reading (``trainlab verify | head``) only
+    silences it: rich's own handler exits with status 1, which reads as a failed claim. The
+    command goes on and exits with its own status."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())  # Python's flush at exit stays quiet too
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+
 def _console(file: IO[str]) -> Console:
     tty = file.isatty()
-    return Console(file=file, highlight=False, width=None if tty else _UNWRAPPED,
-                   soft_wrap=not tty, force_terminal=None)
+    return _Console(file=file, highlight=False, width=None if tty else _UNWRAPPED,
+                    soft_wrap=not tty, force_terminal=None)
 
 
 def stdout_console() -> Console:

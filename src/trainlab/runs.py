@@ -217,14 +217,21 @@ def prepare_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument
                     else:
                         child.unlink()
         elif not resume:
+            if not (path / RUN_MARKER).is_file():
+                raise ArgumentError(argument, str(path), "a new or empty folder (this one holds a "
+                                    f"results.json but no {RUN_MARKER}: if trainlab made it, --resume "
+                                    "continues it; trainlab never overwrites it)")
             raise ArgumentError(argument, str(path), "a new folder; this one holds a run: add --resume "
                                 "to continue it or --overwrite to replace it")
+    # A folder that is resumed keeps what it has: only a folder trainlab starts gets the marker (a
+    # results.json without one may be another tool's, which --overwrite must never empty).
+    marked = not (resume and path.is_dir() and any(path.iterdir()))
     with output_errors(argument, path):
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
         marker = path / RUN_MARKER
-        if not marker.exists():
+        if marked and not marker.exists():
             atomic_write_text(marker, f"trainlab {prefix} run folder\n")
     return path
 
