@@ -184,7 +184,9 @@ def test_a_tampered_results_json_embeds_no_file_from_outside_the_run(tmp_path):
 
 
 @pytest.mark.parametrize(("key", "value"), [("seconds", "x"), ("seconds", None), ("measured", [1]),
-                                            ("id", 7), ("figures", [3]), ("summary", None)])
+                                            ("id", 7), ("figures", [3]), ("summary", None),
+                                            ("figures", ["figures/a\u0000b.png"]),
+                                            ("figures", ["figures/" + "a" * 300 + ".png"]), ("figures", [""])])
 def test_a_results_json_with_a_value_of_the_wrong_type_is_one_line(tmp_path, capsys, key, value):
     from trainlab.cli import main
 
@@ -192,9 +194,11 @@ def test_a_results_json_with_a_value_of_the_wrong_type_is_one_line(tmp_path, cap
     with registered(claim):
         run_claims([claim.id], out_dir=tmp_path)
     _tamper(tmp_path, **{key: value})
+    before = (tmp_path / "report.md").read_bytes()
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and key in err[0]
+    assert len(err) == 1 and key in err[0] and "results.json" in err[0]
+    assert (tmp_path / "report.md").read_bytes() == before  # nothing rewritten
 
 
 def test_a_refused_resume_never_marks_another_tools_folder_as_a_run(tmp_path):

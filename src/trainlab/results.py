@@ -95,9 +95,21 @@ def schema_problems(results: Any) -> list[str]:
             value = c[key]
             if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
                 problems.append(f"claims[{i}]: {key} is not {what}")
-        if isinstance(c["figures"], list) and not all(isinstance(f, str) for f in c["figures"]):
-            problems.append(f"claims[{i}]: figures is not a list of file names")
+        if isinstance(c["figures"], list) and not all(_file_name(f) for f in c["figures"]):
+            problems.append(f"claims[{i}]: figures is not a list of file names (relative paths "
+                            "without NUL bytes, each part at most 255 bytes)")
     return problems
+
+
+def _file_name(name: object) -> bool:
+    """A figure path that can name a file at all: a string without NUL bytes whose parts fit a
+    file system's 255-byte limit (whether it lies inside the run folder is the report's check)."""
+    if not isinstance(name, str) or not name or "\0" in name:
+        return False
+    try:
+        return all(len(part.encode()) <= 255 for part in name.split("/"))
+    except UnicodeEncodeError:  # a lone surrogate from a hand edit
+        return False
 
 
 #: (key, type, in words) of every claim record key the reports read.
