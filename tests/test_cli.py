@@ -202,3 +202,20 @@ def test_a_reader_that_stops_reading_silences_the_console_without_changing_the_e
         console.print("x" * 200_000)  # BrokenPipeError inside rich: no SystemExit
         assert console.quiet
         console.print("more")  # and nothing more is attempted
+
+
+def test_sigterm_stops_any_command_as_ctrl_c_does(monkeypatch, capsys):
+    """`kill` gave exit 143 from every command but verify; now 130 and one line, as Ctrl-C."""
+    import signal
+
+    import trainlab.optim.compare as compare
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` from another shell
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(compare, "compare_optimizers", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["optim", "compare", "--seeds", "1", "--steps", "10"]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["trainlab: interrupted"]
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -186,7 +186,8 @@ def test_a_tampered_results_json_embeds_no_file_from_outside_the_run(tmp_path):
 @pytest.mark.parametrize(("key", "value"), [("seconds", "x"), ("seconds", None), ("measured", [1]),
                                             ("id", 7), ("figures", [3]), ("summary", None),
                                             ("figures", ["figures/a\u0000b.png"]),
-                                            ("figures", ["figures/" + "a" * 300 + ".png"]), ("figures", [""])])
+                                            ("figures", ["figures/" + "a" * 300 + ".png"]),
+                                            ("figures", [""])])
 def test_a_results_json_with_a_value_of_the_wrong_type_is_one_line(tmp_path, capsys, key, value):
     from trainlab.cli import main
 

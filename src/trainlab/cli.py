@@ -246,7 +246,8 @@ def _debug_requested(argv: list[str] | None) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
-        cli.main(args=argv, prog_name="trainlab", standalone_mode=False)
+        with _sigterm_as_interrupt():  # `kill` stops every command as Ctrl-C does (exit 130, work saved)
+            cli.main(args=argv, prog_name="trainlab", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:  # a bare group: its help, not an error
         click.echo(e.ctx.get_help() if e.ctx is not None else cli.get_help(click.Context(cli)))
         return 0
