@@ -165,7 +165,7 @@ def test_ctrl_c_writes_the_finished_claims_then_propagates(tmp_path):
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["interrupted"] is True
     assert [c["id"] for c in data["claims"]] == [PASSING.id]
-    assert "(interrupted)" in (tmp_path / "report.md").read_text()
+    assert f"(interrupted; not run: {INTERRUPTING.id})" in (tmp_path / "report.md").read_text()
 
 
 def test_resume_keeps_finished_claims_and_runs_the_rest(tmp_path):
@@ -301,3 +301,29 @@ def test_resuming_a_corrupt_run_names_the_out_option(tmp_path, capsys):
     assert main(["verify", "convnets.by-hand", "--out", str(tmp_path), "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("trainlab: error: --out=") and "readable results.json" in err
+
+
+def test_a_resume_with_other_patterns_keeps_the_run_interrupted_until_every_claim_asked_for_ran(tmp_path):
+    """Interrupted after one of three claims, then resumed for one other: the third never ran, so
+    results.json and the report still say the run is interrupted, and name it."""
+    from trainlab.report import write_report
+
+    extra = Claim("testpart.zzz-extra", "tests", "Runs last.", _passing)
+    with registered(PASSING, INTERRUPTING, extra):
+        with pytest.raises(KeyboardInterrupt):
+            run_claims([PASSING.id, INTERRUPTING.id, extra.id], out_dir=tmp_path)
+        data = json.loads((tmp_path / "results.json").read_text())
+        assert data["interrupted"] and data["pending"] == [INTERRUPTING.id, extra.id]
+        run_claims([extra.id], out_dir=tmp_path, resume=True)
+        data = json.loads((tmp_path / "results.json").read_text())
+        assert data["interrupted"] and data["pending"] == [INTERRUPTING.id]
+        write_report(tmp_path)
+        assert f"(interrupted; not run: {INTERRUPTING.id})" in (tmp_path / "report.md").read_text()
+    with registered(PASSING, _REPLACED_INTERRUPT, extra):
+        run_claims([INTERRUPTING.id], out_dir=tmp_path, resume=True)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert "interrupted" not in data and "pending" not in data
+    assert sorted(c["id"] for c in data["claims"]) == sorted([PASSING.id, INTERRUPTING.id, extra.id])
+
+
+_REPLACED_INTERRUPT = Claim(INTERRUPTING.id, "tests", "Runs this time.", _passing)

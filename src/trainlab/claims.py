@@ -299,23 +299,23 @@ def reusable_records(run_dir: Path, scale: str, seed: int) -> dict[str, ClaimRec
     that passed, failed or were skipped and whose figures are all still there (a claim
     that raised is run again).
     """
-    return _reusable(_earlier_records(run_dir, scale, seed), run_dir)
+    return _reusable(_earlier_run(run_dir, scale, seed)[0], run_dir)
 
 
-def _earlier_records(run_dir: Path, scale: str, seed: int) -> dict[str, ClaimRecord]:
-    """Every claim record of the run already in ``run_dir`` (refused unless it is a run of this
-    trainlab version, scale and seed)."""
+def _earlier_run(run_dir: Path, scale: str, seed: int) -> tuple[dict[str, ClaimRecord], list[str]]:
+    """Every claim record of the run already in ``run_dir``, and the claims it was asked for but did
+    not finish (refused unless it is a run of this trainlab version, scale and seed)."""
     from trainlab.report import load_results
 
     if not (run_dir / "results.json").is_file():
-        return {}
+        return {}, []
     old = load_results(run_dir, "--out")
     if (old["trainlab_version"], old["scale"], old["seed"]) != (__version__, scale, int(seed)):
         raise ArgumentError("--resume", str(run_dir),
                             f"a run of trainlab {__version__} at scale {scale} and seed {seed} "
                             f"(this one is trainlab {old['trainlab_version']}, scale {old['scale']}, "
                             f"seed {old['seed']}; use --overwrite to replace it)")
-    return {c["id"]: c for c in old["claims"]}
+    return {c["id"]: c for c in old["claims"]}, list(old.get("pending", []))
 
 
 def _reusable(records: dict[str, ClaimRecord], run_dir: Path) -> dict[str, ClaimRecord]:
@@ -346,8 +346,11 @@ def run_claims(ids: Iterable[str], scale: str = "quick", seed: int = 0,
     run_dir.mkdir(parents=True, exist_ok=True)
     # Every record of the earlier run: those of claims not reached yet (or not selected this
     # time) stay in results.json, so an interruption or other patterns lose nothing finished.
-    earlier = _earlier_records(run_dir, scale, seed) if resume else {}
+    earlier, pending_before = _earlier_run(run_dir, scale, seed) if resume else ({}, [])
     done_before = _reusable(earlier, run_dir)
+    # What this run is asked for: these claims, and those an interrupted earlier call never finished
+    # (a resume with other patterns keeps the run marked interrupted until they are done).
+    asked = list(dict.fromkeys([*pending_before, *(c.id for c in claims)]))
     progress = progress or (lambda done, total, message: None)
     finished: list[ClaimRecord] = []
     results: Results = {
@@ -355,9 +358,15 @@ def run_claims(ids: Iterable[str], scale: str = "quick", seed: int = 0,
         "seed": int(seed), "environment": environment(), "claims": finished,
     }
 
-    def save() -> None:
+    def save(interrupted: bool = False) -> None:
         ran = {r["id"] for r in finished}
         results["claims"] = finished + [r for cid, r in earlier.items() if cid not in ran]
+        pending = [cid for cid in asked if cid not in ran and (cid not in earlier or cid in pending_before)]
+        results.pop("interrupted", None)
+        results.pop("pending", None)
+        if interrupted or pending:
+            results["interrupted"] = True
+            results["pending"] = pending
         atomic_write_json(path, results)
 
     path = run_dir / "results.json"
@@ -375,8 +384,7 @@ def run_claims(ids: Iterable[str], scale: str = "quick", seed: int = 0,
             save()
         progress(len(claims), len(claims), "done")
     except KeyboardInterrupt:
-        results["interrupted"] = True
-        save()
+        save(interrupted=True)
         write_report(run_dir)
         raise
     save()

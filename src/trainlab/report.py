@@ -67,6 +67,14 @@ def _rows(claim: dict[str, Any]) -> list[tuple[str, str, str, str]]:
              format_value(t[k]) if k in t else "") for k in keys]
 
 
+def _interrupted(results: Results) -> str:
+    """' (interrupted; not run: a, b)' for a run with claims it was asked for and never finished."""
+    if not results.get("interrupted"):
+        return ""
+    pending = results.get("pending", [])
+    return f" (interrupted; not run: {', '.join(pending)})" if pending else " (interrupted)"
+
+
 def _counts(results: dict[str, Any]) -> str:
     statuses = [c["status"] for c in results["claims"]]
     parts = [f"{statuses.count(s)} {s}" for s in STATUSES
@@ -82,7 +90,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"- scale: {results['scale']}, seed: {results['seed']}  ",
         f"- trainlab {results['trainlab_version']}, Python {env.get('python')}, "
         f"torch {env.get('torch')}, {env.get('threads')} threads on {env.get('device')}  ",
-        f"- verdict: {_counts(results)}" + (" (interrupted)" if results.get("interrupted") else ""),
+        f"- verdict: {_counts(results)}" + _interrupted(results),
         "", "| claim | status | summary | seconds |", "|---|---|---|---|",
     ]
     for c in results["claims"]:
@@ -142,7 +150,7 @@ def render_html(results: dict[str, Any], run_dir: str | Path | None = None) -> s
         f" · Python {esc(str(env.get('python')))} · torch {esc(str(env.get('torch')))} · "
         f"{esc(str(env.get('threads')))} threads on {esc(str(env.get('device')))}</p>",
         f"<p><b>Verdict:</b> {esc(_counts(results))}"
-        + (" <b>(interrupted)</b>" if results.get("interrupted") else "") + "</p>",
+        + (f" <b>{esc(_interrupted(results).strip())}</b>" if results.get("interrupted") else "") + "</p>",
         "<table><tr><th>claim</th><th>status</th><th>summary</th><th>seconds</th></tr>",
     ]
     for c in results["claims"]:

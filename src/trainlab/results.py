@@ -56,7 +56,8 @@ class _ResultsRequired(TypedDict):
 
 
 class Results(_ResultsRequired, total=False):
-    interrupted: bool
+    interrupted: bool  # some claim the run was asked for has not finished (see ``pending``)
+    pending: list[str]  # those claims, for a later --resume with other patterns
 
 
 def _missing(obj: Any, keys: Any) -> list[str]:
@@ -84,6 +85,9 @@ def schema_problems(results: Any) -> list[str]:
     for key in ("trainlab_version", "created"):
         if not isinstance(results[key], str):
             problems.append(f"{key} is not a string")
+    pending = results.get("pending", [])
+    if not isinstance(pending, list) or not all(isinstance(cid, str) for cid in pending):
+        problems.append("pending is not a list of claim ids")
     for i, c in enumerate(results["claims"]):
         missing = _missing(c, required)
         problems += [f"claims[{i}]: missing key {k!r}" for k in missing]
