@@ -192,7 +192,7 @@ def test_resume_keeps_finished_claims_and_runs_the_rest(tmp_path):
 def test_resume_refuses_a_run_of_another_seed_or_scale(tmp_path):
     with registered(PASSING):
         run_claims([PASSING.id], seed=1, out_dir=tmp_path)
-        with pytest.raises(ArgumentError, match="--resume=.*seed 1"):
+        with pytest.raises(ArgumentError, match="--out=.*a run to --resume .*seed 1"):
             run_claims([PASSING.id], seed=2, out_dir=tmp_path, resume=True)
 
 

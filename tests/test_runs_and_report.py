@@ -222,3 +222,21 @@ def test_a_refused_resume_never_marks_another_tools_folder_as_a_run(tmp_path):
         prepare_run_dir(other, "verify")
     assert prepare_run_dir(other, "verify", resume=True) == other  # a resumed folder is not marked either
     assert not (other / RUN_MARKER).exists()
+
+
+def test_a_link_to_nothing_is_named_as_such(tmp_path):
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "gone")
+    with pytest.raises(ArgumentError, match="--out=.*a link to nothing"):
+        prepare_run_dir(link, "verify")
+
+
+def test_the_interrupted_hint_quotes_the_folder_for_the_shell(tmp_path, capsys):
+    import tests.test_claims_engine as engine
+
+    from trainlab.cli import main
+
+    out = tmp_path / "my run"
+    with registered(engine.PASSING, engine.INTERRUPTING):
+        assert main(["verify", engine.PASSING.id, engine.INTERRUPTING.id, "--out", str(out)]) == 130
+    assert f"--resume --out '{out}'" in " ".join(capsys.readouterr().err.split())

@@ -311,8 +311,8 @@ def _earlier_run(run_dir: Path, scale: str, seed: int) -> tuple[dict[str, ClaimR
         return {}, []
     old = load_results(run_dir, "--out")
     if (old["trainlab_version"], old["scale"], old["seed"]) != (__version__, scale, int(seed)):
-        raise ArgumentError("--resume", str(run_dir),
-                            f"a run of trainlab {__version__} at scale {scale} and seed {seed} "
+        raise ArgumentError("--out", str(run_dir),
+                            f"a run to --resume of trainlab {__version__} at scale {scale} and seed {seed} "
                             f"(this one is trainlab {old['trainlab_version']}, scale {old['scale']}, "
                             f"seed {old['seed']}; use --overwrite to replace it)")
     return {c["id"]: c for c in old["claims"]}, list(old.get("pending", []))

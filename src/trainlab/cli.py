@@ -23,6 +23,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import traceback
@@ -127,7 +128,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @click.option("--scale", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
               help="quick: seconds per claim; full: minutes.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-              help="Seed for every random choice.")
+              help="Seed for every random choice, except the optim claims' problems: those are the "
+              "course's acceptance instances (seeds 0-2, 0-9 at full scale) whatever the seed.")
 @click.option("--out", type=click.Path(), default=None,  # a str: Path('') would silently become '.'
               help="Run folder [default: runs/verify-<UTC time>].")
 @click.option("--resume", is_flag=True,
@@ -172,7 +174,7 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, re
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: results of the finished claims are in {run_dir}/results.json "
-                      f"(continue with --resume --out {run_dir})")
+                      f"(continue with --resume --out {shlex.quote(str(run_dir))})", markup=False)
             sys.exit(130)
     table = Table("claim", "status", "measured vs expected", "s",
                   title=f"trainlab verify ({scale} scale, seed {seed})")

@@ -200,6 +200,9 @@ def prepare_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument
             raise ArgumentError(argument, os.fspath(out), "a folder name (an empty path would write "
                                 "into the current folder)")
         path = Path(out)
+    if path.is_symlink() and not path.exists():
+        raise ArgumentError(argument, str(path), "a folder (this path is a link to nothing: "
+                            f"{os.readlink(path)!r} does not exist)")
     if path.exists() and not path.is_dir():
         raise ArgumentError(argument, str(path), "a folder (this path is an existing file)")
     if path.is_dir() and any(path.iterdir()):

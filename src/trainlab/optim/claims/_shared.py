@@ -33,7 +33,11 @@ SECTION = "§1 Optimization"
 
 
 def seeds(ctx: Context) -> list[int]:
-    """The acceptance table's instances (seeds 0, 1, 2) at quick scale; ten at full scale."""
+    """The acceptance table's instances (seeds 0, 1, 2) at quick scale; ten at full scale.
+
+    Fixed whatever ``ctx.seed`` is (which still drives the claims' other draws): the tolerances
+    were set on these instances. Tried on the instances of seeds 1299-1301 (what 3·433 … would
+    give), ``weight-decay-vs-l2``'s Adam + L2 → ridge check reaches 2.4e-8 against its 1e-8."""
     return [0, 1, 2] if ctx.quick else list(range(10))
 
 
