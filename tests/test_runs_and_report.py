@@ -231,12 +231,15 @@ def test_a_link_to_nothing_is_named_as_such(tmp_path):
         prepare_run_dir(link, "verify")
 
 
-def test_the_interrupted_hint_quotes_the_folder_for_the_shell(tmp_path, capsys):
-    import tests.test_claims_engine as engine
+def _interrupting(ctx: Context) -> str:
+    raise KeyboardInterrupt
 
+
+def test_the_interrupted_hint_quotes_the_folder_for_the_shell(tmp_path, capsys):
     from trainlab.cli import main
 
     out = tmp_path / "my run"
-    with registered(engine.PASSING, engine.INTERRUPTING):
-        assert main(["verify", engine.PASSING.id, engine.INTERRUPTING.id, "--out", str(out)]) == 130
+    with registered(Claim("testpart.figure", "tests", "Has a figure.", _with_figure),
+                    Claim("testpart.zz-interrupt", "tests", "Ctrl-C.", _interrupting)):
+        assert main(["verify", "testpart.figure", "testpart.zz-interrupt", "--out", str(out)]) == 130
     assert f"--resume --out '{out}'" in " ".join(capsys.readouterr().err.split())
