@@ -96,3 +96,28 @@ def test_fields_after_padding_that_copies_pixels_are_approximate(mode):
     assert all(f.status == "approximate" for f in fields)
     zeros = summary(nn.Conv2d(1, 1, 3, padding=1), (1, 9, 9)).rows[0].receptive_field
     assert zeros.status == "exact"
+
+
+def test_a_torchscript_model_or_part_is_refused_not_counted_as_zero():
+    """Scripted code calls no torch function the tracer sees: every count was 0, even under --strict."""
+    import torch
+    from torch import nn
+
+    from trainlab.convnets import summary
+    from trainlab.errors import ArgumentError
+
+    class Half(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3), torch.jit.script(nn.Conv2d(8, 8, 3))
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    scripted = torch.jit.script(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
+    traced = torch.jit.trace(nn.Conv2d(3, 8, 3), torch.randn(1, 3, 8, 8))
+    frozen = torch.jit.freeze(torch.jit.script(nn.Conv2d(3, 8, 3).eval()))
+    cases = ((scripted, "the model"), (traced, "the model"), (frozen, "the model"), (Half(), "b"))
+    for model, where in cases:
+        with pytest.raises(ArgumentError, match=f"TorchScript module \\({where}: .*before torch.jit.script"):
+            summary(model, (3, 8, 8), strict=True)

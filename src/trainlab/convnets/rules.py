@@ -688,23 +688,68 @@ def _recurrent(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     return (out, *final)
 
 
-def _einsum_macs(equation: str, shapes: Sequence[tuple[int, ...]]) -> int:
-    """Product of the sizes of every index (free and contracted) of a contraction of ≥ 2 operands:
-    each combination of index values is one multiply-accumulate (``…`` dimensions broadcast)."""
-    terms = equation.replace(" ", "").split("->")[0].split(",")
+def _einsum_macs(equation: str, shapes: Sequence[tuple[int, ...]]) -> int | None:
+    """The multiply-accumulates of the matrix products ``torch.einsum`` runs for a contraction of
+    ≥ 2 operands (what ``FlopCounterMode`` counts), or None where this short form does not apply
+    (``…``, a letter repeated in one operand, sizes that broadcast, opt_einsum's reordering).
+
+    torch first sums out the letters that only one operand has and the output lacks (free), then
+    contracts the operands left to right: a pair sharing letters that nothing later needs is one
+    batched matrix product costing the product of every letter size of the two; a pair with no such
+    letter is an elementwise product (no accumulation: 0). 'ij,jk,kl->il' costs ij·k + ik·l, as
+    ``x @ A @ B`` does; 'bchw,cd->bdhw' costs b·c·h·w·d.
+    """
+    equation = equation.replace(" ", "")
+    if "..." in equation:
+        return None
+    lhs, _, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes) or any(len(t) != len(set(t)) or len(t) != len(sh)
+                                         for t, sh in zip(terms, shapes, strict=True)):
+        return None
+    if "->" not in equation:  # implicit output: the letters seen once, in alphabetical order
+        rhs = "".join(sorted(c for c in set(lhs) - {","} if lhs.count(c) == 1))
+    if len(terms) > 2 and torch.backends.opt_einsum.is_available() and torch.backends.opt_einsum.enabled:
+        return None
     sizes: dict[str, int] = {}
-    spread: list[tuple[int, ...]] = []
     for term, shape in zip(terms, shapes, strict=True):
-        if "..." in term:
-            head, tail = term.split("...")
-            n = len(shape) - len(head) - len(tail)
-            spread.append(tuple(shape[len(head):len(head) + n]))
-            letters, dims = head + tail, (*shape[:len(head)], *shape[len(head) + n:])
-        else:
-            letters, dims = term, shape
-        for letter, size in zip(letters, dims, strict=True):
-            sizes[letter] = max(sizes.get(letter, 1), size)  # a size-1 index broadcasts
-    return math.prod(sizes.values()) * (math.prod(_broadcast(spread)) if spread else 1)
+        for letter, n in zip(term, shape, strict=True):
+            if sizes.setdefault(letter, n) != n:
+                return None  # a broadcast letter: left to the counter
+    # A letter of size 1 adds no work (torch squeezes it away; a sum over it is no accumulation).
+    ops = [{c for c in t if sizes[c] != 1} for t in terms]
+    out = {c for c in rhs if sizes.get(c) != 1}
+    for i, letters in enumerate(ops):  # letters no other operand and not the output has: summed out
+        others = out.union(*(o for j, o in enumerate(ops) if j != i))
+        ops[i] = letters & others
+    macs, current = 0, ops[0]
+    for i in range(1, len(ops)):
+        right = ops[i]
+        later = out.union(*ops[i + 1:])
+        summed = (current & right) - later
+        union = current | right
+        if summed:
+            macs += math.prod(sizes[c] for c in union)
+        current = union - summed
+    return macs
+
+
+def _einsum_run(equation: str, operands: Sequence[torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """The output of a contraction on meta tensors, and the multiply-accumulates of the matrix products
+    torch runs for it, counted as ``FlopCounterMode`` counts them. Indices that only one operand has
+    are summed out first (free) and the operands are contracted pairwise (left to right, or in
+    opt_einsum's order where it is installed): 'ij,jk,kl->il' costs ij·k + ik·l, as ``x @ A @ B``
+    does, not the product of every index size; two operands sharing every index cost that product."""
+    metas = [_as_meta(o) for o in operands]
+    macs = _einsum_macs(equation, [tuple(o.shape) for o in operands])
+    if macs is not None:
+        return torch.einsum(equation, *metas), macs
+    from torch.utils.flop_counter import FlopCounterMode  # its first use costs about a second
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out = torch.einsum(equation, *metas)
+    return out, counter.get_total_flops() // 2
 
 
 def _einsum_field(tr: _Tracer, equation: str, operands: Sequence[torch.Tensor], out: torch.Tensor) -> None:
@@ -741,8 +786,7 @@ def _einsum(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
         key = (equation, *((o.shape, o.stride(), o.dtype) for o in operands))
         hit = _EINSUM.get(key)
         if hit is None:
-            out = torch.einsum(equation, *(_as_meta(o) for o in operands))
-            macs = _einsum_macs(equation, [tuple(o.shape) for o in operands])
+            out, macs = _einsum_run(equation, operands)
             hit = (out.shape, out.stride(), out.dtype, macs)
             if len(_EINSUM) >= 4096:
                 _EINSUM.clear()

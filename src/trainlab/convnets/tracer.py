@@ -28,8 +28,11 @@ Conventions (CLAIMS.md §3):
   k^d·C_in·(C_out/groups)·(input positions) (each input scatters into k^d outputs; the
   usual anchors count this 4× too high at stride 2 by using output positions); linear
   n_in·n_out per row of the input; matmul (…, n, k)@(…, k, m): n·k·m per batch entry;
-  einsum and tensordot of two or more operands: the product of the sizes of every index,
-  free and contracted (``bchw,cd->bdhw``: b·c·h·w·d); bilinear rows·out·in1·in2; recurrent
+  einsum of two or more operands: the matrix products torch runs for it (letters only one
+  operand has are summed out first, then the operands are contracted left to right; a pair
+  sharing every index costs the product of all index sizes, ``bchw,cd->bdhw``: b·c·h·w·d, and
+  ``ij,jk,kl->il`` costs ij·k + ik·l as ``x @ A @ B`` does); tensordot: the product of the
+  sizes of every index, free and contracted; bilinear rows·out·in1·in2; recurrent
   layers T·B·Σ numel(W). Rearrangements (pixel shuffle, unfold, views) and ``torch._assert``
   cost nothing.
 * **connections**: input→output links: the MACs of the layers above plus pooling windows

@@ -328,6 +328,7 @@ class _FastForward:
 
 
 _NAMED_MODULES, _TRAIN = nn.Module.named_modules, nn.Module.train
+_SCRIPT_MODULE = torch.jit.ScriptModule
 _BATCH_NORM, _PARAMETER = nn.modules.batchnorm._BatchNorm, nn.Parameter
 _UNINITIALIZED = nn.parameter.UninitializedParameter
 
@@ -360,8 +361,13 @@ class _Tracer(TorchFunctionMode):
         for mod_name, m in _named_modules(model):
             mid = id(m)
             names[mid], modules[mid] = mod_name, m
-            modes.append((m, m.training))
             kind = type(m)
+            if issubclass(kind, _SCRIPT_MODULE):  # its compiled code calls no torch function the mode sees
+                raise ArgumentError(
+                    "model", f"a TorchScript module ({mod_name or 'the model'}: {kind.__name__})",
+                    "a Python nn.Module: TorchScript runs compiled code that cannot be traced (every count "
+                    "would be 0); summarize the module before torch.jit.script or torch.jit.trace")
+            modes.append((m, m.training))
             default_train = default_train and kind.train is _TRAIN
             # A module without children is one layer (its ops add up in one row), except a model of
             # its own class written with functional ops only: it gets a row per op.
