@@ -121,3 +121,35 @@ def test_a_torchscript_model_or_part_is_refused_not_counted_as_zero():
     for model, where in cases:
         with pytest.raises(ArgumentError, match=f"TorchScript module \\({where}: .*before torch.jit.script"):
             summary(model, (3, 8, 8), strict=True)
+
+
+def test_a_model_that_overrides_train_is_left_as_it_was():
+    """Its train() froze the parameters (requires_grad) as a side effect: eval tracing called it and
+    left the model frozen, so the next summary counted 0 trainable parameters."""
+    from torch import nn
+
+    from trainlab.convnets import summary
+
+    class OwnTrain(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c, self.bn = nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)
+
+        def train(self, mode: bool = True):
+            super().train(mode)
+            self.c.requires_grad_(mode)
+            self.bn.eval()  # frozen batch norm, as detection backbones do
+            return self
+
+        def forward(self, x):
+            return self.bn(self.c(x))
+
+    model = OwnTrain()
+    for training in (False, True, False):
+        result = summary(model, (3, 8, 8), training=training)
+        assert result.trainable_params == result.total_params == 224 + 16
+        assert all(p.requires_grad for p in model.parameters())
+        assert model.training and model.c.training and model.bn.training  # as built
+    # training=True went through the model's own train(): its batch norm stayed in eval mode, so the
+    # statistics are the running ones and the field stays local
+    assert summary(model, (3, 8, 8), training=True).rows[-1].receptive_field.status != "global"

@@ -138,8 +138,10 @@ def summary(
 
     The trace runs in eval mode (``training=False``, the default): stochastic depth and dropout
     are off, batch norm uses its running statistics and auxiliary heads that only run in
-    training (GoogLeNet, Inception-v3) are left out, as at inference. ``training=True`` traces
-    the training forward pass. Each module's own mode is restored afterwards.
+    training (GoogLeNet, Inception-v3) are left out, as at inference; every module's flag is set
+    directly (a model's own ``train()`` is not called). ``training=True`` traces the training
+    forward pass, through the model's own ``train(True)`` where it overrides it. Each module's
+    mode and each parameter's ``requires_grad`` are restored afterwards.
     """
     if not isinstance(model, nn.Module):
         raise ArgumentError("model", type(model).__name__, "a torch.nn.Module")
@@ -162,13 +164,14 @@ def summary(
     pre = nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = nn.modules.module.register_module_forward_hook(tracer.post_hook, always_call=True)
     modes = tracer.modes
+    grads: list[tuple[torch.Tensor, bool]] = []  # what an overridden train() may change besides the flags
     try:
-        if any(mode != training for _, mode in modes):
-            if tracer.default_train:
-                for m, _ in modes:  # what Module.train does, without its per-child recursion
-                    object.__setattr__(m, "training", training)
-            else:
-                model.train(training)  # a model that overrides train() gets its own way
+        if training and not tracer.default_train:  # an overridden train() (frozen batch norm, ...)
+            grads = [(p, p.requires_grad) for p in tracer.params]
+            model.train(True)
+        elif any(mode != training for _, mode in modes):
+            for m, _ in modes:  # what Module.train does, without its per-child recursion
+                object.__setattr__(m, "training", training)
         for m, forward in tracer.fast:
             m.__dict__["forward"] = forward
         with torch.no_grad(), tracer:
@@ -182,6 +185,9 @@ def summary(
         for m, mode in modes:
             if m.training != mode:
                 object.__setattr__(m, "training", mode)  # exactly the flags the model had
+        for p, requires_grad in grads:
+            if p.requires_grad != requires_grad:
+                p.requires_grad_(requires_grad)
     # Parameters of modules never called, or held directly by containers (cls tokens, ...).
     counted = tracer.counted
     for module, mod_name, _, params in tracer.frames.values():
