@@ -153,3 +153,27 @@ def test_a_model_that_overrides_train_is_left_as_it_was():
     # training=True went through the model's own train(): its batch norm stayed in eval mode, so the
     # statistics are the running ones and the field stays local
     assert summary(model, (3, 8, 8), training=True).rows[-1].receptive_field.status != "global"
+
+
+def test_grouped_query_attention_is_counted_like_flop_counter():
+    """enable_gqa=True: 2 key/value heads serve 8 query heads; it failed as the user's model."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from trainlab.convnets import summary
+
+    class GQA(nn.Module):
+        def forward(self, x):  # (N, T, 32)
+            n, t, _ = x.shape
+            q = x.reshape(n, t, 8, 4).transpose(1, 2)
+            kv = x[..., :8].reshape(n, t, 2, 4).transpose(1, 2)
+            return F.scaled_dot_product_attention(q, kv, kv, enable_gqa=True)
+
+    result = summary(GQA(), (10, 32), strict=True)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        GQA()(torch.empty(1, 10, 32, device="meta"))
+    assert result.total_macs == counter.get_total_flops() // 2 == 8 * 10 * 10 * (4 + 4)
+    assert result.rows[-1].output_shape == (1, 8, 10, 4)

@@ -414,7 +414,16 @@ def _matmul(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
 def _sdpa(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     b = _bind(args, kwargs, ("query", "key", "value"), {})
     q, k, v = b["query"], b["key"], b["value"]  # (..., L, E), (..., S, E), (..., S, Ev)
-    batch = _broadcast([tuple(q.shape[:-2]), tuple(k.shape[:-2]), tuple(v.shape[:-2])])
+    k_batch, v_batch = tuple(k.shape[:-2]), tuple(v.shape[:-2])
+    if kwargs.get("enable_gqa") and q.dim() >= 3 and k.dim() >= 3 and v.dim() >= 3:
+        # grouped-query attention: each key/value head serves q_heads / kv_heads query heads
+        heads = q.shape[-3]
+        k_batch, v_batch = (*k_batch[:-1], heads), (*v_batch[:-1], heads)
+    try:
+        batch = _broadcast([tuple(q.shape[:-2]), k_batch, v_batch])
+    except RuntimeError as e:
+        raise ShapeError(f"layer {tr.where(name)}: attention of query {_shape(q)}, key {_shape(k)} and value "
+                         f"{_shape(v)}: {e}") from None
     n_q, n_k, e, e_v = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
     out = _meta((*batch, n_q, e_v), q.dtype)
     macs = math.prod(batch) * n_q * n_k * (e + e_v)  # scores QKᵀ, then weights·V
