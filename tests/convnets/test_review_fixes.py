@@ -177,3 +177,51 @@ def test_grouped_query_attention_is_counted_like_flop_counter():
         GQA()(torch.empty(1, 10, 32, device="meta"))
     assert result.total_macs == counter.get_total_flops() // 2 == 8 * 10 * 10 * (4 + 4)
     assert result.rows[-1].output_shape == (1, 8, 10, 4)
+
+
+def test_strict_accepts_grad_modes_checkpoints_weight_norm_and_counts_mv_dot_cdist_and_bags():
+    """--strict refused no_grad blocks, checkpointing and weight norm as 'not counted'; mv and dot
+    (spectral norm's power step) were not counted though matmul of the same shapes was."""
+    import torch
+    from torch import nn
+
+    from trainlab.convnets import summary
+
+    class Checkpointed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            with torch.no_grad():
+                y = self.c(x)
+            return torch.utils.checkpoint.checkpoint(self.c, x, use_reentrant=False) + y
+
+    class Normed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.utils.parametrizations.weight_norm(nn.Linear(4, 4))
+            self.c = nn.utils.spectral_norm(nn.Linear(4, 4)).eval()
+
+        def forward(self, x):
+            return self.c(self.a(x))
+
+    class Distances(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(8, 4))
+            self.bag = nn.EmbeddingBag(10, 6)
+
+        def forward(self, x):  # (N, 5, 4)
+            d = torch.cdist(x, x)  # (N, 5, 5): 5·5·4 squared differences accumulated
+            return d.sum() + torch.mv(self.w, x[0, 0]).sum() + torch.dot(x[0, 0], x[0, 1])
+
+    conv = 4 * 3 * 9 * 6 * 6
+    assert summary(Checkpointed(), (3, 8, 8), strict=True).total_macs == 2 * conv
+    assert summary(Normed(), (4,), strict=True).total_macs == 16 + 16 + 4 * 4 + 4  # two linears, mv, dot
+    assert summary(Distances(), (5, 4), strict=True).total_macs == 5 * 5 * 4 + 8 * 4 + 4
+    bag = summary(nn.EmbeddingBag(10, 6), example_inputs=torch.randint(10, (3, 7)), strict=True)
+    assert (bag.total_macs, bag.total_params, bag.rows[0].output_shape) == (0, 60, (3, 6))
+    offsets = summary(nn.EmbeddingBag(10, 6), example_inputs=[torch.randint(10, (9,)), torch.tensor([0, 4])],
+                      strict=True)
+    assert offsets.rows[0].output_shape == (2, 6)

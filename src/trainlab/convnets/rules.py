@@ -167,6 +167,7 @@ zeros_like ones_like empty_like full_like rand_like randn_like new_zeros new_one
 new_tensor triu tril cat concat concatenate stack gather index_select one_hot
 unfold fold cumsum cumprod max min norm sort topk argmax argmin argsort std var logsumexp prod any all
 std_mean var_mean count_nonzero _assert_async bernoulli bernoulli_ dropout_ nonzero
+_set_grad_enabled is_grad_enabled device _weight_norm _weight_norm_interface norm_except_dim
 """.split()
 )
 _READ_ONLY = frozenset(
@@ -668,6 +669,36 @@ def _interpolate(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Ten
     return out
 
 
+def _embedding_bag(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    """``nn.EmbeddingBag``: one row per bag (2-D input: its rows; 1-D: one per offset), a lookup and
+    a sum or mean of rows: no MACs, as for ``embedding``."""
+    b = _bind(args, kwargs, ("input", "weight", "offsets", "max_norm", "norm_type", "scale_grad_by_freq",
+                             "mode", "sparse", "per_sample_weights", "include_last_offset", "padding_idx"),
+              {"offsets": None, "include_last_offset": False})
+    x, weight, offsets = b["input"], b["weight"], b["offsets"]
+    if x.dim() == 2:
+        bags = x.shape[0]
+    elif isinstance(offsets, torch.Tensor) and offsets.dim() == 1:
+        bags = offsets.shape[0] - (1 if b["include_last_offset"] else 0)
+    else:
+        # torch raises the usual error
+        return tr.fallback(torch.nn.functional.embedding_bag, name, args, kwargs, counted=True)
+    out = _meta((bags, weight.shape[-1]), weight.dtype)
+    tr.book("embedding_bag", out, neurons=out.numel(), params=(weight,))
+    return out
+
+
+def _cdist(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+    """``torch.cdist`` of (…, P, M) and (…, R, M): one squared difference accumulated per pair and
+    coordinate, …·P·R·M MACs between activations (FlopCounterMode does not count it)."""
+    b = _bind(args, kwargs, ("x1", "x2"), {})
+    x1, x2 = b["x1"], b["x2"]
+    out = tr.fallback(torch.cdist, name, args, kwargs, counted=True)
+    macs = out.numel() * x1.shape[-1]
+    tr.book("cdist", out, neurons=out.numel(), macs=macs, connections=macs, params=(x1, x2))
+    return out
+
+
 def _embedding(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     b = _bind(args, kwargs, ("input", "weight"), {})
     out = _meta((*b["input"].shape, b["weight"].shape[-1]), b["weight"].dtype)
@@ -950,7 +981,10 @@ _HANDLERS: dict[str, Callable[[_Tracer, str, tuple, dict], Any]] = {
     **dict.fromkeys(("conv1d", "conv2d", "conv3d"), _conv),
     **dict.fromkeys(("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"), _conv_transpose),
     "linear": _linear,
-    **dict.fromkeys(("matmul", "__matmul__", "__rmatmul__", "mm", "bmm", "addmm", "baddbmm"), _matmul),
+    **dict.fromkeys(("matmul", "__matmul__", "__rmatmul__", "mm", "bmm", "addmm", "baddbmm", "mv", "dot"),
+                    _matmul),
+    "embedding_bag": _embedding_bag,
+    "cdist": _cdist,
     "scaled_dot_product_attention": _sdpa,
     "multi_head_attention_forward": _mha,
     **dict.fromkeys(

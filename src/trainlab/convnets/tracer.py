@@ -32,9 +32,11 @@ Conventions (CLAIMS.md §3):
   operand has are summed out first, then the operands are contracted left to right; a pair
   sharing every index costs the product of all index sizes, ``bchw,cd->bdhw``: b·c·h·w·d, and
   ``ij,jk,kl->il`` costs ij·k + ik·l as ``x @ A @ B`` does); tensordot: the product of the
-  sizes of every index, free and contracted; bilinear rows·out·in1·in2; recurrent
-  layers T·B·Σ numel(W). Rearrangements (pixel shuffle, unfold, views) and ``torch._assert``
-  cost nothing.
+  sizes of every index, free and contracted; ``mv``/``dot`` as matmul; ``cdist`` of
+  (…, P, M) and (…, R, M): …·P·R·M (FlopCounterMode does not count it); bilinear rows·out·in1·in2; recurrent
+  layers T·B·Σ numel(W). Rearrangements (pixel shuffle, unfold, views), ``torch._assert``,
+  grad-mode switches, weight norm's weight and embedding lookups (``embedding_bag`` too) cost
+  nothing.
 * **connections**: input→output links: the MACs of the layers above plus pooling windows
   (k^d·C·output positions), adaptive pooling (the exact window sizes), upsampling (one link
   per output for nearest, 2^d for (bi/tri)linear, 16 for bicubic), and global pooling by
