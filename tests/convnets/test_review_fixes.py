@@ -225,3 +225,21 @@ def test_strict_accepts_grad_modes_checkpoints_weight_norm_and_counts_mv_dot_cdi
     offsets = summary(nn.EmbeddingBag(10, 6), example_inputs=[torch.randint(10, (9,)), torch.tensor([0, 4])],
                       strict=True)
     assert offsets.rows[0].output_shape == (2, 6)
+
+
+def test_what_a_users_model_prints_never_lands_in_the_json_on_stdout(tmp_path, capsys):
+    import json
+
+    (tmp_path / "printer.py").write_text(
+        "import torch\nfrom torch import nn\nprint('importing')\n"
+        "class Printer(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        print('building')\n"
+        "        self.c = nn.Conv2d(3, 4, 3)\n"
+        "    def forward(self, x):\n        print('shape', x.shape)\n        return self.c(x)\n")
+    target = f"{tmp_path / 'printer.py'}:Printer"
+    assert main(["convnets", "summary", target, "--input", "3x8x8", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["totals"]["params"] == 112
+    assert "importing" in err and "building" in err and "shape" in err
+    assert main(["convnets", "rf", target, "--input", "3x8x8", "--format", "json", "--check"]) == 0
+    assert "check" in json.loads(capsys.readouterr().out)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -175,6 +177,12 @@ def _model_from(target: str, size: tuple[int, ...]) -> nn.Module:
         return build_from_spec(target, size)
 
 
+def _user_code() -> contextlib.AbstractContextManager:
+    """Around the user's own code (imports, factories, forward passes): what it prints goes to stderr,
+    so that stdout holds only trainlab's table or its one JSON object."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
 def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0] if lines else type(e).__name__
@@ -238,9 +246,10 @@ def summary_cmd(target: str, input_size: str, fmt: str | None, ignore: str, stri
     fmt = fmt or "table"
     size = parse_size(input_size)
     ignored = _ignore_option(ignore)
-    model = _model_from(target, size)
-    result = _trace(target, model, size, batch_size=batch_size, ignore=ignored, strict=strict,
-                    training=train_mode)
+    with _user_code():
+        model = _model_from(target, size)
+        result = _trace(target, model, size, batch_size=batch_size, ignore=ignored, strict=strict,
+                        training=train_mode)
     text = {"table": result.to_text, "json": result.to_json, "csv": result.to_csv, "md": result.to_markdown}[
         fmt
     ]()
@@ -268,8 +277,9 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
     or global pooling makes every unit see the whole input, n is the field of the local path.
     """
     size = parse_size(input_size)
-    model = _model_from(target, size)
-    result = _trace(target, model, size, training=train_mode)
+    with _user_code():
+        model = _model_from(target, size)
+        result = _trace(target, model, size, training=train_mode)
     rows = [r for r in result.rows if r.receptive_field is not None]
     if not rows:
         raise ArgumentError(
@@ -278,7 +288,8 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
     measured = None
     last = rows[-1]
     if check:
-        real = load_model(target, "TARGET") if is_factory_ref(target) else build_from_spec(target, size)
+        with _user_code():
+            real = load_model(target, "TARGET") if is_factory_ref(target) else build_from_spec(target, size)
         # The last spatial output that a module returns (a functional op has no hook to read it by):
         # the last layer row that is a module, or a block (container) that finished after it.
         modules = dict(real.named_modules())
@@ -294,7 +305,8 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
         layer = last.name.split(" (")[0] if last.name != "(model)" else None
         pos = tuple(n // 2 for n in last.output_shape[2:])
         try:
-            measured = empirical_receptive_field(real, size, pos, layer=layer)
+            with _user_code():
+                measured = empirical_receptive_field(real, size, pos, layer=layer)
         except TrainlabError:
             raise
         except Exception as e:
@@ -384,20 +396,22 @@ def symbolic_cmd(module: str, variables: str, input_size: str, ignore: str, degr
     MODULE is 'package.module:factory(args)' or 'path/file.py:factory(args)'; the arguments given
     there are kept fixed, those named in --vars become symbols.
     """
-    factory, ref = load_factory(module)
+    with _user_code():
+        factory, ref = load_factory(module)
     if ref.args:
         raise ArgumentError("MODULE", module, "keyword arguments only, so that --vars can replace them")
     if not callable(factory) or isinstance(factory, nn.Module):
         raise ArgumentError("MODULE", module, "a factory (class or function) taking the --vars arguments")
     try:
-        result = symbolic_counts(
-            factory,
-            _vars_option(variables),
-            _symbolic_input(input_size),
-            fixed=ref.kwargs,
-            degree=degree,
-            ignore=_ignore_option(ignore),
-        )
+        with _user_code():
+            result = symbolic_counts(
+                factory,
+                _vars_option(variables),
+                _symbolic_input(input_size),
+                fixed=ref.kwargs,
+                degree=degree,
+                ignore=_ignore_option(ignore),
+            )
     except TrainlabError:
         raise
     except Exception as e:  # the user's forward pass failed at some point of the fit
