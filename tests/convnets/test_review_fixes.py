@@ -243,3 +243,13 @@ def test_what_a_users_model_prints_never_lands_in_the_json_on_stdout(tmp_path, c
     assert "importing" in err and "building" in err and "shape" in err
     assert main(["convnets", "rf", target, "--input", "3x8x8", "--format", "json", "--check"]) == 0
     assert "check" in json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("args, flag", [(["--input", "3x99999999999999999999x8"], "--input"),
+                                        (["--input", "3x8x8", "--batch-size", "99999999999999999999"],
+                                         "--batch-size"),
+                                        (["--input", "4000000000x2x2"], "--input")])
+def test_sizes_that_overflow_name_their_flag(capsys, args, flag):
+    assert main(["convnets", "summary", "conv3-8", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0] and "TARGET" not in err[0]

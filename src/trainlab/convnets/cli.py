@@ -222,7 +222,7 @@ def _write_output(path: str, text: str, overwrite: bool) -> None:
     "--ignore", default="", help="Leave out of parameter counts: bias, batchnorm (comma-separated)."
 )
 @click.option("--strict", is_flag=True, help="Fail if any operation cannot be counted.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 2**31 - 1), default=1, show_default=True)
 @click.option("--train-mode", is_flag=True,
               help="Trace the training forward pass (stochastic depth, auxiliary heads); default: eval mode.")
 @click.option("-o", "--output", default=None, help="Write the table to this file (.txt, .json, .csv or .md).")

@@ -59,6 +59,7 @@ Anything else that is not a view or an elementwise function is listed in
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -95,7 +96,11 @@ def parse_size(text: str, argument: str = "--input") -> tuple[int, ...]:
     parts = re.split(r"[x×,]", text.strip())
     if not parts or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
         raise ArgumentError(argument, text, "positive sizes, channels first, joined by 'x' (e.g. 3x112x112)")
-    return tuple(int(p) for p in parts)
+    size = tuple(int(p) for p in parts)
+    if max(size) >= 2**31 or math.prod(size) >= 2**62:
+        raise ArgumentError(argument, text, "sizes below 2,147,483,648 whose product is below 2^62 "
+                            "(a tensor's element count must fit in 64 bits)")
+    return size
 
 
 def _meta_inputs(input_size: Any, example_inputs: Any, batch_size: int, dtype: torch.dtype) -> list[Any]:
@@ -116,6 +121,10 @@ def _meta_inputs(input_size: Any, example_inputs: Any, batch_size: int, dtype: t
             )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ArgumentError("batch_size", batch_size, "an integer ≥ 1")
+    if any(batch_size * math.prod(size) >= 2**62 or max(size) >= 2**31 for size in sizes):
+        raise ArgumentError("input_size/batch_size", (input_size, batch_size),
+                            "sizes below 2^31 whose product with the batch is below 2^62 (a tensor's "
+                            "element count must fit in 64 bits)")
     return [_meta((batch_size, *size), dtype) for size in sizes]
 
 
