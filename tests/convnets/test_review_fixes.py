@@ -253,3 +253,10 @@ def test_sizes_that_overflow_name_their_flag(capsys, args, flag):
     assert main(["convnets", "summary", "conv3-8", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and flag in err[0] and "TARGET" not in err[0]
+
+
+def test_rf_check_estimates_its_memory_first(capsys):
+    """It allocated 38 GB and blamed --check; now it is refused up front, naming --input."""
+    assert main(["convnets", "rf", "conv3-8, conv3-8", "--input", "3x40000x40000", "--check"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--input='3x40000x40000' needs about" in err[0]

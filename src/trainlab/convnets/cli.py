@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from trainlab.convnets.table import LayerRow, Summary
 from trainlab.convnets.tracer import IGNORABLE, parse_size, summary
 from trainlab.errors import ArgumentError, TrainlabError
 from trainlab.loader import is_factory_ref, load_factory, load_model, load_model_for_shapes
+from trainlab.memory import require_memory
 from trainlab.runs import atomic_write_text, output_errors
 from trainlab.shapes import (
     adaptive_pool_windows,
@@ -288,6 +290,10 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
     measured = None
     last = rows[-1]
     if check:
+        # float64 weights and their gradients, the input, every activation and its gradient (and
+        # the autograd graph's saved tensors): 8 bytes each, three times over for the activations
+        require_memory("--input", input_size,
+                       8 * (2 * result.total_params + 3 * (math.prod(size) + result.total_neurons)))
         with _user_code():
             real = load_model(target, "TARGET") if is_factory_ref(target) else build_from_spec(target, size)
         # The last spatial output that a module returns (a functional op has no hook to read it by):
