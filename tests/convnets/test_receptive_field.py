@@ -175,3 +175,29 @@ def test_upsampling_fields_are_marked_approximate_and_bound_the_gradient_support
         slack = field.jump[0]
         assert lo - slack <= measured.lo[0] and measured.hi[0] <= hi + slack
     assert max(sizes) == field.size[0]
+
+
+def test_the_check_keeps_a_layer_norm_over_the_image_axes():
+    """LayerNorm([C, H, W]) makes every unit see the whole image; the check replaced it by its affine
+    part and measured the local 5×5, disagreeing with the formula silently."""
+    from torch import nn
+
+    from trainlab.convnets import summary
+    from trainlab.convnets.receptive_field import empirical_receptive_field
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.LayerNorm([8, 14, 14]), nn.Conv2d(8, 8, 3))
+    formula = summary(model, (3, 16, 16)).rows[-1].receptive_field
+    measured = empirical_receptive_field(model, (3, 16, 16))
+    assert formula.status == "global" and formula.whole_size == (16.0, 16.0)
+    assert (measured.lo, measured.hi) == ((0, 0), (15, 15))
+    # over the channels alone (channels last) the field stays local: the affine stand-in holds
+    class ChannelsLast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.norm, self.b = nn.Conv2d(3, 8, 3), nn.LayerNorm(8), nn.Conv2d(8, 8, 3)
+
+        def forward(self, x):
+            return self.b(self.norm(self.a(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+
+    local = empirical_receptive_field(ChannelsLast(), (3, 16, 16))
+    assert local.size == (5, 5)

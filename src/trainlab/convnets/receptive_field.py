@@ -287,7 +287,7 @@ class _MaxToAvgPool(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = dict(kwargs or {})
-        if func is F.layer_norm:
+        if func is F.layer_norm and _over_features_only(*args, **kwargs):
             return _channel_affine(*args, **kwargs)
         avg = self._MAX.get(func)
         if avg is None:
@@ -313,6 +313,13 @@ class _MaxToAvgPool(TorchFunctionMode):
             bound.get("padding", 0),
             bool(bound.get("ceil_mode", False)),
         )
+
+
+def _over_features_only(input: torch.Tensor, normalized_shape: Any, *args: Any, **kwargs: Any) -> bool:
+    """Whether a layer norm normalises one (feature) dimension only: channels last, or tokens. Over
+    more (``LayerNorm([C, H, W])``) its statistics span the image, and the real layer norm is kept:
+    there Σ_c (x_c − mean) depends on every pixel through the mean and the gradient does not vanish."""
+    return isinstance(normalized_shape, int) or len(tuple(normalized_shape)) <= 1
 
 
 def _channel_affine(input: torch.Tensor, normalized_shape: Any, weight: torch.Tensor | None = None,
@@ -349,8 +356,9 @@ def empirical_receptive_field(
     A copy of ``model`` (the model itself is untouched) gets every parameter set to a positive
     constant (weights 1/fan-in, biases 0.01), batch-norm statistics reset (mean 0, variance 1)
     and is run in eval mode in float64 on an all-ones input of shape ``(1, *input_size)``; max
-    pooling is replaced by average pooling over the same windows, and layer norm (over feature
-    dimensions) by its affine part, whose dependencies are the same. All activations are then
+    pooling is replaced by average pooling over the same windows, and layer norm over the feature
+    dimension alone by its affine part, whose dependencies are the same (a layer norm over the
+    image's axes too is kept: its statistics make every pixel count). All activations are then
     positive, ReLUs pass gradient, and no two paths cancel, so the gradient of
     Σ_c out[0, c, *position] is non-zero exactly on the pixels the unit depends on.
     ``position`` defaults to the centre unit. ``layer`` names a submodule (``"features.7"``)
