@@ -260,3 +260,15 @@ def test_rf_check_estimates_its_memory_first(capsys):
     assert main(["convnets", "rf", "conv3-8, conv3-8", "--input", "3x40000x40000", "--check"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--input='3x40000x40000' needs about" in err[0]
+
+
+def test_rf_blames_the_model_not_a_valid_input_when_no_field_can_be_followed(tmp_path, capsys):
+    (tmp_path / "lost.py").write_text(
+        "from torch import nn\nclass Lost(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.l = nn.Linear(48, 8)\n"
+        "    def forward(self, x):\n        return self.l(x.flatten(1)[:, :48])\n")
+    assert main(["convnets", "rf", f"{tmp_path / 'lost.py'}:Lost", "--input", "3x8x8"]) == 2
+    err = capsys.readouterr().err
+    assert "TARGET=" in err and "spatial axes" in err and "--input" not in err
+    assert main(["convnets", "rf", f"{tmp_path / 'lost.py'}:Lost", "--input", "48"]) == 2
+    assert "--input='48'" in capsys.readouterr().err

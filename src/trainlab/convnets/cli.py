@@ -284,9 +284,13 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
         result = _trace(target, model, size, training=train_mode)
     rows = [r for r in result.rows if r.receptive_field is not None]
     if not rows:
-        raise ArgumentError(
-            "--input", input_size, "an image-like input (C×L, C×H×W or C×D×H×W) for receptive fields"
-        )
+        if not 2 <= len(size) <= 4:
+            raise ArgumentError(
+                "--input", input_size, "an image-like input (C×L, C×H×W or C×D×H×W) for receptive fields"
+            )
+        raise ArgumentError("TARGET", target, "a model whose layers keep the input's spatial axes in view "
+                            "(no layer's output could be mapped back to input pixels: the axes were mixed, "
+                            "e.g. by a reshape across them, before any layer that has a field)")
     measured = None
     last = rows[-1]
     if check:
