@@ -279,3 +279,13 @@ def test_module_entry_point_runs_compare() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "sgd" in proc.stdout and "1/1" in proc.stdout
+
+
+def test_path_names_a_bad_x_before_an_existing_figure(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "optim-path.png").write_bytes(b"png")  # the default output exists
+    assert main(["optim", "path", "--x", "2", "--t", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--x='2'" in err and "two numbers" in err
+    assert main(["optim", "path", "--help"]) == 0
+    assert "x<=None" not in capsys.readouterr().out

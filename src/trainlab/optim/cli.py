@@ -30,6 +30,11 @@ class _Finite(click.FloatRange):
 
     name = "finite float"
 
+    def _describe_range(self) -> str:
+        if self.min is None and self.max is None:  # unbounded: no "x<=None" in the help
+            return "finite"
+        return super()._describe_range()
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         rv = super().convert(value, param, ctx)
         if not math.isfinite(rv):
@@ -252,6 +257,8 @@ def path(x: str, t: float, optimizers: str, steps: int, lr: float | None, output
 
     names = parse_optimizer_names(optimizers)
     values = _numbers("--x", x)
+    if len(values) != 2:  # before the output check: the figure is not what is wrong
+        raise ArgumentError("--x", x, "exactly two numbers (the figure is 2-D), e.g. 2,1")
     if t == 0:
         raise ArgumentError("--t", t, "a non-zero target (with t = 0, w = 0 already solves xᵀw = t)")
     square = sum(v * v for v in values)  # w* = x·t/xᵀx: xᵀx must be a usable float64
