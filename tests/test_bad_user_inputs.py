@@ -37,6 +37,9 @@ def files(tmp_path, monkeypatch):
     np.savez(tmp_path / "x_str.npz", x=np.array([["a"] * 64] * 10), y=np.arange(10))
     with open(tmp_path / "pickled.npz", "wb") as f:
         pickle.dump({"X": 1}, f)
+    np.savez(tmp_path / "objects.npz", X=np.array([{"a": 1}, None], dtype=object), t=np.ones(2))
+    np.save(tmp_path / "single.npy", np.ones((3, 4)))
+    (tmp_path / "text.csv").write_text("1,2,3\n")
     (tmp_path / "folder.npz").mkdir()
     return tmp_path
 
@@ -60,7 +63,11 @@ HYPERGRAD = ["hpo", "hypergrad", "--steps", "3", "--lr", "0.01"]
     (["--problem", "mods.py:good", "--data", "x_nan.npz"], "--data='x_nan.npz': x and y must be finite"),
     (["--problem", "mods.py:good", "--data", "x_str.npz"], "arrays of real numbers"),
     (["--problem", "linreg:complex.npz"], "real numbers (got complex128"),
-    (["--problem", "linreg:pickled.npz"], "pickled objects, which are never loaded"),
+    (["--problem", "linreg:pickled.npz"], "is not an .npz archive"),
+    (["--problem", "linreg:objects.npz"], "pickled objects, which are never loaded"),
+    (["--problem", "linreg:single.npy"], "single-array .npy file; expected an .npz archive with arrays X, t"),
+    (["--problem", "linreg:text.csv"], "is not an .npz archive"),
+    (["--problem", "mods.py:good", "--data", "single.npy"], "single-array .npy file"),
     (["--problem", "linreg:folder.npz"], "is a folder"),
     (["--problem", "linreg:"], "a path to an .npz file after the colon"),
     (["--problem", "mods.py:good", "--data", ""], "--data='' is not valid: expected a path to an .npz file"),
@@ -71,7 +78,8 @@ def test_bad_problem_files_and_factories(files, capsys, argv, expected):
     assert "--lr" not in err and "allow_pickle" not in err
     assert sorted(p.name for p in files.iterdir()) == sorted(
         ["mods.py", "exit_on_import.py", "complex.npz", "x_nan.npz", "x_str.npz", "pickled.npz",
-         "folder.npz", *(["__pycache__"] if (files / "__pycache__").exists() else [])])
+         "objects.npz", "single.npy", "text.csv", "folder.npz",
+         *(["__pycache__"] if (files / "__pycache__").exists() else [])])
 
 
 def test_linreg_too_large_is_refused_before_allocating(capsys):

@@ -226,6 +226,17 @@ def _load_npz(path: str, keys: tuple[str, ...], argument: str, value: str) -> di
     if not p.is_file():
         raise ArgumentError(argument, value, f"an existing .npz file ({p} does not exist)")
     try:
+        with open(p, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise DataError(f"{argument}={value!r} cannot be read ({' '.join(str(e).split())[:200]})") from None
+    if magic == b"\x93NUMPY":  # np.load would return one bare array
+        raise DataError(f"{argument}={value!r} is a single-array .npy file; expected an .npz archive with "
+                        f"arrays {', '.join(keys)} (np.savez(path, {', '.join(f'{k}=...' for k in keys)}))")
+    if not magic.startswith(b"PK"):  # numpy would try to unpickle it and blame pickled objects
+        raise DataError(f"{argument}={value!r} is not an .npz archive (np.savez writes one, with arrays "
+                        f"{', '.join(keys)})")
+    try:
         with np.load(p, allow_pickle=False) as z:  # never unpickle a user's file
             missing = [k for k in keys if k not in z.files]
             if missing:
