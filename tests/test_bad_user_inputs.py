@@ -179,3 +179,22 @@ def test_format_json_prints_one_object_and_nothing_else(capsys, argv):
 def test_the_first_error_is_the_one_the_user_made(capsys, argv, expected):
     """An empty RUN_DIR is not shown as '.'; a malformed reference is named before a missing --data."""
     assert expected in _run(argv, capsys)
+
+
+def test_a_factory_problem_starts_from_the_same_weights_for_the_same_seed():
+    """The factory's weights came from torch's global generator, seeded at random in each process:
+    the same --seed gave other numbers from run to run. Now --seed seeds them, and the caller's
+    global generator is left as it was."""
+    import torch
+
+    from trainlab.problems import load_problem
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = load_problem("torch.nn:Linear(64,10)", data="digits", seed=5)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(999)  # another global state: same weights
+    b = load_problem("torch.nn:Linear(64,10)", data="digits", seed=5)
+    c = load_problem("torch.nn:Linear(64,10)", data="digits", seed=6)
+    assert torch.equal(a.model.weight, b.model.weight)
+    assert not torch.equal(a.model.weight, c.model.weight)

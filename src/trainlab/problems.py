@@ -326,7 +326,11 @@ def load_problem(spec: str, *, n: int = 20, d: int = 100, seed: int = 0, data: s
     loss = loss or "cross-entropy"
     if loss not in LOSSES:
         raise ArgumentError("--loss", loss, "one of: " + ", ".join(LOSSES))
-    model = load_model(spec, argument)
+    # The factory initialises its weights from torch's global generator: seeded here from --seed (and
+    # put back afterwards), or the same seed would start from other weights in every process.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = load_model(spec, argument)
     params = list(model.parameters())
     if not params:
         raise ArgumentError(argument, spec, "a model with at least one parameter")
