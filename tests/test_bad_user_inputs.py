@@ -198,3 +198,10 @@ def test_a_factory_problem_starts_from_the_same_weights_for_the_same_seed():
     c = load_problem("torch.nn:Linear(64,10)", data="digits", seed=6)
     assert torch.equal(a.model.weight, b.model.weight)
     assert not torch.equal(a.model.weight, c.model.weight)
+
+
+@pytest.mark.parametrize("command", [["loops", "sharpness"], ["loops", "lr-find"]])
+def test_a_missing_required_problem_is_a_usage_error(capsys, command):
+    """click 8.5 let a missing --problem through (explicit default=None): exit 3 on None.startswith."""
+    err = _run(command, capsys)
+    assert "Missing option '--problem'" in err

@@ -29,10 +29,10 @@ def problem_options(*, default: str | None, sizes: bool = True,
     ``--n``/``--d`` for ``linreg``; ``loss_flag`` names the model factory's training loss
     (hpo calls it ``--criterion`` because its ``--loss`` chooses train or held-out loss).
     """
-    options = [
-        click.option("--problem", default=default, required=default is None,
-                     show_default=default is not None, help=PROBLEM_HELP),
-    ]
+    # no default= at all when required: click 8.5 treats an explicit default=None as a default given
+    # and lets a missing --problem through
+    problem = {"required": True} if default is None else {"default": default, "show_default": True}
+    options = [click.option("--problem", help=PROBLEM_HELP, **problem)]
     if sizes:
         options += [
             click.option("--n", "n", type=click.IntRange(1, _MAX_N), default=20, show_default=True,
