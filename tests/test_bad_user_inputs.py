@@ -205,3 +205,30 @@ def test_a_missing_required_problem_is_a_usage_error(capsys, command):
     """click 8.5 let a missing --problem through (explicit default=None): exit 3 on None.startswith."""
     err = _run(command, capsys)
     assert "Missing option '--problem'" in err
+
+
+NOISE_SCALE = ["scaling", "noise-scale", "--at", "trained", "--steps", "2"]
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([*NOISE_SCALE, "--lr", "nan"], "nan is not a learning rate"),
+    ([*NOISE_SCALE, "--lr", "inf"], "inf is not a learning rate"),
+    (["scaling", "sweep", "--optimizer", "momentum", "--momentum", "nan"], "nan is not a momentum"),
+    (["scaling", "sweep", "--lr-min", "1e-300", "--lr-max", "1e300"], "--lr-max=1e+300"),
+])
+def test_scaling_refuses_non_finite_rates_and_huge_grids(tmp_path, monkeypatch, capsys, argv, expected):
+    """NaN and inf ran to exit 0 with nan results; a grid of 1e-300..1e300 ended in exit 3."""
+    monkeypatch.chdir(tmp_path)
+    assert expected in _run(argv, capsys)
+    assert list(tmp_path.iterdir()) == []  # no run folder left behind
+
+
+def test_lr_find_grid_stays_finite_when_the_ratio_overflows():
+    import math
+
+    from trainlab.loops.lr_range import _exponential_lrs
+
+    lrs = _exponential_lrs(1e-6, 1e308, 3)
+    assert all(math.isfinite(v) for v in lrs)
+    assert lrs[0] == pytest.approx(1e-6) and lrs[-1] == pytest.approx(1e308)
+    assert _exponential_lrs(1e-6, 10.0, 8) == [1e-6 * (10.0 / 1e-6) ** (k / 7) for k in range(8)]  # unchanged

@@ -7,6 +7,7 @@ names, ranges and help; each command adds its own options beside them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -52,3 +53,15 @@ def problem_options(*, default: str | None, sizes: bool = True,
         return fn
 
     return decorate
+
+
+def finite(kind: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback refusing NaN and ±inf (click's FloatRange lets NaN through, and inf past a
+    lower bound): "nan is not a learning rate (a finite number)"."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is not None and not math.isfinite(value):
+            raise click.BadParameter(f"{value!r} is not {kind} (a finite number)")
+        return value
+
+    return check

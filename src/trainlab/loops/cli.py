@@ -6,7 +6,6 @@ trainlab loops lr-find --problem linreg --seeds 5 -o lr-find.png
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,21 +13,10 @@ from typing import Any
 import click
 
 from trainlab.errors import ArgumentError
-from trainlab.problem_options import PROBLEM_HELP, problem_options
+from trainlab.problem_options import PROBLEM_HELP, finite, problem_options
 
 __all__ = ["group"]
 
-
-
-def _finite(kind: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """A click callback refusing NaN/inf (click's FloatRange lets NaN through)."""
-
-    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is not None and not math.isfinite(value):
-            raise click.BadParameter(f"{value!r} is not {kind}")
-        return value
-
-    return check
 
 
 def _problem_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -113,7 +101,7 @@ def group() -> None:
     type=click.FloatRange(0, 1, min_open=True),
     default=1e-6,
     show_default=True,
-    callback=_finite("a tolerance"),
+    callback=finite("a tolerance"),
     help="Stop when the error bound of λ_max ≤ tol·|λ_max| (see --bound).",
 )
 @click.option(
@@ -229,14 +217,14 @@ def sharpness(
     type=click.FloatRange(0, min_open=True),
     default=1e-6,
     show_default=True,
-    callback=_finite("a learning rate"),
+    callback=finite("a learning rate"),
 )
 @click.option(
     "--max-lr",
     type=click.FloatRange(0, min_open=True),
     default=10.0,
     show_default=True,
-    callback=_finite("a learning rate"),
+    callback=finite("a learning rate"),
 )
 @click.option(
     "--steps",
@@ -257,7 +245,7 @@ def sharpness(
     type=click.FloatRange(0, 1, max_open=True),
     default=0.0,
     show_default=True,
-    callback=_finite("a momentum"),
+    callback=finite("a momentum"),
     help="SGD momentum.",
 )
 @click.option(
@@ -272,7 +260,7 @@ def sharpness(
     type=click.FloatRange(0, 1, min_open=True),
     default=0.05,
     show_default=True,
-    callback=_finite("a smoothing factor"),
+    callback=finite("a smoothing factor"),
     help="EMA weight of the newest loss (1: none).",
 )
 @click.option(
@@ -280,7 +268,7 @@ def sharpness(
     type=click.FloatRange(1, min_open=True),
     default=5.0,
     show_default=True,
-    callback=_finite("a factor"),
+    callback=finite("a factor"),
     help="Stop once the smoothed loss exceeds this × its minimum.",
 )
 @click.option(

@@ -151,7 +151,12 @@ def copy_training_state(
 
 
 def _exponential_lrs(min_lr: float, max_lr: float, num_steps: int) -> list[float]:
-    return [min_lr * (max_lr / min_lr) ** (k / (num_steps - 1)) for k in range(num_steps)]
+    ratio = max_lr / min_lr
+    if math.isfinite(ratio):
+        return [min_lr * ratio ** (k / (num_steps - 1)) for k in range(num_steps)]
+    # 1e-320 .. 1e308: the ratio overflows, its logarithm does not
+    low, high = math.log(min_lr), math.log(max_lr)
+    return [math.exp(low + (high - low) * k / (num_steps - 1)) for k in range(num_steps)]
 
 
 def _suggest(lrs: list[float], smoothed: list[float], rule: str) -> float | None:

@@ -11,7 +11,7 @@ import click
 
 from trainlab.errors import ArgumentError, DataError
 from trainlab.memory import require_memory
-from trainlab.problem_options import problem_options
+from trainlab.problem_options import finite, problem_options
 
 __all__ = ["group"]
 
@@ -137,7 +137,8 @@ def group() -> None:
                    "Hessian-vector products (trace_cov is then tr(HΣ)).")
 @click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True,
               help="SGD steps before measuring, with --at trained.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
+              callback=finite("a learning rate"))
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--b-small", type=click.IntRange(min=1), default=8, show_default=True,
               help="Two-batch estimator: small batch.")
@@ -241,15 +242,18 @@ def _train_sgd(p: Any, params: dict[str, Any], lr: float, batch_size: int, steps
 @click.option("--batch-sizes", type=_INTS, default="2,4,8,16,32,64,128,256", show_default=True,
               help="Batch sizes (powers of 2 recommended).")
 @click.option("--lr-min", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
+              callback=finite("a learning rate"),
               help="Smallest learning rate of the √2 grid.")
 @click.option("--lr-max", type=click.FloatRange(min=0, min_open=True), default=0.8, show_default=True,
+              callback=finite("a learning rate"),
               help="Largest learning rate of the √2 grid (extended automatically at an edge).")
 @click.option("--seeds", type=_INTS, default="1,2,3", show_default=True,
               help="Run seeds (init and batch order).")
 @click.option("--targets", type=_FLOATS, default="0.2,0.1", show_default=True, help="Target training losses.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="sgd", show_default=True)
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True)
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
+              callback=finite("a momentum"))
 @click.option("--adaptive-grid", is_flag=True,
               help="Start each batch size at the window above the smaller one's best LR (sequential).")
 @click.option("--max-extensions", type=click.IntRange(min=0), default=4, show_default=True)
@@ -281,6 +285,9 @@ def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | Non
     if executor not in ("local", "ray", "inline"):
         raise ArgumentError("--executor", executor, "one of: local, ray, inline")
     ex = make_executor(executor, workers=workers, address=address)
+    if lr_max >= lr_min and not lr_max / lr_min <= 2.0**100:
+        raise ArgumentError("--lr-max", lr_max, f"at most 2^100 times --lr-min = {lr_min:g} (a √2 grid of at "
+                            "most 201 rates)")
     k_max = math.floor(2 * math.log2(lr_max / lr_min) + 1e-9) if lr_max >= lr_min else -1
     config = SweepConfig(problem=problem, batch_sizes=tuple(sorted(set(batch_sizes))), lr_base=lr_min,
                          lr_indices=tuple(range(k_max + 1)), seeds=tuple(dict.fromkeys(seeds)),
