@@ -215,6 +215,7 @@ NOISE_SCALE = ["scaling", "noise-scale", "--at", "trained", "--steps", "2"]
     ([*NOISE_SCALE, "--lr", "inf"], "inf is not a learning rate"),
     (["scaling", "sweep", "--optimizer", "momentum", "--momentum", "nan"], "nan is not a momentum"),
     (["scaling", "sweep", "--lr-min", "1e-300", "--lr-max", "1e300"], "--lr-max=1e+300"),
+    (["scaling", "sweep", "--batch-sizes", "64,2000"], "at most the 1438 training examples (2000 would be"),
 ])
 def test_scaling_refuses_non_finite_rates_and_huge_grids(tmp_path, monkeypatch, capsys, argv, expected):
     """NaN and inf ran to exit 0 with nan results; a grid of 1e-300..1e300 ended in exit 3."""

@@ -294,7 +294,12 @@ def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | Non
                          targets=tuple(sorted(set(targets), reverse=True)), max_steps=max_steps,
                          optimizer=optimizer, momentum=momentum, width=width, data=data, loss=loss,
                          data_seed=data_seed, max_extensions=max_extensions, adaptive_grid=adaptive_grid)
-    _load(problem, data, loss, width, data_seed)  # a bad problem fails before the folder is made
+    loaded = _load(problem, data, loss, width, data_seed)  # a bad problem fails before the folder is made
+    too_big = [b for b in config.batch_sizes if b > loaded.num_examples]
+    if too_big:  # they would all run as the same full batch, while the table counted B examples a step
+        raise ArgumentError("--batch-sizes", ",".join(map(str, batch_sizes)),
+                            f"batch sizes of at most the {loaded.num_examples} training examples "
+                            f"({', '.join(map(str, too_big))} would be the full batch)")
     run_dir = prepare_run_dir(out, "scaling-sweep", resume=resume, overwrite=overwrite)
     from trainlab.console import progress_bar
 
