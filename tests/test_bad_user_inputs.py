@@ -233,3 +233,22 @@ def test_lr_find_grid_stays_finite_when_the_ratio_overflows():
     assert all(math.isfinite(v) for v in lrs)
     assert lrs[0] == pytest.approx(1e-6) and lrs[-1] == pytest.approx(1e308)
     assert _exponential_lrs(1e-6, 10.0, 8) == [1e-6 * (10.0 / 1e-6) ** (k / 7) for k in range(8)]  # unchanged
+
+
+@pytest.mark.parametrize("factory", ["bn", "drop"])
+@pytest.mark.parametrize("command", [["scaling", "noise-scale"],
+                                     ["scaling", "noise-scale", "--method", "hessian"],
+                                     ["scaling", "sweep", "--batch-sizes", "4,8", "--out", "run"]])
+def test_per_example_methods_refuse_batch_norm_and_dropout_models_up_front(tmp_path, monkeypatch, capsys,
+                                                                          factory, command):
+    """They ended in exit 3 inside torch.func, and the sweep left a half-made run folder behind."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text(
+        "from torch import nn\n"
+        "def bn(): return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 3))\n"
+        "def drop(): return nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Tanh(), nn.Linear(8, 3))\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((50, 4)).astype(np.float32), y=rng.integers(0, 3, 50))
+    err = _run([*command, "--problem", f"m.py:{factory}", "--data", "d.npz"], capsys)
+    assert "--problem=" in err and ("batch norm" in err if factory == "bn" else "dropout" in err)
+    assert not (tmp_path / "run").exists()

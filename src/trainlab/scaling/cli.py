@@ -66,6 +66,22 @@ def _load(problem: str, data: str | None, loss: str | None, width: int | None, s
     return resolve_problem(SweepConfig(problem=problem, width=width, data=data, loss=loss, data_seed=seed))
 
 
+def _one_example_at_a_time(p: Any, problem: str) -> None:
+    """Per-example gradients (vmap) and stacked training treat each example or run on its own: a model
+    with batch statistics (batch norm's buffers) or dropout cannot be run that way. Refused up front
+    (they ended in exit 3 from inside torch.func, and a sweep left its folder behind)."""
+    from torch import nn
+
+    if any(True for _ in p.model.buffers()):
+        raise ArgumentError("--problem", problem, "a model without buffers such as batch norm's statistics "
+                            "(per-example gradients and stacked runs see one example or run at a time; "
+                            "noise-scale --method two-batch takes batch gradients)")
+    if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in p.model.modules()):
+        raise ArgumentError("--problem", problem, "a model without dropout (per-example gradients are taken "
+                            "with torch.func.vmap, which draws no random masks; noise-scale --method "
+                            "two-batch takes batch gradients)")
+
+
 def _figure_path(figure: str | None, overwrite: bool) -> Path | None:
     """The --figure path, refused before any work if it is not a .png file name, or if it or the
     .json beside it exists and --overwrite was not given."""
@@ -178,6 +194,8 @@ def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int
     per_example_bytes = float(p.num_examples) * p.num_params * 4
     if method == "auto":
         method = "exact" if per_example_bytes <= 2e9 else "two-batch"
+    if method != "two-batch":  # two-batch takes ordinary batch gradients
+        _one_example_at_a_time(p, problem)
     if method == "exact":
         chunk = max(1, min(p.num_examples, int(256e6 // (4 * p.num_params))))  # exact_noise_scale's default
         require_memory("--method", "exact", 3.0 * chunk * p.num_params * 8)
@@ -295,6 +313,7 @@ def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | Non
                          optimizer=optimizer, momentum=momentum, width=width, data=data, loss=loss,
                          data_seed=data_seed, max_extensions=max_extensions, adaptive_grid=adaptive_grid)
     loaded = _load(problem, data, loss, width, data_seed)  # a bad problem fails before the folder is made
+    _one_example_at_a_time(loaded, problem)
     too_big = [b for b in config.batch_sizes if b > loaded.num_examples]
     if too_big:  # they would all run as the same full batch, while the table counted B examples a step
         raise ArgumentError("--batch-sizes", ",".join(map(str, batch_sizes)),
