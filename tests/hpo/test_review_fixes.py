@@ -125,3 +125,17 @@ def test_hypergradient_optimizers_take_complex_parameters_as_torch_optim_does(mu
     moved = run(lambda p: SGDHD(p, lr=0.01, hypergrad_lr=0.1 if multiplicative else 1e-3,
                                 multiplicative=multiplicative))
     assert torch.isfinite(torch.view_as_real(moved)).all()
+
+
+def test_a_checkpoint_segment_longer_than_the_run_is_estimated_as_the_run():
+    """--segment 100000 on 300 steps was refused as '--steps=300 needs about 93 GB'; a segment holds
+    at most the T steps there are, and where a large segment is what costs, it is the flag named."""
+    from trainlab.hpo.hypergrad import estimate_memory
+    from trainlab.hpo.unroll import Unroll
+    from trainlab.problems import load_problem
+
+    unroll = Unroll(load_problem("linreg", n=10, d=20), 30, "sgd", {"lr": 0.01}, "train", None, 0)
+    assert estimate_memory(unroll, "checkpoint", ("lr",), 100_000) == estimate_memory(unroll, "checkpoint",
+                                                                                       ("lr",), 30)
+    assert main(["hpo", "hypergrad", "--problem", "linreg", "--steps", "30", "--lr", "0.01", "--mode",
+                 "checkpoint", "--segment", "100000"]) == 0

@@ -265,7 +265,7 @@ def estimate_memory(
     if mode == "reverse":
         return per_step * T + state_bytes
     if mode == "checkpoint":
-        s = default_segment(T) if segment is None else segment
+        s = default_segment(T) if segment is None else min(segment, T)  # a segment holds at most T steps
         return per_step * s + state_bytes * (math.ceil(T / s) + 2)
     return per_step + 3 * state_bytes
 
@@ -285,7 +285,10 @@ def hypergradient_of(
         raise ArgumentError("segment", segment, "a positive number of steps per checkpoint segment")
     wrt = unroll.check_wrt(wrt)
     if check_memory:
-        require_memory("--steps", unroll.steps, estimate_memory(unroll, mode, wrt, segment))
+        # the steps, or the segment that holds its steps' graph when it is what the user set large
+        flag, value = (("--segment", segment) if mode == "checkpoint" and segment is not None
+                       and segment > default_segment(unroll.steps) else ("--steps", unroll.steps))
+        require_memory(flag, value, estimate_memory(unroll, mode, wrt, segment))
     fn = {
         "reverse": lambda: _reverse(unroll, wrt),
         "checkpoint": lambda: _checkpoint(unroll, wrt, segment),
