@@ -139,3 +139,19 @@ def test_ray_gives_the_same_sweep_as_the_local_pool(tmp_path, inline_run):
         ex.shutdown()
     assert not ray.is_initialized()
     assert _steps(store) == _steps(full)
+
+
+@pytest.mark.parametrize("change", [{"batch_size": -4}, {"batch_size": 0}, {"steps_to_target": ["x"]},
+                                    {"steps_to_target": [-1]}, {"lr": -0.1}, {"seed": -2}])
+def test_a_damaged_point_record_is_refused_not_fitted(tmp_path, inline_run, change):
+    """A hand-edited points.jsonl: a negative batch size was fitted silently (the interval moved), and
+    steps of 'x' ended in exit 3."""
+    from trainlab.errors import DataError
+
+    source, _ = inline_run
+    lines = (source / POINTS_FILE).read_text().splitlines()
+    record = json.loads(lines[0])
+    record.update(change)
+    (tmp_path / POINTS_FILE).write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
+    with pytest.raises(DataError, match="line 1 is not a sweep point record"):
+        PointStore(tmp_path / POINTS_FILE)

@@ -198,8 +198,14 @@ _POINT_FIELDS = {"key": str, "batch_size": int, "lr_index": int, "lr": (int, flo
 
 
 def _is_point(rec: Any) -> bool:
-    return isinstance(rec, dict) and all(isinstance(rec.get(k), kind) and not isinstance(rec.get(k), bool)
-                                         for k, kind in _POINT_FIELDS.items())
+    """A point record as the sweep writes it: the fields' types, a batch size ≥ 1, a finite positive
+    learning rate, and steps to each target that are whole numbers ≥ 0 or null (not reached)."""
+    if not (isinstance(rec, dict) and all(isinstance(rec.get(k), kind) and not isinstance(rec.get(k), bool)
+                                          for k, kind in _POINT_FIELDS.items())):
+        return False
+    steps = rec["steps_to_target"]
+    return (rec["batch_size"] >= 1 and math.isfinite(rec["lr"]) and rec["lr"] > 0 and rec["seed"] >= 0
+            and all(s is None or (type(s) is int and s >= 0) for s in steps))
 
 
 class PointStore:
