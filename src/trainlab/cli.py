@@ -167,10 +167,9 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, re
         def on_progress(done: int, total: int, message: str) -> None:
             progress.update(task, completed=done, description=_short(message, 50))
 
-        try:
-            with _sigterm_as_interrupt():  # `kill` saves the finished claims as Ctrl-C does
-                result = run_claims([c.id for c in claims], scale=scale, seed=seed, out_dir=run_dir,
-                                    resume=resume, progress=on_progress)
+        try:  # `kill` arrives here as KeyboardInterrupt too (main maps SIGTERM for every command)
+            result = run_claims([c.id for c in claims], scale=scale, seed=seed, out_dir=run_dir,
+                                resume=resume, progress=on_progress)
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: results of the finished claims are in {run_dir}/results.json "

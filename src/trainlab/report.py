@@ -141,6 +141,7 @@ def render_html(results: dict[str, Any], run_dir: str | Path | None = None) -> s
     rd = Path(run_dir) if run_dir is not None else None
     env = results["environment"]
     esc = html.escape
+    interrupted = _interrupted(results)
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<title>trainlab verify report</title>", f"<style>{_CSS}</style></head><body>",
@@ -150,7 +151,7 @@ def render_html(results: dict[str, Any], run_dir: str | Path | None = None) -> s
         f" · Python {esc(str(env.get('python')))} · torch {esc(str(env.get('torch')))} · "
         f"{esc(str(env.get('threads')))} threads on {esc(str(env.get('device')))}</p>",
         f"<p><b>Verdict:</b> {esc(_counts(results))}"
-        + (f" <b>{esc(_interrupted(results).strip())}</b>" if results.get("interrupted") else "") + "</p>",
+        + (f" <b>{esc(interrupted.strip())}</b>" if interrupted else "") + "</p>",
         "<table><tr><th>claim</th><th>status</th><th>summary</th><th>seconds</th></tr>",
     ]
     for c in results["claims"]:

@@ -205,7 +205,8 @@ def prepare_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument
                             f"{os.readlink(path)!r} does not exist)")
     if path.exists() and not path.is_dir():
         raise ArgumentError(argument, str(path), "a folder (this path is an existing file)")
-    if path.is_dir() and any(path.iterdir()):
+    occupied = path.is_dir() and any(path.iterdir())
+    if occupied:
         if not _is_run_dir(path):
             raise ArgumentError(argument, str(path), "a new or empty folder (this one holds files "
                                 "trainlab did not make; it is never overwritten)")
@@ -228,7 +229,7 @@ def prepare_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument
                                 "to continue it or --overwrite to replace it")
     # A folder that is resumed keeps what it has: only a folder trainlab starts gets the marker (a
     # results.json without one may be another tool's, which --overwrite must never empty).
-    marked = not (resume and path.is_dir() and any(path.iterdir()))
+    marked = not (resume and occupied)
     with output_errors(argument, path):
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):

@@ -775,11 +775,8 @@ def _einsum_macs(equation: str, shapes: Sequence[tuple[int, ...]]) -> int | None
 
 
 def _einsum_run(equation: str, operands: Sequence[torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """The output of a contraction on meta tensors, and the multiply-accumulates of the matrix products
-    torch runs for it, counted as ``FlopCounterMode`` counts them. Indices that only one operand has
-    are summed out first (free) and the operands are contracted pairwise (left to right, or in
-    opt_einsum's order where it is installed): 'ij,jk,kl->il' costs ij·k + ik·l, as ``x @ A @ B``
-    does, not the product of every index size; two operands sharing every index cost that product."""
+    """The output of a contraction on meta tensors and its MACs: :func:`_einsum_macs`'s short form,
+    or ``FlopCounterMode`` itself where that does not apply (the same count)."""
     metas = [_as_meta(o) for o in operands]
     macs = _einsum_macs(equation, [tuple(o.shape) for o in operands])
     if macs is not None:

@@ -372,8 +372,9 @@ class _Tracer(TorchFunctionMode):
             # A module without children is one layer (its ops add up in one row), except a model of
             # its own class written with functional ops only: it gets a row per op.
             leaf = not m._modules and (mod_name != "" or kind.__module__.startswith("torch.nn"))
-            if leaf and kind in _FAST_CALLS and "forward" not in m.__dict__:
-                fast.append((m, _FastForward(self, m, _FAST_CALLS[kind])))
+            call = _FAST_CALLS.get(kind) if leaf else None
+            if call is not None and "forward" not in m.__dict__:
+                fast.append((m, _FastForward(self, m, call)))
             own = m._parameters
             if not own:
                 frames[mid] = (m, mod_name, leaf, ())

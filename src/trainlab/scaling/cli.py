@@ -302,7 +302,6 @@ def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | Non
 
     if executor not in ("local", "ray", "inline"):
         raise ArgumentError("--executor", executor, "one of: local, ray, inline")
-    ex = make_executor(executor, workers=workers, address=address)
     if lr_max >= lr_min and not lr_max / lr_min <= 2.0**100:
         raise ArgumentError("--lr-max", lr_max, f"at most 2^100 times --lr-min = {lr_min:g} (a √2 grid of at "
                             "most 201 rates)")
@@ -319,6 +318,7 @@ def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | Non
         raise ArgumentError("--batch-sizes", ",".join(map(str, batch_sizes)),
                             f"batch sizes of at most the {loaded.num_examples} training examples "
                             f"({', '.join(map(str, too_big))} would be the full batch)")
+    ex = make_executor(executor, workers=workers, address=address)  # after the checks: ray starts a cluster
     run_dir = prepare_run_dir(out, "scaling-sweep", resume=resume, overwrite=overwrite)
     from trainlab.console import progress_bar
 
