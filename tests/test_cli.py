@@ -161,12 +161,52 @@ def test_help_does_not_import_torch():
     assert "optim" in proc.stdout and "colourize" in proc.stdout
 
 
-def test_piped_output_is_not_wrapped_at_80_columns(tmp_path):
+def test_piped_output_is_one_plain_line_a_row_within_100_columns(tmp_path):
+    """In a log a table is plain columns: no box drawing, one line a row, at most 100 characters
+    (rich wrapped at 80 columns, and drawn unwrapped its rows reached 1,794 characters)."""
     proc = subprocess.run([sys.executable, "-m", "trainlab", "list", "optim.*"], capture_output=True,
                           text=True, timeout=120, env={k: v for k, v in os.environ.items() if k != "COLUMNS"})
     assert proc.returncode == 0, proc.stderr
-    rows = [line for line in proc.stdout.splitlines() if "optim.gd-min-norm" in line]
-    assert len(rows) == 1 and len(rows[0]) > 120  # the whole statement on the claim's one line
+    lines = proc.stdout.splitlines()
+    rows = [line for line in lines if "optim.gd-min-norm" in line]
+    assert len(rows) == 1 and rows[0].endswith("…")  # the statement is cut, not wrapped
+    assert lines[0].split() == ["id", "section", "statement"]
+    assert len(lines) == 1 + 7 and all(len(line) <= 100 for line in lines)
+    assert not any(ch in proc.stdout for ch in "│┃━─")
+
+
+def test_plain_table_narrows_the_widest_column_and_keeps_short_ones_whole():
+    from rich.table import Column, Table
+
+    from trainlab.console import plain_table
+
+    table = Table("id", Column("s", justify="right"), "summary", title="a title " + "x" * 120)
+    table.add_row("a.b", "1.5", "word " * 60)
+    table.add_row("c.longer-id", "12.0", "[red]short[/]")
+    title, header, first, second = plain_table(table, width=60)
+    assert title == "a title " + "x" * 120  # titles are never cut (they may name paths)
+    assert header.split() == ["id", "s", "summary"]
+    assert len(first) == 60 and first.endswith("…") and first.startswith("a.b           1.5  word word")
+    assert second == "c.longer-id  12.0  short"  # markup dropped, numbers right-aligned
+    # every column at its floor: the line stays longer than the width rather than lose the row's name
+    narrow = plain_table(table, width=10)
+    assert narrow[3].startswith("c.longer-id  12.0  short") and narrow[2].endswith("word wo…")
+
+
+def test_verify_prints_plain_lines_in_a_log_and_one_json_object_on_request(tmp_path, capsys):
+    out_dir = str(tmp_path / "a")
+    assert main(["verify", "convnets.by-hand", "convnets.shape-arithmetic", "--out", out_dir]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["status", "s", "claim", "measured", "vs", "expected"]
+    assert [line.split()[0] for line in lines[2:4]] == ["passed", "passed"]
+    assert [line.split()[2] for line in lines[2:4]] == ["convnets.by-hand", "convnets.shape-arithmetic"]
+    assert all(len(line) <= 100 for line in lines[:4]) and lines[4].startswith("2 passed. Run folder:")
+    assert main(["verify", "convnets.by-hand", "--out", str(tmp_path / "b"), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)  # one object and nothing else on stdout
+    assert out["ok"] is True and out["counts"] == {"passed": 1}
+    assert [c["id"] for c in out["claims"]] == ["convnets.by-hand"] and out["claims"][0]["summary"]
+    assert main(["verify", "convnets.by-hand", "--out", str(tmp_path / "c"), "--format", "table"]) == 0
+    assert "┃" in capsys.readouterr().out  # boxes on request, even in a log
 
 
 def test_report_command_rerenders(capsys, tmp_path):

@@ -135,16 +135,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out: keep its finished claims (same version, scale, seed).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out, figures included.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "table", "plain", "json"]), default="auto",
+              show_default=True,
+              help="auto: a table on a terminal, plain lines in a log or pipe (one a claim, at most 100 "
+              "columns; the whole summaries are in report.md and results.json); json: one JSON object.")
 def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, resume: bool,
-           overwrite: bool) -> None:
+           overwrite: bool, fmt: str) -> None:
     """Run claims (all, or those matching PATTERNS), compare with theory, write a report.
 
     Exit status: 0 if every claim that ran passed, 1 if any failed or raised, 2 on bad input.
     """
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from trainlab.claims import reusable_records, run_claims, select
-    from trainlab.console import progress_bar, stderr_console, stdout_console
+    from trainlab.console import echo_json, progress_bar, stderr_console, stdout_console
     from trainlab.runs import output_errors, prepare_run_dir
 
     claims = select(patterns)  # a bad pattern fails before anything is written
@@ -175,21 +179,34 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, re
             err.print(f"interrupted: results of the finished claims are in {run_dir}/results.json "
                       f"(continue with --resume --out {shlex.quote(str(run_dir))})", markup=False)
             sys.exit(130)
-    table = Table("claim", "status", "measured vs expected", "s",
-                  title=f"trainlab verify ({scale} scale, seed {seed})")
-    for c in result.results["claims"]:
-        if c["id"] not in result.statuses:  # kept from an earlier call with other patterns
-            continue
-        style = _STATUS_STYLE.get(c["status"], "")
-        kept = " (kept)" if c["id"] in result.reused else ""
-        table.add_row(c["id"], f"[{style}]{c['status']}[/]{kept}", c["summary"], f"{c['seconds']:.1f}")
-    out_console = stdout_console()
-    out_console.print(table)
+    records = [c for c in result.results["claims"]
+               if c["id"] in result.statuses]  # not those kept from an earlier call with other patterns
     statuses = list(result.statuses.values())
-    counts = ", ".join(f"{statuses.count(s)} {s}" for s in ("passed", "failed", "error", "skipped")
-                       if statuses.count(s))
-    out_console.print(f"{counts}. Run folder: {run_dir} (open {run_dir / 'report.html'})",
-                      soft_wrap=True)
+    counts = {s: statuses.count(s) for s in ("passed", "failed", "error", "skipped") if statuses.count(s)}
+    if fmt == "json":
+        echo_json({"scale": scale, "seed": seed, "run_dir": str(run_dir), "ok": result.ok, "counts": counts,
+                   "claims": [{"id": c["id"], "status": c["status"], "reused": c["id"] in result.reused,
+                               "seconds": c["seconds"], "summary": c["summary"]} for c in records]})
+    else:
+        out_console = stdout_console({"auto": None, "table": False, "plain": True}[fmt])
+        title = f"trainlab verify ({scale} scale, seed {seed})"
+        plain = (not out_console.is_terminal) if fmt == "auto" else fmt == "plain"
+        if plain:  # a log reads best with the verdict first: status, seconds, id, the summary's start
+            table = Table("status", Column("s", justify="right"), "claim", "measured vs expected",
+                          title=title)
+        else:
+            table = Table("claim", "status", "measured vs expected", "s", title=title)
+        for c in records:
+            kept = " (kept)" if c["id"] in result.reused else ""
+            if plain:
+                table.add_row(c["status"] + kept, f"{c['seconds']:.1f}", c["id"], c["summary"])
+            else:
+                style = _STATUS_STYLE.get(c["status"], "")
+                table.add_row(c["id"], f"[{style}]{c['status']}[/]{kept}", c["summary"],
+                              f"{c['seconds']:.1f}")
+        out_console.print(table)
+        out_console.print(f"{', '.join(f'{n} {s}' for s, n in counts.items())}. Run folder: {run_dir} "
+                          f"(open {run_dir / 'report.html'})", soft_wrap=True, markup=False)
     if not result.ok:
         sys.exit(1)
 
