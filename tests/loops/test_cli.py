@@ -75,6 +75,15 @@ def test_lr_find_json_has_the_promised_keys_and_writes_the_figure(tmp_path: Path
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_lr_find_says_when_the_loss_never_rose_up_to_max_lr(capsys) -> None:
+    assert main(["loops", "lr-find", "--problem", "linreg", "--max-lr", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "≥ 0.01 (unbounded)" in out and "never rose up to --max-lr 0.01" in out
+    assert "larger --max-lr" in out
+    assert main(["loops", "lr-find", "--problem", "linreg"]) == 0  # diverges inside: a plain answer
+    assert "unbounded" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "args, flag",
     [

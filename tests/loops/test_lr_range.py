@@ -165,3 +165,16 @@ def test_an_optimizer_over_other_parameters_is_refused() -> None:
     x, y = _data()
     with pytest.raises(ArgumentError, match="optimizer"):
         lr_range_test(model, stranger, nn.functional.cross_entropy, x, y, num_steps=5)
+
+
+def test_a_range_that_ends_before_the_loss_rises_marks_its_suggestion_unbounded() -> None:
+    """GD on linreg is stable below 2/λ_max ≈ 0.108: up to 0.01 the loss only falls, so the
+    suggestion is the top of the range and must say it is a lower bound, not an answer."""
+    p = load_problem("linreg", n=20, d=50, seed=0)
+    short = lr_find(p, max_lr=0.01, num_steps=60)
+    assert short.divergence_lr is None and not short.bounded and not short.runs[0].bounded
+    assert short.suggested_lr == pytest.approx(0.01)
+    assert short.as_dict()["suggestion_bounded"] is False and short.as_dict()["unbounded_seeds"] == [0]
+    full = lr_find(p, max_lr=10.0, num_steps=60)  # diverges inside the range: an answer
+    assert full.bounded and full.divergence_lr is not None and full.suggested_lr < full.divergence_lr
+    assert full.as_dict()["unbounded_seeds"] == []

@@ -353,12 +353,21 @@ def lr_find(
         title=f"LR range test of {problem}: {optimizer}, lr {min_lr:g} → {max_lr:g} in {steps} steps, "
         f"batch {out['batch_size']:,}",
     )
+    def suggestion(lr: float | None, bounded: bool) -> str:
+        # a range that ended before the loss turned gives only a lower bound: say so in the cell
+        return _fmt(lr, ".4g") if bounded or lr is None else f"≥ {_fmt(lr, '.4g')} (unbounded)"
+
     for r in result.runs:
-        table.add_row(str(r.seed), _fmt(r.suggested_lr, ".4g"), _fmt(r.divergence_lr, ".4g"))
+        table.add_row(str(r.seed), suggestion(r.suggested_lr, r.bounded), _fmt(r.divergence_lr, ".4g"))
     if seeds > 1:
-        table.add_row("median", _fmt(result.suggested_lr, ".4g"), _fmt(result.divergence_lr, ".4g"))
+        table.add_row("median", suggestion(result.suggested_lr, result.bounded),
+                      _fmt(result.divergence_lr, ".4g"))
     console = stdout_console()
     console.print(table)
+    if not result.bounded:
+        console.print(f"the loss never rose up to --max-lr {max_lr:g} on seed(s) "
+                      f"{', '.join(str(r.seed) for r in result.runs if not r.bounded)}: the LR wanted may "
+                      f"lie above it; rerun with a larger --max-lr", soft_wrap=True, markup=False)
     if seeds > 1 and result.spread_ratio is not None:
         console.print(f"spread of the suggestion over {seeds} seeds: max/min = {result.spread_ratio:.3g}")
     if p.stable_lr_bound is not None:

@@ -55,6 +55,10 @@ class RangeTest:
     ``divergence_lr`` is the LR at which the smoothed loss passed ``diverge_factor`` times its
     minimum (None if it never did); the curve stops there. ``suggested_lr`` is None when
     fewer than 3 points preceded the divergence.
+
+    ``bounded`` is False when the range ended before the loss turned: no divergence, and the
+    smoothed loss was lowest at the last LR tried or fell fastest there. The suggestion is then
+    only a lower bound (the LR wanted may lie above ``max_lr``): raise ``max_lr`` and rerun.
     """
 
     lrs: list[float]
@@ -64,6 +68,7 @@ class RangeTest:
     divergence_lr: float | None
     seed: int
     suggest: str
+    bounded: bool = True
 
     def plot(self, ax: Axes | None = None, label: str | None = None) -> Axes:
         from trainlab.plotting import subplots_or
@@ -90,6 +95,11 @@ class LRFind:
     divergence_spread: list[float | None] = field(default_factory=list)
 
     @property
+    def bounded(self) -> bool:
+        """False when any seed's range ended before its loss turned (see :class:`RangeTest`)."""
+        return all(r.bounded for r in self.runs)
+
+    @property
     def spread_ratio(self) -> float | None:
         """max/min of the seeds' suggestions (1 when every seed agrees)."""
         values = [v for v in self.spread if v is not None]
@@ -99,6 +109,8 @@ class LRFind:
         first = self.runs[0]
         return {
             "suggested_lr": self.suggested_lr,
+            "suggestion_bounded": self.bounded,
+            "unbounded_seeds": [r.seed for r in self.runs if not r.bounded],
             "divergence_lr": self.divergence_lr,
             "spread": self.spread,
             "spread_ratio": self.spread_ratio,
@@ -248,7 +260,19 @@ def lr_range_test(
             opt.step()
     end = len(smooth) - 1 if divergence is not None else len(smooth)  # the curve before divergence
     suggestion = _suggest(tried[:end], smooth[:end], suggest)
-    return RangeTest(tried, smooth, raw, suggestion, divergence, seed, suggest)
+    return RangeTest(tried, smooth, raw, suggestion, divergence, seed, suggest,
+                     bounded=_turned(tried, smooth, divergence, suggestion, suggest))
+
+
+def _turned(lrs: list[float], smoothed: list[float], divergence: float | None,
+            suggestion: float | None, rule: str) -> bool:
+    """Whether the range test saw the loss turn, so that its suggestion is not cut by max_lr."""
+    if divergence is not None:
+        return True
+    if int(np.argmin(smoothed)) == len(smoothed) - 1:
+        return False  # still at its lowest on the last LR tried: the loss never rose
+    # "steepest": the fastest fall at the very end may continue past max_lr
+    return not (rule == "steepest" and suggestion is not None and suggestion >= lrs[-1])
 
 
 def _make_optimizer(name: str, params: Any, lr: float, momentum: float) -> torch.optim.Optimizer:
