@@ -138,3 +138,31 @@ def _check(case, tmp_path_factory, capsys) -> None:
 def test_every_command_has_help(path, capsys):
     assert main([*path, "--help"]) == 0
     assert capsys.readouterr().out.startswith("Usage: trainlab")
+
+
+def test_every_option_that_counts_training_steps_is_bounded():
+    """`--steps 1e11` ran silently for years' worth of steps (hpo hypergrad, tune-lr): every
+    option counting steps has a finite maximum, so an enormous value is one line and exit 2."""
+    from trainlab.problem_options import MAX_STEPS
+
+    seen = []
+    for path, cmd in COMMANDS:
+        for p in cmd.params:
+            if isinstance(p, click.Option) and any(o.endswith("steps") for o in p.opts):
+                seen.append((" ".join(path), p.opts[0]))
+                assert isinstance(p.type, click.IntRange) and p.type.max is not None, (path, p.opts)
+                assert p.type.max <= MAX_STEPS, (path, p.opts)
+    assert ("hpo hypergrad", "--steps") in seen and ("hpo tune-lr", "--meta-steps") in seen
+    assert len(seen) >= 8
+
+
+@pytest.mark.parametrize("argv", [
+    ["hpo", "hypergrad", "--lr", "0.01", "--steps", "100000000000"],
+    ["hpo", "tune-lr", "--problem", "linreg", "--steps", "100000000000"],
+    ["optim", "compare", "--steps", "100000000000"],
+    ["scaling", "sweep", "--max-steps", "100000000000"],
+])
+def test_an_enormous_step_count_is_refused_up_front(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "100000000000 is not in the range 1<=x<=1000000" in err[0]

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from trainlab.errors import ArgumentError
-from trainlab.problem_options import problem_options
+from trainlab.problem_options import problem_options, steps_range
 
 __all__ = ["group"]
 
@@ -135,7 +135,7 @@ def _fmt(v: float) -> str:
 
 @group.command("hypergrad")
 @_problem_options
-@click.option("--steps", type=click.IntRange(min=1), required=True, help="Training steps T.")
+@click.option("--steps", type=steps_range(), required=True, help="Training steps T.")
 @click.option(
     "--mode",
     type=click.Choice(["auto", "reverse", "checkpoint", "forward"]),
@@ -243,7 +243,7 @@ def hypergrad_cmd(
 @_problem_options
 @click.option(
     "--steps",
-    type=click.IntRange(min=1),
+    type=steps_range(),
     required=True,
     help="Training steps T (the horizon whose final loss is minimised; online: steps trained).",
 )
@@ -262,7 +262,7 @@ def hypergrad_cmd(
 )
 @click.option(
     "--meta-steps",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 10_000),
     default=60,
     show_default=True,
     help="Offline: hypergradient evaluations.",

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from trainlab.errors import ArgumentError
+from trainlab.problem_options import steps_range
 
 __all__ = ["compare_memory_bytes", "group"]
 
@@ -105,7 +106,7 @@ def group() -> None:
     show_default=True,
     help="Comma-separated: sgd (=gd), momentum, nesterov, adagrad, rmsprop, adam, course-rmsprop.",
 )
-@click.option("--steps", type=click.IntRange(min=1), default=20_000, show_default=True,
+@click.option("--steps", type=steps_range(), default=20_000, show_default=True,
               help="Most steps per run.")
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Random problems (seeds 0..K−1).")
@@ -235,7 +236,7 @@ def _figure_path(output: Path, overwrite: bool) -> None:
 @click.option(
     "--optimizers", default="gd,adagrad,rmsprop,adam", show_default=True, help="Comma-separated names."
 )
-@click.option("--steps", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--steps", type=steps_range(), default=20_000, show_default=True)
 @click.option("--lr", type=_Finite(min=0, min_open=True), default=None,
               help="One step size for all [default: per optimizer].")
 @click.option(

@@ -11,7 +11,7 @@ import click
 
 from trainlab.errors import ArgumentError, DataError
 from trainlab.memory import require_memory
-from trainlab.problem_options import finite, problem_options
+from trainlab.problem_options import finite, problem_options, steps_range
 
 __all__ = ["group"]
 
@@ -151,7 +151,7 @@ def group() -> None:
               help="exact: per-example gradients (vmap); two-batch: McCandlish's estimator; auto: exact "
                    "when the per-example gradients fit in memory; hessian: B_noise = tr(HΣ)/GᵀHG with "
                    "Hessian-vector products (trace_cov is then tr(HΣ)).")
-@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True,
+@click.option("--steps", type=steps_range(), default=300, show_default=True,
               help="SGD steps before measuring, with --at trained.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True,
               callback=finite("a learning rate"))
@@ -268,7 +268,7 @@ def _train_sgd(p: Any, params: dict[str, Any], lr: float, batch_size: int, steps
 @click.option("--seeds", type=_INTS, default="1,2,3", show_default=True,
               help="Run seeds (init and batch order).")
 @click.option("--targets", type=_FLOATS, default="0.2,0.1", show_default=True, help="Target training losses.")
-@click.option("--max-steps", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--max-steps", type=steps_range(), default=20_000, show_default=True)
 @click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="sgd", show_default=True)
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
               callback=finite("a momentum"))
