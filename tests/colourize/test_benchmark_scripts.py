@@ -47,3 +47,18 @@ def test_holdout_compares_unet_with_the_lookup_on_the_photograph_held_out():
     assert len(unet) == len(lookup) == 2
     assert all(0 < a < 1 for a in unet + lookup)
     assert lookup[0] != lookup[1]  # each pair's own crops and palette
+
+
+def test_more_photos_compares_each_network_with_the_lookup_on_held_out_photographs(tmp_path):
+    """benchmarks/colourize_more_photos.py on a folder of two images (tiny, quick scale)."""
+    from PIL import Image
+
+    bench = _load("colourize_more_photos")
+    g = __import__("numpy").random.default_rng(0)
+    for i in range(2):  # 600 px wide: shrunk to the 512 px of the built-in photographs
+        Image.fromarray(g.integers(0, 256, (300, 600, 3), dtype="uint8")).save(tmp_path / f"p{i}.png")
+    photos = bench.photographs(tmp_path, 512)
+    assert max(photos["p0"].shape[-2:]) == 512 and "chelsea" in photos and len(photos) == 13
+    out = bench.compare(photos, 3, split=0, seeds=[3, 4], scale="quick", models=("transpose",))
+    acc, lookup = out["transpose"]
+    assert len(acc) == len(lookup) == 2 and all(0 < a < 1 for a in acc + lookup)
