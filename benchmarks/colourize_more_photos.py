@@ -117,7 +117,8 @@ def main() -> None:
         d = paired_difference(acc, lookup)
         print(f"{m:10s} {100 * sum(acc) / len(acc):5.1f}%  "
               f"lookup {100 * sum(lookup) / len(lookup):5.1f}%  "
-              f"net − lookup {100 * d.mean:+.2f} points, 95% interval [{100 * d.low:+.2f}, {100 * d.high:+.2f}]")
+              f"net − lookup {100 * d.mean:+.2f} points, "
+              f"95% interval [{100 * d.low:+.2f}, {100 * d.high:+.2f}]")
     print(f"{time.perf_counter() - t:.0f} s")
 
 
