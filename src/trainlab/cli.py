@@ -190,7 +190,7 @@ def verify(patterns: tuple[str, ...], scale: str, seed: int, out: str | None, re
     else:
         out_console = stdout_console({"auto": None, "table": False, "plain": True}[fmt])
         title = f"trainlab verify ({scale} scale, seed {seed})"
-        plain = (not out_console.is_terminal) if fmt == "auto" else fmt == "plain"
+        plain = out_console.tables_are_plain
         if plain:  # a log reads best with the verdict first: status, seconds, id, the summary's start
             table = Table("status", Column("s", justify="right"), "claim", "measured vs expected",
                           title=title)

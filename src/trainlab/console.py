@@ -52,7 +52,7 @@ def plain_table(table: Table, width: int = LOG_WIDTH) -> list[str]:
     title comes first and the caption last, one line each and whole (they may name paths).
     """
     headers = [_cell_text(c.header) for c in table.columns]
-    rows = [[_cell_text(cell) for cell in col._cells] for col in table.columns]  # column-major
+    rows = [[_cell_text(cell) for cell in col.cells] for col in table.columns]  # column-major
     rows_t = list(zip(*rows, strict=True)) if rows else []
     natural = [max([len(h)] + [len(r) for r in col]) for h, col in zip(headers, rows, strict=True)]
     floor = [min(n, max(_MIN_CELL, len(h))) for n, h in zip(natural, headers, strict=True)]
@@ -93,9 +93,13 @@ class _Console(Console):
     #: None: tables as plain lines off a terminal, with boxes on one; True / False: always / never.
     plain_tables: bool | None = None
 
+    @property
+    def tables_are_plain(self) -> bool:
+        """Whether :meth:`print` prints a table as :func:`plain_table` lines."""
+        return (not self.is_terminal) if self.plain_tables is None else self.plain_tables
+
     def print(self, *objects: Any, **kwargs: Any) -> None:
-        plain = (not self.is_terminal) if self.plain_tables is None else self.plain_tables
-        if not plain or not any(isinstance(o, Table) for o in objects):
+        if not self.tables_are_plain or not any(isinstance(o, Table) for o in objects):
             super().print(*objects, **kwargs)
             return
         for o in objects:
@@ -115,7 +119,7 @@ class _Console(Console):
             pass
 
 
-def _console(file: IO[str], plain_tables: bool | None = None) -> Console:
+def _console(file: IO[str], plain_tables: bool | None = None) -> _Console:
     tty = file.isatty()
     console = _Console(file=file, highlight=False, width=None if tty else _UNWRAPPED,
                        soft_wrap=not tty, force_terminal=None)
@@ -123,7 +127,7 @@ def _console(file: IO[str], plain_tables: bool | None = None) -> Console:
     return console
 
 
-def stdout_console(plain_tables: bool | None = None) -> Console:
+def stdout_console(plain_tables: bool | None = None) -> _Console:
     """The console for a command's output. ``plain_tables``: None prints tables with boxes on a
     terminal and as :func:`plain_table` lines elsewhere; True or False forces one way."""
     return _console(sys.stdout, plain_tables)
