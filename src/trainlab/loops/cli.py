@@ -366,7 +366,7 @@ def lr_find(
     console.print(table)
     if not result.bounded:
         console.print(f"the loss never rose up to --max-lr {max_lr:g} on seed(s) "
-                      f"{', '.join(str(r.seed) for r in result.runs if not r.bounded)}: the LR wanted may "
+                      f"{', '.join(map(str, out['unbounded_seeds']))}: the LR wanted may "
                       f"lie above it; rerun with a larger --max-lr", soft_wrap=True, markup=False)
     if seeds > 1 and result.spread_ratio is not None:
         console.print(f"spread of the suggestion over {seeds} seeds: max/min = {result.spread_ratio:.3g}")
