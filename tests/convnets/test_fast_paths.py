@@ -12,6 +12,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from trainlab.convnets.direct_shapes import DIRECT
+from trainlab.convnets.fast_forward import _named_modules
+from trainlab.convnets.field_book import _merge_two
 from trainlab.convnets.receptive_field import (
     APPROXIMATE,
     EXACT,
@@ -21,8 +23,8 @@ from trainlab.convnets.receptive_field import (
     merge_fields,
     through_window,
 )
-from trainlab.convnets.rules import _conv_size, _window_field
-from trainlab.convnets.tracing import _merge_two, _named_modules, _Tracer
+from trainlab.convnets.tracing import _Tracer
+from trainlab.convnets.window_rules import _conv_size, _window_field
 from trainlab.errors import ArgumentError, ShapeError
 from trainlab.shapes import conv_output_size
 
@@ -333,7 +335,7 @@ def _fast_modules() -> list[tuple[nn.Module, tuple[int, ...]]]:
 
 
 def test_fast_leaf_calls_are_the_calls_the_modules_make():
-    from trainlab.convnets.tracing import _FAST_CALLS
+    from trainlab.convnets.fast_forward import _FAST_CALLS
 
     assert {type(m) for m, _ in _fast_modules()} == set(_FAST_CALLS)
     for module, shape in _fast_modules():

@@ -4,8 +4,9 @@
   conv3-256, conv3-256, maxpool, FC-1024, FC-100 on 3×112×112), as a person would write it,
   ReLUs included (they add no neurons, parameters or connections).
 
-The colourization networks the §3 counting claims use are the trained ones, in
-:mod:`trainlab.colourize.models`.
+The colourization networks the §3 counting claim uses are the trained ones, in
+:mod:`trainlab.colourize.models`; that claim lives beside them (:mod:`trainlab.colourize.counts`),
+so that this package imports nothing of ``colourize``.
 """
 
 from __future__ import annotations

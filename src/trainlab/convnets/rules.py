@@ -8,239 +8,53 @@ connections and parameters through ``tr.book`` and returns the output as a meta 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
-from torch import nn
 
+from trainlab.convnets.op_tables import (
+    _COMPARISONS,
+    _ELEMENTWISE,
+    _META,
+    _READ_ONLY,
+    _REARRANGE,
+    _SAME_SHAPE,
+    Booker,
+    _as_meta,
+    _bind,
+    _broadcast,
+    _meta,
+    _shape,
+    _tuple,
+)
 from trainlab.convnets.receptive_field import (
-    APPROXIMATE,
-    EXACT,
-    GLOBAL,
-    MISALIGNED,
-    VARIES,
-    ReceptiveField,
     through_upsampling,
-    through_window,
+)
+from trainlab.convnets.window_rules import (
+    _adaptive_pool,
+    _conv_size,
+    _fractional_max_pool,
+    _interpolate,
+    _pad,
+    _pixel_shuffle,
+    _pool,
+    _reduction,
+    _window_field,
 )
 from trainlab.errors import ShapeError
 from trainlab.shapes import (
-    adaptive_pool_windows,
-    conv_output_size,
     conv_transpose_output_size,
-    pool_output_size,
-    upsample_output_size,
 )
-
-if TYPE_CHECKING:
-    from trainlab.convnets.tracing import _Tracer
 
 __all__: list[str] = []  # private: the tracer's rules
-
-def _bind(args: tuple, kwargs: dict, names: tuple[str, ...], defaults: dict[str, Any]) -> dict[str, Any]:
-    bound = dict(defaults)
-    bound.update(zip(names, args, strict=False))
-    bound.update(kwargs)
-    return bound
-
-
-def _tuple(value: Any, n: int) -> tuple:
-    if isinstance(value, list | tuple):
-        return tuple(value) * n if len(value) == 1 else tuple(value)
-    return (value,) * n
-
-
-def _broadcast(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
-    ndim = max(len(s) for s in shapes)
-    out = []
-    for i in range(ndim):
-        dims = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0} - {1}
-        if len(dims) > 1:
-            raise RuntimeError(f"shapes {[tuple(s) for s in shapes]} do not broadcast")
-        out.append(dims.pop() if dims else 1)
-    return tuple(out)
-
-
-def _tensors(args: tuple, kwargs: dict) -> list[torch.Tensor]:
-    """The tensors among the arguments (one level of lists/tuples: elementwise ops need no more)."""
-    found = []
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, torch.Tensor):
-            found.append(a)
-        elif isinstance(a, list | tuple):
-            found.extend(t for t in a if isinstance(t, torch.Tensor))
-    return found
-
-
-_META = torch.device("meta")
-
-
-# Argument types that pytree treats as leaves (no containers, no registered nodes such as torch.Size).
-_LEAF_TYPES = frozenset(
-    (torch.Tensor, nn.Parameter, int, float, bool, complex, str, type(None), torch.dtype, torch.device,
-     torch.memory_format, torch.layout)
-)
-
-
-# What may sit inside an index or a size argument without hiding a tensor: x[:, 0, None, ...], view(shape).
-_INDEX_ITEMS = frozenset((int, bool, slice, type(None), type(Ellipsis)))
-_SEQUENCES = frozenset((tuple, list, torch.Size))
-
-
-def _plain(values: Iterable[Any]) -> bool:
-    """Whether ``values`` hold no tensor at all: numbers, names, or tuples of ints and slices."""
-    for v in values:
-        kind = type(v)
-        if kind in _INDEX_ITEMS:
-            continue
-        if kind in _SEQUENCES and all(type(i) in _INDEX_ITEMS for i in v):
-            continue
-        return False
-    return True
-
-
-def _flat(values: Iterable[Any]) -> bool:
-    """Whether no tensor hides inside a container among ``values`` (leaves, or tuples of ints and
-    slices such as an index or a shape): then the tensors are the values themselves."""
-    for v in values:
-        kind = type(v)
-        if kind in _LEAF_TYPES:
-            continue
-        if kind in _SEQUENCES and all(type(i) in _INDEX_ITEMS for i in v):
-            continue
-        return False
-    return True
-
-
-def _meta(shape: Sequence[int], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    # size= as a keyword: torch.empty's argument parser then skips its overloads (0.9 µs, not 1.4),
-    # which is why every empty tensor of the tracer is made this way
-    return torch.empty(size=tuple(shape), dtype=dtype, device=_META)
-
-
-def _as_meta(x: Any) -> Any:
-    if isinstance(x, torch.Tensor) and not x.is_meta:
-        return x.to(_META)
-    return x
-
-
-def _shape(t: torch.Tensor) -> str:
-    return "×".join(map(str, t.shape))
-
-
-_ELEMENTWISE = frozenset(
-    """
-relu relu_ relu6 gelu silu silu_ sigmoid sigmoid_ tanh tanh_ hardtanh hardtanh_ leaky_relu leaky_relu_
-elu elu_ selu selu_ celu celu_ mish hardswish hardsigmoid softplus softsign threshold threshold_ prelu
-rrelu logsigmoid tanhshrink softshrink hardshrink
-add add_ __add__ __radd__ __iadd__ sub sub_ __sub__ __rsub__ __isub__ mul mul_ __mul__ __rmul__ __imul__
-div div_ __truediv__ __rtruediv__ __itruediv__ true_divide __floordiv__ floor_divide neg __neg__ exp exp_
-log log_ sqrt sqrt_ rsqrt pow pow_ __pow__ __rpow__ abs abs_ __abs__ clamp clamp_ clip clip_ clamp_min
-clamp_max square reciprocal sin cos erf maximum minimum where masked_fill masked_fill_ lerp addcmul addcdiv
-""".split()
-)
-# Shape-preserving functions of their first argument (the others are parameters or statistics).
-_SAME_SHAPE = frozenset(
-    """
-dropout dropout_ dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout
-softmax log_softmax softmin batch_norm instance_norm layer_norm group_norm local_response_norm normalize
-rms_norm
-""".split()
-)
-_COMPARISONS = frozenset(
-    "eq ne lt le gt ge __eq__ __ne__ __lt__ __le__ __gt__ __ge__ isnan isinf "
-    "logical_and logical_or logical_not __and__ __or__ __invert__".split()
-)
-# Functions that create or reshape tensors, query them, or cost nothing under the conventions.
-_FREE = frozenset(
-    """
-__get__ __set__ dim size numel __len__ stride is_floating_point is_contiguous is_complex get_device
-element_size data_ptr __format__ __repr__ __hash__ __iter__ __reduce_ex__ __contains__ __setstate__
-view view_as reshape reshape_as flatten unflatten permute transpose t contiguous unsqueeze squeeze
-expand expand_as repeat repeat_interleave tile __getitem__ __setitem__ narrow select chunk split unbind
-split_with_sizes tensor_split movedim moveaxis swapaxes swapdims flip roll pad
-to type type_as float double half bfloat16 long int bool clone detach detach_ requires_grad_ cpu cuda
-zero_ fill_ copy_ zeros ones empty full arange linspace eye rand randn randint tensor as_tensor
-zeros_like ones_like empty_like full_like rand_like randn_like new_zeros new_ones new_empty new_full
-new_tensor triu tril cat concat concatenate stack gather index_select one_hot
-unfold fold cumsum cumprod max min norm sort topk argmax argmin argsort std var logsumexp prod any all
-std_mean var_mean count_nonzero _assert_async bernoulli bernoulli_ dropout_ nonzero
-_set_grad_enabled is_grad_enabled device _weight_norm _weight_norm_interface norm_except_dim
-""".split()
-)
-_READ_ONLY = frozenset(
-    """
-__get__ dim size numel __len__ stride is_floating_point is_contiguous is_complex get_device element_size
-__format__ __repr__ __hash__
-""".split()
-)
-_FACTORIES = frozenset("zeros ones empty full arange linspace eye rand randn randint".split())
-# Free rearrangements of one tensor by sizes, dims or an index: the tracer runs them on the meta tensor
-# directly when no other argument is a tensor (``view_as``, a tensor index: the general route).
-_REARRANGE = frozenset(
-    """
-view reshape flatten unflatten permute transpose t contiguous unsqueeze squeeze expand movedim moveaxis
-swapaxes swapdims narrow select chunk split unbind split_with_sizes tensor_split __getitem__ repeat tile
-flip roll
-""".split()
-)
-assert _REARRANGE <= _FREE
-_INPLACE_SUFFIX = re.compile(r"^(__i\w+__|\w+_)$")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-# ----------------------------------------------------------------------------------------------
-# Handlers: formulas for the layers whose cost is known.
-
-
-def _conv_size(h: Any, k: Any, s: Any, p: Any, d: Any, tr: _Tracer, name: str) -> int:
-    """``conv_output_size`` with its checks, answered inline for plain valid integers."""
-    if type(h) is int and type(k) is int and type(s) is int and type(p) is int and type(d) is int:
-        span = h + 2 * p - d * (k - 1) - 1
-        if h >= 1 and k >= 1 and s >= 1 and p >= 0 and d >= 1 and span >= 0:
-            return span // s + 1
-    return conv_output_size(h, k, s, p, d, layer=f"layer {tr.where(name)}")
-
-
-def _window_field(rf: ReceptiveField, k: tuple, s: tuple, p: tuple, d: tuple) -> ReceptiveField:
-    """``through_window`` for per-dimension tuples of the field's length (same arithmetic)."""
-    if len(k) == 2:
-        (r0, r1), (j0, j1), (a0, a1) = rf.size, rf.jump, rf.start
-        e0, e1 = d[0] * (k[0] - 1), d[1] * (k[1] - 1)  # k_eff − 1
-        return ReceptiveField(
-            (r0 + e0 * j0, r1 + e1 * j1),
-            (j0 * s[0], j1 * s[1]),
-            (a0 + (e0 / 2 - p[0]) * j0, a1 + (e1 / 2 - p[1]) * j1),
-            rf.status,
-            rf.extent,
-        )
-    size, jump, start = [], [], []
-    for r, j, s0, ki, si, pi, di in zip(rf.size, rf.jump, rf.start, k, s, p, d, strict=True):
-        reach = di * (ki - 1)  # k_eff − 1
-        size.append(r + reach * j)
-        start.append(s0 + (reach / 2 - pi) * j)
-        jump.append(j * si)
-    return ReceptiveField(tuple(size), tuple(jump), tuple(start), rf.status, rf.extent)
-
-
-def _approximate(rf: ReceptiveField) -> ReceptiveField:
-    """``rf`` marked approximate (a global or varying field stays what it is)."""
-    if rf.status in (GLOBAL, VARIES, MISALIGNED):
-        return rf
-    return ReceptiveField(rf.size, rf.jump, rf.start, APPROXIMATE, rf.extent)
 
 
 # (name, input shape, weight shape, stride, padding, dilation, groups) -> _conv_geometry's answer
 _CONV_GEOMETRY: dict[tuple, tuple] = {}
 
 
-def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+def _conv(tr: Booker, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     if len(args) == 7 and not kwargs:  # F.conv2d(input, weight, bias, stride, padding, dilation, groups)
         x, w, bias, stride, padding, dilation, groups = args
         if type(stride) is tuple and type(padding) is tuple and type(dilation) is tuple:
@@ -282,7 +96,7 @@ def _conv(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
 
 
 def _conv_geometry(
-    tr: _Tracer, name: str, x: torch.Tensor, w: torch.Tensor,
+    tr: Booker, name: str, x: torch.Tensor, w: torch.Tensor,
     stride: Any, padding: Any, dilation: Any, groups: int,
 ) -> tuple:
     """(output shape, neurons, MACs, k, s, p, d) of a convolution; raises on bad shapes."""
@@ -318,7 +132,7 @@ def _conv_geometry(
 
 
 def _conv_book(
-    tr: _Tracer, name: str, x: torch.Tensor, w: torch.Tensor, bias: Any,
+    tr: Booker, name: str, x: torch.Tensor, w: torch.Tensor, bias: Any,
     shape: tuple, numel: int, macs: int, k: tuple, s: tuple, p: tuple, d: tuple,
 ) -> torch.Tensor:
     out = torch.empty(size=shape, dtype=x.dtype, device=_META)
@@ -329,7 +143,7 @@ def _conv_book(
     return out
 
 
-def _conv_transpose(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+def _conv_transpose(tr: Booker, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     b = _bind(
         args,
         kwargs,
@@ -367,7 +181,7 @@ def _conv_transpose(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.
     return out
 
 
-def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+def _linear(tr: Booker, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     if len(args) == 3 and not kwargs:  # F.linear(input, weight, bias), as nn.Linear calls it
         x, w, bias = args
     else:
@@ -390,7 +204,7 @@ def _linear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     return out
 
 
-def _matmul(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+def _matmul(tr: Booker, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     if name in ("addmm", "baddbmm"):
         a, m = args[1], args[2]  # bias + a @ m
     elif name == "__rmatmul__":
@@ -412,7 +226,7 @@ def _matmul(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     return out
 
 
-def _sdpa(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+def _sdpa(tr: Booker, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     b = _bind(args, kwargs, ("query", "key", "value"), {})
     q, k, v = b["query"], b["key"], b["value"]  # (..., L, E), (..., S, E), (..., S, Ev)
     k_batch, v_batch = tuple(k.shape[:-2]), tuple(v.shape[:-2])
@@ -432,7 +246,7 @@ def _sdpa(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     return out
 
 
-def _mha(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+def _mha(tr: Booker, name: str, args: tuple, kwargs: dict) -> Any:
     names = (
         "query",
         "key",
@@ -504,172 +318,7 @@ def _mha(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     return out, weights
 
 
-def _pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
-    is_max = "max" in name
-    if is_max:
-        b = _bind(
-            args,
-            kwargs,
-            ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
-            {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False},
-        )
-    elif name.startswith("lp_pool"):  # (Σ x^p)^(1/p) over the window: avg_pool's windows, no padding
-        b = _bind(args, kwargs, ("input", "norm_type", "kernel_size", "stride", "ceil_mode"),
-                  {"stride": None, "ceil_mode": False})
-    else:
-        b = _bind(
-            args,
-            kwargs,
-            ("input", "kernel_size", "stride", "padding", "ceil_mode"),
-            {"stride": None, "padding": 0, "ceil_mode": False},
-        )
-    x = b["input"]
-    settings = (b["kernel_size"], b["stride"], b.get("padding", 0), b.get("dilation", 1),
-                bool(b["ceil_mode"]))
-    key = (name, x.shape, settings)
-    try:
-        hit = _POOL_GEOMETRY.get(key)
-    except TypeError:  # sizes given as lists: not a key
-        key = hit = None
-    if hit is None:
-        hit = _pool_geometry(tr, name, x, *settings)
-        if key is not None:
-            if len(_POOL_GEOMETRY) >= 4096:
-                _POOL_GEOMETRY.clear()
-            _POOL_GEOMETRY[key] = hit
-    shape, k, s, p, d = hit
-    out = _meta(shape, x.dtype)
-    rf = tr.image_field(x, len(k))
-    if rf is not None:
-        tr.set_field(out, _window_field(rf, k, s, p, d))
-    numel = out.numel()
-    tr.book(
-        name.lstrip("_").replace("_with_indices", ""), out, neurons=numel, connections=numel * math.prod(k)
-    )
-    if is_max and b["return_indices"]:
-        return out, _meta(tuple(out.shape), torch.int64)
-    return out
-
-
-# (name, input shape, (kernel, stride, padding, dilation, ceil_mode)) -> _pool_geometry's answer
-_POOL_GEOMETRY: dict[tuple, tuple] = {}
-
-
-def _pool_geometry(tr: _Tracer, name: str, x: torch.Tensor, kernel_size: Any, stride: Any, padding: Any,
-                   dilation: Any, ceil_mode: bool) -> tuple:
-    """(output shape, k, s, p, d) of a pooling window; raises on bad shapes."""
-    nd = int(re.search(r"(\d)d", name).group(1))
-    k = _tuple(kernel_size, nd)
-    s = _tuple(stride, nd) if stride not in (None, [], ()) else k
-    p, d = _tuple(padding, nd), _tuple(dilation, nd)
-    where = tr.where(name)
-    spatial = tuple(
-        pool_output_size(h, ki, si, pi, di, ceil_mode, layer=f"layer {where}")
-        for h, ki, si, pi, di in zip(x.shape[-nd:], k, s, p, d, strict=True)
-    )
-    return (*x.shape[:-nd], *spatial), k, s, p, d
-
-
-def _adaptive_pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
-    b = _bind(args, kwargs, ("input", "output_size", "return_indices"), {"return_indices": False})
-    x = b["input"]
-    key = (name, x.shape, b["output_size"])
-    try:
-        hit = _ADAPTIVE_GEOMETRY.get(key)
-    except TypeError:  # the output size given as a list: not a key
-        key = hit = None
-    if hit is None:
-        hit = _adaptive_geometry(name, x.shape, b["output_size"])
-        if key is not None:
-            if len(_ADAPTIVE_GEOMETRY) >= 4096:
-                _ADAPTIVE_GEOMETRY.clear()
-            _ADAPTIVE_GEOMETRY[key] = hit
-    shape, connections, window, step = hit
-    out = _meta(shape, x.dtype)
-    rf = tr.image_field(x, len(window))
-    if rf is not None:
-        field_ = through_window(rf, window, step, 0, 1)
-        tr.set_field(out, field_ if window == step else _approximate(field_))
-    tr.book(name.replace("_with_indices", ""), out, neurons=out.numel(), connections=connections)
-    if "max" in name and b["return_indices"]:
-        return out, _meta(tuple(out.shape), torch.int64)
-    return out
-
-
-# (name, input shape, output size) -> _adaptive_geometry's answer
-_ADAPTIVE_GEOMETRY: dict[tuple, tuple] = {}
-
-
-def _adaptive_geometry(name: str, x_shape: torch.Size, output_size: Any) -> tuple:
-    """(output shape, connections, window, step) of adaptive pooling: equal windows H/H_out when the
-    output size divides the input's (window = step), else the widest window and the mean step."""
-    nd = int(re.search(r"(\d)d", name).group(1))
-    wanted = _tuple(output_size, nd)
-    sizes = tuple(x_shape[-nd:])
-    spatial = tuple(h if o is None else int(o) for h, o in zip(sizes, wanted, strict=True))
-    windows = [adaptive_pool_windows(h, o) for h, o in zip(sizes, spatial, strict=True)]
-    links_per_channel = math.prod(sum(e - s for s, e in w) for w in windows)
-    connections = math.prod(x_shape[:-nd]) * links_per_channel
-    if all(h % o == 0 for h, o in zip(sizes, spatial, strict=True)):
-        window = step = tuple(h // o for h, o in zip(sizes, spatial, strict=True))
-    else:
-        window = tuple(max(e - s for s, e in w) for w in windows)
-        step = tuple(h / o for h, o in zip(sizes, spatial, strict=True))
-    return (*x_shape[:-nd], *spatial), connections, window, step
-
-
-_INTERP_LINKS = {"nearest": 1, "nearest-exact": 1, "linear": 2, "bilinear": 4, "trilinear": 8, "bicubic": 16}
-
-
-def _interpolate(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-    b = _bind(
-        args,
-        kwargs,
-        ("input", "size", "scale_factor", "mode", "align_corners"),
-        {"size": None, "scale_factor": None, "mode": "nearest"},
-    )
-    x, mode = b["input"], b["mode"]
-    nd = x.dim() - 2
-    where = f"layer {tr.where(name)}"
-    if b["size"] is not None:
-        spatial = tuple(
-            upsample_output_size(h, output_size=int(o), layer=where)
-            for h, o in zip(x.shape[2:], _tuple(b["size"], nd), strict=True)
-        )
-    else:
-        spatial = tuple(
-            upsample_output_size(h, float(f), layer=where)
-            for h, f in zip(x.shape[2:], _tuple(b["scale_factor"], nd), strict=True)
-        )
-    out = _meta((*x.shape[:2], *spatial), x.dtype)
-    if mode == "area":
-        windows = [adaptive_pool_windows(h, o) for h, o in zip(x.shape[2:], spatial, strict=True)]
-        connections = math.prod(x.shape[:2]) * math.prod(sum(e - s for s, e in w) for w in windows)
-    elif mode in _INTERP_LINKS:
-        connections = out.numel() * _INTERP_LINKS[mode]
-    else:
-        connections = 0
-        tr.not_counted[f"interpolate mode {mode!r} in {tr.where(name)}"] = None
-    rf = tr.image_field(x, nd)
-    if rf is not None:
-        reach = {"nearest": 0, "nearest-exact": 0, "bicubic": 3}.get(mode, 1)
-        if b.get("align_corners") and mode not in ("nearest", "nearest-exact", "area"):
-            # output o samples input o·(H − 1)/(H_out − 1): corners on corners
-            scale = [(o - 1) / (i - 1) if o > 1 and i > 1 else 1.0
-                     for o, i in zip(spatial, x.shape[2:], strict=True)]
-            offset = [0.0] * nd
-        else:  # output o samples input (o + ½)/scale − ½
-            scale = [o / i for o, i in zip(spatial, x.shape[2:], strict=True)]
-            offset = [0.5 / f - 0.5 for f in scale]
-        tr.set_field(
-            out,
-            through_upsampling(rf, scale, [reach] * nd, offset),
-        )
-    tr.book("interpolate", out, neurons=out.numel(), connections=connections)
-    return out
-
-
-def _embedding_bag(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+def _embedding_bag(tr: Booker, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     """``nn.EmbeddingBag``: one row per bag (2-D input: its rows; 1-D: one per offset), a lookup and
     a sum or mean of rows: no MACs, as for ``embedding``."""
     b = _bind(args, kwargs, ("input", "weight", "offsets", "max_norm", "norm_type", "scale_grad_by_freq",
@@ -688,7 +337,7 @@ def _embedding_bag(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.T
     return out
 
 
-def _cdist(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+def _cdist(tr: Booker, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     """``torch.cdist`` of (…, P, M) and (…, R, M): one squared difference accumulated per pair and
     coordinate, …·P·R·M MACs between activations (FlopCounterMode does not count it)."""
     b = _bind(args, kwargs, ("x1", "x2"), {})
@@ -699,14 +348,14 @@ def _cdist(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     return out
 
 
-def _embedding(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+def _embedding(tr: Booker, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
     b = _bind(args, kwargs, ("input", "weight"), {})
     out = _meta((*b["input"].shape, b["weight"].shape[-1]), b["weight"].dtype)
     tr.book("embedding", out, neurons=out.numel(), params=(b["weight"],))  # a lookup: no MACs
     return out
 
 
-def _recurrent(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+def _recurrent(tr: Booker, name: str, args: tuple, kwargs: dict) -> Any:
     """``nn.LSTM``/``nn.GRU``/``nn.RNN``: every weight matrix (input-to-hidden, hidden-to-hidden,
     projection) multiplies one vector per time step and sequence: MACs = T·B·Σ numel(W).
 
@@ -789,7 +438,7 @@ def _einsum_run(equation: str, operands: Sequence[torch.Tensor]) -> tuple[torch.
     return out, counter.get_total_flops() // 2
 
 
-def _einsum_field(tr: _Tracer, equation: str, operands: Sequence[torch.Tensor], out: torch.Tensor) -> None:
+def _einsum_field(tr: Booker, equation: str, operands: Sequence[torch.Tensor], out: torch.Tensor) -> None:
     """An einsum that carries an operand's spatial indices to the output untouched (a channel mix
     'bchw,cd->bdhw') keeps its field; anything else mixes them (the rule's caller derives a region)."""
     if "..." in equation or "->" not in equation:
@@ -812,7 +461,7 @@ def _einsum_field(tr: _Tracer, equation: str, operands: Sequence[torch.Tensor], 
 _EINSUM: dict[tuple, tuple] = {}
 
 
-def _einsum(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+def _einsum(tr: Booker, name: str, args: tuple, kwargs: dict) -> Any:
     equation = args[0] if args else kwargs.get("equation")
     operands = args[1:] if len(args) > 1 else tuple(kwargs.get("operands", ()))
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
@@ -838,7 +487,7 @@ def _einsum(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     return out
 
 
-def _tensordot(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+def _tensordot(tr: Booker, name: str, args: tuple, kwargs: dict) -> Any:
     b = _bind(args, kwargs, ("a", "b", "dims"), {"dims": 2})
     a, m, dims = b["a"], b["b"], b["dims"]
     out = torch.tensordot(_as_meta(a), _as_meta(m), dims)
@@ -856,7 +505,7 @@ def _tensordot(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     return out
 
 
-def _bilinear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+def _bilinear(tr: Booker, name: str, args: tuple, kwargs: dict) -> Any:
     """``nn.Bilinear``: y_k = x1ᵀ W_k x2 + b_k, the contraction 'bi,kij,bj->bk': rows·out·in1·in2 MACs."""
     b = _bind(args, kwargs, ("input1", "input2", "weight", "bias"), {"bias": None})
     x1, x2, w = b["input1"], b["input2"], b["weight"]
@@ -869,51 +518,12 @@ def _bilinear(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     return out
 
 
-def _fractional_max_pool(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
-    """Pseudo-random windows of size k with an average stride H/H_out: k^d links per output; the field
-    is approximate (largest window, average jump)."""
-    b = _bind(args, kwargs, ("input", "kernel_size", "output_size", "output_ratio", "return_indices",
-                             "_random_samples"), {"output_size": None, "output_ratio": None,
-                                                  "return_indices": False})
-    x = b["input"]
-    nd = int(re.search(r"(\d)d", name).group(1))
-    k = _tuple(b["kernel_size"], nd)
-    if b["output_size"] is not None:
-        spatial = tuple(int(o) for o in _tuple(b["output_size"], nd))
-    else:
-        spatial = tuple(int(h * float(r)) for h, r in zip(x.shape[-nd:], _tuple(b["output_ratio"], nd),
-                                                           strict=True))
-    out = _meta((*x.shape[:-nd], *spatial), x.dtype)
-    rf = tr.image_field(x, nd)
-    if rf is not None:
-        steps = [h / o for h, o in zip(x.shape[-nd:], spatial, strict=True)]
-        f = through_window(rf, k, steps)
-        tr.set_field(out, _approximate(f))
-    tr.book("fractional_max_pool", out, neurons=out.numel(), connections=out.numel() * math.prod(k))
-    if "indices" in name or b["return_indices"]:
-        return out, _meta(tuple(out.shape), torch.int64)
-    return out
-
-
-def _pixel_shuffle(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
-    """Depth to space (nearest upsampling of the field by r) and space to depth (an r×r window of
-    stride r): rearrangements, no MACs and no neurons of their own."""
-    x = args[0] if args else kwargs["input"]
-    r = int(args[1] if len(args) > 1 else kwargs.get("upscale_factor", kwargs.get("downscale_factor")))
-    out = getattr(torch.nn.functional, name)(_as_meta(x), r)
-    if name == "pixel_shuffle":
-        tr.follow(x, out, 2, lambda rf: through_upsampling(rf, [r, r], [0, 0], [0.5 / r - 0.5] * 2))
-    else:
-        tr.follow(x, out, 2, lambda rf: through_window(rf, r, r))
-    return out
-
-
-def _no_op(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+def _no_op(tr: Booker, name: str, args: tuple, kwargs: dict) -> Any:
     """``torch._assert``: a check on sizes (or on values, which a shape-only trace cannot see)."""
     return None
 
 
-def _to(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
+def _to(tr: Booker, name: str, args: tuple, kwargs: dict) -> Any:
     """``.to(…)``, ``.cpu()``, ``.cuda()``, ``.type_as(…)``: tracing stays on the meta device, only
     the dtype follows (a model moving a mask to ``self.weight.device`` must not leave meta)."""
     x = args[0]
@@ -932,49 +542,7 @@ def _to(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
     return out
 
 
-def _pad(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
-    """Explicit padding (``F.pad``; convolutions with ``padding_mode`` other than zeros): free, and
-    the field of output unit 0 starts ``left``·jump earlier."""
-    b = _bind(args, kwargs, ("input", "pad", "mode", "value"), {"mode": "constant", "value": None})
-    x, pads = b["input"], tuple(b["pad"])
-    out = torch.nn.functional.pad(_as_meta(x), pads, b["mode"], b["value"])
-    rf = tr.image_field(x, x.dim() - 2) if x.dim() > 2 else None
-    entry = tr.entry(x)
-    if rf is None and entry is not None and entry[1] is not None:
-        padded = range(x.dim() - len(pads) // 2, x.dim())
-        if not set(padded) & set(entry[1]):  # padding channels (channels last): the field stays
-            tr.fields[id(out)] = (out, entry[0], entry[1])
-    if rf is not None and len(pads) // 2 <= rf.ndim:
-        left = [0] * rf.ndim
-        for i in range(len(pads) // 2):  # pads come last dimension first: (left_W, right_W, left_H, ...)
-            left[rf.ndim - 1 - i] = pads[2 * i]
-        start = tuple(st - lp * j for st, lp, j in zip(rf.start, left, rf.jump, strict=True))
-        # circular, reflect and replicate padding copy real pixels into the border: an edge unit
-        # also sees pixels elsewhere (the far side, for circular), so the field is approximate there
-        status = rf.status if b["mode"] == "constant" or rf.status != EXACT else APPROXIMATE
-        tr.set_field(out, ReceptiveField(rf.size, rf.jump, start, status, rf.extent))
-    return out
-
-
-def _reduction(tr: _Tracer, name: str, args: tuple, kwargs: dict) -> Any:
-    """``mean``/``sum``/``amax``/``amin``: global pooling when taken over an image's spatial
-    dimensions (one link per input), otherwise statistics of a normalisation (free)."""
-    out = tr.fallback(getattr(torch.Tensor, name), name, args, kwargs, counted=True)
-    x = args[0]
-    dims = args[1] if len(args) > 1 else kwargs.get("dim")
-    rf = tr.image_field(x, x.dim() - 2) if x.dim() > 2 else None
-    if not isinstance(out, torch.Tensor) or dims is None or rf is None:
-        return out
-    dims = {dd % x.dim() for dd in _tuple(dims, 1)}
-    if dims and min(dims) >= 2:
-        if out.dim() == x.dim():  # keepdim: still an image, of size 1 along the pooled dimensions
-            ks = [h if (2 + i) in dims else 1 for i, h in enumerate(x.shape[2:])]
-            tr.set_field(out, through_window(rf, ks, ks))
-        tr.book(f"global {name}", out, neurons=out.numel(), connections=x.numel())
-    return out
-
-
-_HANDLERS: dict[str, Callable[[_Tracer, str, tuple, dict], Any]] = {
+_HANDLERS: dict[str, Callable[[Booker, str, tuple, dict], Any]] = {
     **dict.fromkeys(("conv1d", "conv2d", "conv3d"), _conv),
     **dict.fromkeys(("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"), _conv_transpose),
     "linear": _linear,
@@ -1044,12 +612,3 @@ _KIND: dict[str, Any] = {
     **dict.fromkeys(_READ_ONLY, _READ),
 }
 
-
-def _elementwise_info(name: str) -> tuple[bool, str, bool, bool]:
-    """(in place by name, the op booked, a comparison, may merge two activations)."""
-    op = name.strip("_")
-    op = op[1:] if op in ("iadd", "isub", "imul") else op  # out += identity is a residual add
-    return bool(_INPLACE_SUFFIX.match(name)), op, name in _COMPARISONS, op in ("add", "sub", "mul")
-
-
-_ELEM_INFO = {name: _elementwise_info(name) for name in _ELEMENTWISE | _COMPARISONS}

@@ -12,9 +12,13 @@ tensors. In-place updates of the model's own tensors (batch norm's running stati
 batch counter) are skipped, so parameters and buffers are left exactly as they were. The
 cost of a trace therefore depends on the number of layers, not on the input size or the
 number of parameters. The model is traced in eval mode (as at inference: no stochastic depth,
-no auxiliary heads) unless ``training=True``. The pieces: :mod:`trainlab.convnets.table` (the
-result and its formats), :mod:`trainlab.convnets.rules` (the cost of each operation),
-:mod:`trainlab.convnets.tracing` (the interception).
+no auxiliary heads) unless ``training=True``. The pieces, imported one way:
+:mod:`trainlab.convnets.tracing` (the interception) uses :mod:`~trainlab.convnets.field_book`
+(receptive fields carried through views and merges), :mod:`~trainlab.convnets.fast_forward`
+(leaf modules answered directly) and :mod:`~trainlab.convnets.rules` (the cost of each
+operation; window layers in :mod:`~trainlab.convnets.window_rules`), which rest on
+:mod:`~trainlab.convnets.op_tables` (which functions are elementwise, free, views, ...);
+:mod:`trainlab.convnets.table` holds the result and its formats.
 
 Conventions (CLAIMS.md §3):
 
@@ -68,7 +72,7 @@ import torch
 from torch import nn
 
 from trainlab.convnets.receptive_field import input_field
-from trainlab.convnets.rules import _meta
+from trainlab.convnets.op_tables import _meta
 from trainlab.convnets.table import CONVENTIONS, LayerRow, Summary
 from trainlab.convnets.tracing import _Tracer
 from trainlab.errors import ArgumentError, TrainlabError
