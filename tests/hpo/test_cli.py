@@ -171,3 +171,56 @@ def test_tune_lr_offline_and_online_json(capsys):
 def test_tune_lr_bad_input(capsys, args, flag):
     code, out, err = run(capsys, "hpo", "tune-lr", "--steps", "10", *args)
     assert code == 2 and out == "" and flag in err and len(err.strip().splitlines()) == 1
+
+
+# Exact lines, recorded before the shared option helpers (trainlab.cli_options, ProblemChoice) replaced
+# each command's own declarations: routing the options through one place changed none of them.
+@pytest.mark.parametrize(("argv", "line"), [
+    (["hypergrad", "--steps", "3", "--lr", "0.01", "--seed", "-1"],
+     "trainlab hpo hypergrad: error: Invalid value for '--seed': -1 is not in the range "
+     "0<=x<=9223372036854775807. (see `trainlab hpo hypergrad --help`)"),
+    (["tune-lr", "--steps", "3", "--format", "xml"],
+     "trainlab hpo tune-lr: error: Invalid value for '--format': 'xml' is not one of 'table', 'json'. "
+     "(see `trainlab hpo tune-lr --help`)"),
+    (["tune-lr", "--steps", "3", "--criterion", "l1"],
+     "trainlab hpo tune-lr: error: Invalid value for '--criterion': 'l1' is not one of 'mse', "
+     "'cross-entropy'. (see `trainlab hpo tune-lr --help`)"),
+    (["hypergrad", "--steps", "3", "--lr", "0.01", "--problem", "nope"],
+     "trainlab: error: --problem='nope' is not valid: expected linreg, linreg:PATH.npz (arrays X, t), "
+     "digits-mlp, or a model factory package.module:factory(args) / path/file.py:factory(args)"),
+])
+def test_bad_shared_options_keep_their_exact_messages(capsys, argv, line):
+    code, _, err = run(capsys, "hpo", *argv)
+    assert (code, err) == (2, line + "\n")
+
+
+@pytest.mark.parametrize("criterion", ["mse", "cross-entropy"])
+@pytest.mark.parametrize("loss", ["train", "valid"])
+def test_criterion_and_loss_each_reach_their_own_parameter(tmp_path, monkeypatch, capsys, criterion, loss):
+    """--criterion (the factory's training loss, a problem option) and hpo's own --loss (train or
+    held-out) are two options; each must reach what it names: the loss equals the library's."""
+    from trainlab.hpo.hypergrad import hypergradient_of
+    from trainlab.hpo.unroll import Unroll
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.py").write_text("from torch import nn\ndef net(): return nn.Linear(64, 10)\n")
+    code, out, err = run(capsys, "hpo", "hypergrad", "--problem", "m.py:net", "--data", "digits",
+                         "--criterion", criterion, "--loss", loss, "--steps", "3", "--lr", "0.01",
+                         "--seed", "4", "--format", "json")
+    assert code == 0, err
+    prob = load_problem("m.py:net", data="digits", loss=criterion, seed=4)
+    hyper = {"lr": 0.01, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999}
+    expected = hypergradient_of(Unroll(prob, 3, "sgd", hyper, loss, None, 4), ["lr"], "reverse")
+    assert json.loads(out)["loss"] == pytest.approx(expected.loss, rel=1e-6)
+
+
+def test_a_problem_choice_names_the_loss_flag_it_came_from():
+    from trainlab.errors import ArgumentError
+    from trainlab.problem_options import ProblemChoice
+
+    with pytest.raises(ArgumentError) as e:
+        ProblemChoice("linreg", None, "mse", loss_flag="--criterion").refuse_unused()
+    assert str(e.value) == ("--criterion='mse' is not valid: expected no --criterion with --problem linreg "
+                            "(it brings its own data and loss; --data/--criterion go with a MODULE factory)")
+    # a model factory takes both
+    ProblemChoice("m.py:net", "digits", "mse", loss_flag="--criterion").refuse_unused()

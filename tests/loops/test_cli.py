@@ -116,3 +116,38 @@ def test_bad_input_is_one_line_naming_the_flag_exit_2(
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and flag in err and "Traceback" not in err
     assert not list(tmp_path.glob("*.png"))
+
+
+# Exact lines, recorded before the shared option helpers (trainlab.cli_options, ProblemChoice) replaced
+# each command's own declarations: routing the options through one place changed none of them.
+@pytest.mark.parametrize(("argv", "line"), [
+    (["sharpness", "--problem", "linreg", "--seed", "abc"],
+     "trainlab loops sharpness: error: Invalid value for '--seed': 'abc' is not a valid integer range. "
+     "(see `trainlab loops sharpness --help`)"),
+    (["sharpness", "--problem", "digits-mlp", "--data", "digits"],
+     "trainlab: error: --data='digits' is not valid: expected no --data with --problem digits-mlp (it "
+     "brings its own data and loss; --data/--loss go with a MODULE factory)"),
+    (["lr-find", "--problem", "linreg", "--loss", "mse"],
+     "trainlab: error: --loss='mse' is not valid: expected no --loss with --problem linreg (it brings its "
+     "own data and loss; --data/--loss go with a MODULE factory)"),
+    (["lr-find", "--problem", "nope"],
+     "trainlab: error: --problem='nope' is not valid: expected linreg, linreg:PATH.npz (arrays X, t), "
+     "digits-mlp, or a model factory package.module:factory(args) / path/file.py:factory(args) with --data."),
+    (["lr-find", "--problem", "linreg", "-o", "afile/x.png"],
+     "trainlab: error: --output='afile/x.png' is not valid: expected a file in a folder (afile is a file)"),
+    (["lr-find", "--problem", "linreg", "-o", "missing/x.png"],
+     "trainlab: error: --output='missing/x.png' is not valid: expected a file in an existing folder "
+     "(missing does not exist)"),
+    (["lr-find", "--problem", "linreg", "-o", "fig.png"],
+     "trainlab: error: --output='fig.png' is not valid: expected a new file (fig.json exists; add "
+     "--overwrite to replace it)"),
+])
+def test_bad_shared_options_keep_their_exact_messages(tmp_path: Path, monkeypatch, capsys, argv,
+                                                      line) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "fig.json").write_text("mine")
+    assert main(["loops", *argv]) == 2
+    assert capsys.readouterr().err == line + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "fig.json"]
+    assert (tmp_path / "fig.json").read_text() == "mine"

@@ -108,3 +108,59 @@ def test_ray_executor_without_ray_names_the_extra(monkeypatch, capsys, tmp_path)
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     assert main(["scaling", "sweep", "--executor", "ray", "--out", str(tmp_path / "o")]) == 2
     _one_error_line(capsys, "--executor", "trainlab[ray]")
+
+
+# Exact lines, recorded before the shared option helpers (trainlab.cli_options, ProblemChoice) replaced
+# each command's own declarations: routing the options through one place changed none of them.
+@pytest.mark.parametrize(("argv", "line"), [
+    (["noise-scale", "--seed", "9223372036854775808"],
+     "trainlab scaling noise-scale: error: Invalid value for '--seed': 9223372036854775808 is not in the "
+     "range 0<=x<=9223372036854775807. (see `trainlab scaling noise-scale --help`)"),
+    (["sweep", "--data-seed", "abc"],
+     "trainlab scaling sweep: error: Invalid value for '--data-seed': 'abc' is not a valid integer range. "
+     "(see `trainlab scaling sweep --help`)"),
+    (["fit", "--format", "xml", "run"],
+     "trainlab scaling fit: error: Invalid value for '--format': 'xml' is not one of 'table', 'json'. "
+     "(see `trainlab scaling fit --help`)"),
+    (["noise-scale", "--figure", "x.txt"],
+     "trainlab: error: --figure='x.txt' is not valid: expected a .png path (the figure's data is written "
+     "beside it as .json)"),
+    (["nqm", "--figure", "fig.png"],
+     "trainlab: error: --figure='fig.png' is not valid: expected a new file (fig.json exists; add "
+     "--overwrite to replace it)"),
+    (["sweep", "--batch-sizes", "4,8", "--out", "afile"],
+     "trainlab: error: --out='afile' is not valid: expected a folder (this path is an existing file)"),
+])
+def test_bad_shared_options_keep_their_exact_messages(tmp_path, monkeypatch, capsys, argv, line):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "fig.json").write_text("mine")
+    assert main(["scaling", *argv]) == 2
+    assert capsys.readouterr().err == line + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "fig.json"]
+
+
+def test_hpo_loops_and_scaling_declare_seed_format_and_problem_alike():
+    """One declaration each: every seed of the three parts takes 0..2^63-1 with default 0, every
+    --format the same choices and help, every --problem the same help."""
+    import click
+
+    from trainlab.hpo.cli import group as hpo
+    from trainlab.loops.cli import group as loops
+    from trainlab.scaling.cli import group as scaling
+
+    seen: dict[str, set] = {"seed": set(), "format": set(), "problem": set()}
+    for group in (hpo, loops, scaling):
+        for command in group.commands.values():
+            for p in command.params:
+                if not isinstance(p, click.Option):
+                    continue
+                if p.opts[0] in ("--seed", "--data-seed"):
+                    seen["seed"].add((p.type.min, p.type.max, p.default))
+                elif p.opts[0] == "--format":
+                    seen["format"].add((tuple(p.type.choices), p.default, p.help))
+                elif p.opts[0] == "--problem":
+                    seen["problem"].add(p.help)
+    assert seen["seed"] == {(0, 2**63 - 1, 0)}
+    assert len(seen["format"]) == 1 and next(iter(seen["format"]))[:2] == (("table", "json"), "table")
+    assert len(seen["problem"]) == 1

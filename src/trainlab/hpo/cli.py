@@ -9,12 +9,11 @@ from typing import Any
 
 import click
 
+from trainlab.cli_options import combine, format_option, seed_option
 from trainlab.errors import ArgumentError
-from trainlab.problem_options import problem_options, steps_range
+from trainlab.problem_options import ProblemChoice, problem_options, steps_range
 
 __all__ = ["group"]
-
-_FORMATS = ("table", "json")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -22,28 +21,26 @@ def group() -> None:
     """§2 Gradient-based hyperparameter optimization: hypergradients through training."""
 
 
-def _problem_options(fn: Any) -> Any:
-    options = [
-        problem_options(default="linreg", loss_flag="--criterion"),
-        click.option(
-            "--batch-size",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Examples per step, drawn once from --seed [default: full batch].",
-        ),
-        click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-                     help="Seed for the problem and batches."),
-        click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+_problem_options = combine(
+    problem_options(default="linreg", loss_flag="--criterion"),
+    click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                 help="Examples per step, drawn once from --seed [default: full batch]."),
+    seed_option(help="Seed for the problem and batches."),
+    format_option(),
+)
+# the options both commands take, each with its own help
+_OPTIMIZER = click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="sgd",
+                          show_default=True)
 
 
-def _load(problem: str, n: int, d: int, data: str | None, criterion: str | None, seed: int):
-    from trainlab.problems import load_problem
+def _mode_option(help: str) -> Any:
+    return click.option("--mode", type=click.Choice(["auto", "reverse", "checkpoint", "forward"]),
+                        default="auto", show_default=True, help=help)
 
-    return load_problem(problem, n=n, d=d, seed=seed, data=data, loss=criterion)
+
+def _loss_option(help: str) -> Any:
+    return click.option("--loss", "loss", type=click.Choice(["train", "valid"]), default="train",
+                        show_default=True, help=help)
 
 
 def _check_forward_schedule(mode: str, schedule: bool, steps: int, what: str) -> None:
@@ -136,46 +133,20 @@ def _fmt(v: float) -> str:
 @group.command("hypergrad")
 @_problem_options
 @click.option("--steps", type=steps_range(), required=True, help="Training steps T.")
-@click.option(
-    "--mode",
-    type=click.Choice(["auto", "reverse", "checkpoint", "forward"]),
-    default="auto",
-    show_default=True,
-    help="auto: reverse up to 100 steps, checkpoint beyond.",
-)
-@click.option(
-    "--wrt",
-    default="lr",
-    show_default=True,
-    help="Comma-separated: lr, schedule (one rate per step), weight_decay, momentum, beta1, beta2.",
-)
+@_mode_option("auto: reverse up to 100 steps, checkpoint beyond.")
+@click.option("--wrt", default="lr", show_default=True,
+              help="Comma-separated: lr, schedule (one rate per step), weight_decay, momentum, beta1, beta2.")
 @click.option("--lr", type=float, required=True, help="Learning rate η.")
-@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="sgd", show_default=True)
-@click.option(
-    "--momentum", type=float, default=None, help="Heavy-ball μ [default: 0.9 for momentum, 0 for sgd]."
-)
+@_OPTIMIZER
+@click.option("--momentum", type=float, default=None,
+              help="Heavy-ball μ [default: 0.9 for momentum, 0 for sgd].")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True, help="L2 weight decay λ.")
 @click.option("--betas", default="0.9,0.999", show_default=True, help="Adam's β₁,β₂.")
-@click.option(
-    "--loss",
-    "loss",
-    type=click.Choice(["train", "valid"]),
-    default="train",
-    show_default=True,
-    help="Differentiate the training loss or the held-out loss after T steps.",
-)
-@click.option(
-    "--segment",
-    type=click.IntRange(min=1),
-    default=None,
-    help="checkpoint: steps per segment [default: ⌈√T⌉].",
-)
+@_loss_option("Differentiate the training loss or the held-out loss after T steps.")
+@click.option("--segment", type=click.IntRange(min=1), default=None,
+              help="checkpoint: steps per segment [default: ⌈√T⌉].")
 def hypergrad_cmd(
-    problem: str,
-    n: int,
-    d: int,
-    data: str | None,
-    criterion: str | None,
+    choice: ProblemChoice,
     batch_size: int | None,
     seed: int,
     fmt: str,
@@ -207,7 +178,7 @@ def hypergrad_cmd(
     from trainlab.hpo.unroll import Unroll
     from trainlab.threads import limit_threads
 
-    prob = _load(problem, n, d, data, criterion, seed)
+    prob = choice.load(seed)
     hyper = {"lr": lr, "weight_decay": weight_decay, "beta1": b[0], "beta2": b[1]}
     if momentum is not None:
         hyper["momentum"] = momentum
@@ -241,54 +212,22 @@ def hypergrad_cmd(
 
 @group.command("tune-lr")
 @_problem_options
-@click.option(
-    "--steps",
-    type=steps_range(),
-    required=True,
-    help="Training steps T (the horizon whose final loss is minimised; online: steps trained).",
-)
+@click.option("--steps", type=steps_range(), required=True,
+              help="Training steps T (the horizon whose final loss is minimised; online: steps trained).")
 @click.option("--online", is_flag=True, help="Online hypergradient descent (SGD-HD / Adam-HD) instead.")
-@click.option(
-    "--lr", type=float, default=None, help="Starting η [default: 1% of 2/λ_max where known, else 1e-3]."
-)
-@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="sgd", show_default=True)
-@click.option(
-    "--loss",
-    "loss",
-    type=click.Choice(["train", "valid"]),
-    default="train",
-    show_default=True,
-    help="Offline: the loss after T steps to minimise.",
-)
-@click.option(
-    "--meta-steps",
-    type=click.IntRange(1, 10_000),
-    default=60,
-    show_default=True,
-    help="Offline: hypergradient evaluations.",
-)
+@click.option("--lr", type=float, default=None,
+              help="Starting η [default: 1% of 2/λ_max where known, else 1e-3].")
+@_OPTIMIZER
+@_loss_option("Offline: the loss after T steps to minimise.")
+@click.option("--meta-steps", type=click.IntRange(1, 10_000), default=60, show_default=True,
+              help="Offline: hypergradient evaluations.")
 @click.option("--meta-lr", type=float, default=0.2, show_default=True, help="Offline: first step in log η.")
 @click.option("--schedule", is_flag=True, help="Offline: learn one rate per step instead of one rate.")
-@click.option(
-    "--hypergrad-lr",
-    type=float,
-    default=0.02,
-    show_default=True,
-    help="Online: β of the (multiplicative) hypergradient update.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["auto", "reverse", "checkpoint", "forward"]),
-    default="auto",
-    show_default=True,
-    help="Offline: how hypergradients are taken.",
-)
+@click.option("--hypergrad-lr", type=float, default=0.02, show_default=True,
+              help="Online: β of the (multiplicative) hypergradient update.")
+@_mode_option("Offline: how hypergradients are taken.")
 def tune_lr_cmd(
-    problem: str,
-    n: int,
-    d: int,
-    data: str | None,
-    criterion: str | None,
+    choice: ProblemChoice,
     batch_size: int | None,
     seed: int,
     fmt: str,
@@ -316,7 +255,7 @@ def tune_lr_cmd(
     from trainlab.hpo.tune import online_lr, tune_lr
     from trainlab.threads import limit_threads
 
-    prob = _load(problem, n, d, data, criterion, seed)
+    prob = choice.load(seed)
     with limit_threads(1 if prob.num_params < 1_000_000 else 2), _as_flags():
         if online:
             result = online_lr(

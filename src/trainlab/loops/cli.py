@@ -6,59 +6,30 @@ trainlab loops lr-find --problem linreg --seeds 5 -o lr-find.png
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from trainlab.cli_options import FigureFile, combine, format_option, seed_option
 from trainlab.errors import ArgumentError
-from trainlab.problem_options import PROBLEM_HELP, finite, problem_options
+from trainlab.problem_options import ProblemChoice, finite, problem_options
 
 __all__ = ["group"]
 
+_problem_options = combine(
+    problem_options(default=None),
+    seed_option(help="Seed for the problem, batches and random starts."),
+    format_option(),
+)
 
 
-def _problem_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        problem_options(default=None),
-        click.option(
-            "--seed",
-            type=click.IntRange(0, 2**63 - 1),
-            default=0,
-            show_default=True,
-            help="Seed for the problem, batches and random starts.",
-        ),
-        click.option(
-            "--format",
-            "fmt",
-            type=click.Choice(["table", "json"]),
-            default="table",
-            show_default=True,
-            help="json: one JSON object on stdout.",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+_FIGURE = FigureFile("--output", make_folders=False)
 
 
-def _load(problem: str, n: int, d: int, data: str | None, loss: str | None, seed: int):  # -> Problem
-    from trainlab.loader import is_factory_ref
-    from trainlab.problems import load_problem
-
-    builtin = problem in ("linreg", "digits-mlp") or problem.startswith("linreg:")
-    if builtin and (data is not None or loss is not None):
-        flag, value = ("--data", data) if data is not None else ("--loss", loss)
-        raise ArgumentError(
-            flag,
-            value,
-            f"no {flag} with --problem {problem} (it brings its own data "
-            "and loss; --data/--loss go with a MODULE factory)",
-        )
-    if not builtin and not is_factory_ref(problem):
-        raise ArgumentError("--problem", problem, PROBLEM_HELP)
-    return load_problem(problem, n=n, d=d, seed=seed, data=data, loss=loss)
+def _load(choice: ProblemChoice, seed: int):  # -> Problem
+    choice.refuse_unused()  # --data/--loss beside a built-in problem would be ignored
+    return choice.load(seed)
 
 
 def _check_batch(batch_size: int | None, num_examples: int) -> None:
@@ -90,47 +61,20 @@ def group() -> None:
 
 @group.command()
 @_problem_options
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1),
-    default=None,
-    help="Measure on a batch of this many examples drawn with --seed [default: all].",
-)
-@click.option(
-    "--tol",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=1e-6,
-    show_default=True,
-    callback=finite("a tolerance"),
-    help="Stop when the error bound of λ_max ≤ tol·|λ_max| (see --bound).",
-)
-@click.option(
-    "--max-hvps",
-    type=click.IntRange(1, 100_000),
-    default=300,
-    show_default=True,
-    help="Most Hessian–vector products.",
-)
-@click.option(
-    "--bound",
-    type=click.Choice(["gap", "residual"]),
-    default="gap",
-    show_default=True,
-    help="Error bound of the stopping test: gap (Kato–Temple, r²/gap) or residual (r, unconditional).",
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["float64", "model"]),
-    default="float64",
-    show_default=True,
-    help="Precision of the HVPs (model: the model's own dtype; float32 limits tol to ~1e-6).",
-)
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Measure on a batch of this many examples drawn with --seed [default: all].")
+@click.option("--tol", type=click.FloatRange(0, 1, min_open=True), default=1e-6, show_default=True,
+              callback=finite("a tolerance"),
+              help="Stop when the error bound of λ_max ≤ tol·|λ_max| (see --bound).")
+@click.option("--max-hvps", type=click.IntRange(1, 100_000), default=300, show_default=True,
+              help="Most Hessian–vector products.")
+@click.option("--bound", type=click.Choice(["gap", "residual"]), default="gap", show_default=True,
+              help="Error bound of the stopping test: gap (Kato–Temple, r²/gap) or residual "
+                   "(r, unconditional).")
+@click.option("--precision", type=click.Choice(["float64", "model"]), default="float64", show_default=True,
+              help="Precision of the HVPs (model: the model's own dtype; float32 limits tol to ~1e-6).")
 def sharpness(
-    problem: str,
-    n: int,
-    d: int,
-    data: str | None,
-    loss: str | None,
+    choice: ProblemChoice,
     seed: int,
     fmt: str,
     batch_size: int | None,
@@ -150,7 +94,8 @@ def sharpness(
     from trainlab.seeding import generator
     from trainlab.threads import limit_threads
 
-    p = _load(problem, n, d, data, loss, seed)
+    problem = choice.spec
+    p = _load(choice, seed)
     _check_batch(batch_size, p.num_examples)
     dtype = torch.float64 if precision == "float64" else None
     itemsize = 8 if dtype is not None else p.dtype.itemsize
@@ -205,86 +150,31 @@ def sharpness(
 
 @group.command("lr-find")
 @_problem_options
-@click.option(
-    "--seeds",
-    type=click.IntRange(1, 1000),
-    default=1,
-    show_default=True,
-    help="Range tests with seeds --seed, --seed+1, …: the spread of the suggestion.",
-)
-@click.option(
-    "--min-lr",
-    type=click.FloatRange(0, min_open=True),
-    default=1e-6,
-    show_default=True,
-    callback=finite("a learning rate"),
-)
-@click.option(
-    "--max-lr",
-    type=click.FloatRange(0, min_open=True),
-    default=10.0,
-    show_default=True,
-    callback=finite("a learning rate"),
-)
-@click.option(
-    "--steps",
-    type=click.IntRange(3, 1_000_000),
-    default=100,
-    show_default=True,
-    help="Steps of the sweep (LRs spaced evenly in log).",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1),
-    default=None,
-    help="Examples per step, drawn with the seed [default: all: full-batch, deterministic].",
-)
+@click.option("--seeds", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Range tests with seeds --seed, --seed+1, …: the spread of the suggestion.")
+@click.option("--min-lr", type=click.FloatRange(0, min_open=True), default=1e-6, show_default=True,
+              callback=finite("a learning rate"))
+@click.option("--max-lr", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+              callback=finite("a learning rate"))
+@click.option("--steps", type=click.IntRange(3, 1_000_000), default=100, show_default=True,
+              help="Steps of the sweep (LRs spaced evenly in log).")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Examples per step, drawn with the seed [default: all: full-batch, deterministic].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
-@click.option(
-    "--momentum",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    callback=finite("a momentum"),
-    help="SGD momentum.",
-)
-@click.option(
-    "--suggest",
-    type=click.Choice(["steepest", "min/10"]),
-    default="steepest",
-    show_default=True,
-    help="steepest: where the smoothed loss falls fastest in log lr; min/10: a tenth of its minimum.",
-)
-@click.option(
-    "--smoothing",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=0.05,
-    show_default=True,
-    callback=finite("a smoothing factor"),
-    help="EMA weight of the newest loss (1: none).",
-)
-@click.option(
-    "--diverge-factor",
-    type=click.FloatRange(1, min_open=True),
-    default=5.0,
-    show_default=True,
-    callback=finite("a factor"),
-    help="Stop once the smoothed loss exceeds this × its minimum.",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Figure of the curves (.png; its data is saved beside it as .json).",
-)
-@click.option("--overwrite", is_flag=True, help="Replace an existing --output file.")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              callback=finite("a momentum"), help="SGD momentum.")
+@click.option("--suggest", type=click.Choice(["steepest", "min/10"]), default="steepest", show_default=True,
+              help="steepest: where the smoothed loss falls fastest in log lr; min/10: a tenth of its "
+                   "minimum.")
+@click.option("--smoothing", type=click.FloatRange(0, 1, min_open=True), default=0.05, show_default=True,
+              callback=finite("a smoothing factor"), help="EMA weight of the newest loss (1: none).")
+@click.option("--diverge-factor", type=click.FloatRange(1, min_open=True), default=5.0, show_default=True,
+              callback=finite("a factor"), help="Stop once the smoothed loss exceeds this × its minimum.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Figure of the curves (.png; its data is saved beside it as .json).")
+@_FIGURE.overwrite_option()
 def lr_find(
-    problem: str,
-    n: int,
-    d: int,
-    data: str | None,
-    loss: str | None,
+    choice: ProblemChoice,
     seed: int,
     fmt: str,
     seeds: int,
@@ -311,25 +201,14 @@ def lr_find(
         raise ArgumentError("--min-lr", min_lr, f"a learning rate below --max-lr = {max_lr:g}")
     if momentum and optimizer != "sgd":
         raise ArgumentError("--momentum", momentum, "0 with --optimizer adam (momentum is SGD's)")
-    if output is not None:
-        _check_output(output, overwrite)
-    p = _load(problem, n, d, data, loss, seed)
+    _FIGURE.check(output, overwrite)
+    problem = choice.spec
+    p = _load(choice, seed)
     _check_batch(batch_size, p.num_examples)
     with limit_threads(_threads_for(p.num_params)):
-        result = run(
-            p,
-            optimizer=optimizer,
-            momentum=momentum,
-            seeds=seeds,
-            seed=seed,
-            min_lr=min_lr,
-            max_lr=max_lr,
-            num_steps=steps,
-            batch_size=batch_size,
-            smoothing=smoothing,
-            diverge_factor=diverge_factor,
-            suggest=suggest,
-        )
+        result = run(p, optimizer=optimizer, momentum=momentum, seeds=seeds, seed=seed, min_lr=min_lr,
+                     max_lr=max_lr, num_steps=steps, batch_size=batch_size, smoothing=smoothing,
+                     diverge_factor=diverge_factor, suggest=suggest)
     out = {
         **result.as_dict(),
         "problem": problem,
@@ -376,21 +255,12 @@ def lr_find(
         console.print(f"wrote {output} and {output.with_suffix('.json')}", soft_wrap=True)
 
 
-def _check_output(output: Path, overwrite: bool) -> None:
-    from trainlab.runs import check_output_file
-
-    check_output_file("--output", output, [".png"], overwrite=overwrite, companions=[".json"],
-                      make_folders=False)
-
-
 def _save_plot(result: Any, output: Path, data: dict[str, Any]) -> None:
-    from trainlab.plotting import new_figure, save_figure
-    from trainlab.runs import output_errors
+    from trainlab.plotting import new_figure
 
     fig, ax = new_figure(size=(5.5, 3.8))
     result.plot(ax)
     if data.get("stable_lr_bound"):
         ax.axvline(data["stable_lr_bound"], color="k", lw=0.8, label="2/λ_max")
         ax.legend(fontsize=7)
-    with output_errors("--output", output):
-        save_figure(fig, output, data)
+    _FIGURE.write(fig, output, data)

@@ -9,14 +9,14 @@ from typing import Any
 
 import click
 
+from trainlab.cli_options import FigureFile, combine, format_option, seed_option
 from trainlab.errors import ArgumentError, DataError
 from trainlab.memory import require_memory
-from trainlab.problem_options import finite, problem_options, steps_range
+from trainlab.problem_options import ProblemChoice, finite, problem_options, steps_range
 
 __all__ = ["group"]
 
-_FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-                       show_default=True, help="table for people, json (one object on stdout) for tools.")
+_FORMAT = format_option()
 
 
 class _NumberList(click.ParamType):
@@ -45,10 +45,11 @@ _INTS = _NumberList(int, "comma-separated positive integers, e.g. 1,2,4,8")
 _FLOATS = _NumberList(float, "comma-separated positive numbers, e.g. 0.2,0.1")
 
 
-def _problem_options(f):  # type: ignore[no-untyped-def]
-    f = click.option("--width", type=click.IntRange(min=1), default=None,
-                     help="Hidden width of digits-mlp (64-WIDTH-10; default 64).")(f)
-    return problem_options(default="digits-mlp", sizes=False)(f)
+_problem_options = combine(
+    problem_options(default="digits-mlp", sizes=False),
+    click.option("--width", type=click.IntRange(min=1), default=None,
+                 help="Hidden width of digits-mlp (64-WIDTH-10; default 64)."),
+)
 
 
 def _check_width(width: int | None) -> None:
@@ -58,12 +59,13 @@ def _check_width(width: int | None) -> None:
         require_memory("--width", width, 8 * 4 * (75 * width + 10))
 
 
-def _load(problem: str, data: str | None, loss: str | None, width: int | None, seed: int) -> Any:
+def _load(choice: ProblemChoice, width: int | None, seed: int) -> Any:
     from trainlab.scaling.sweep import SweepConfig, resolve_problem
 
     _check_width(width)
 
-    return resolve_problem(SweepConfig(problem=problem, width=width, data=data, loss=loss, data_seed=seed))
+    return resolve_problem(SweepConfig(problem=choice.spec, width=width, data=choice.data, loss=choice.loss,
+                                       data_seed=seed))
 
 
 def _one_example_at_a_time(p: Any, problem: str) -> None:
@@ -82,28 +84,8 @@ def _one_example_at_a_time(p: Any, problem: str) -> None:
                             "two-batch takes batch gradients)")
 
 
-def _figure_path(figure: str | None, overwrite: bool) -> Path | None:
-    """The --figure path, refused before any work if it is not a .png file name, or if it or the
-    .json beside it exists and --overwrite was not given."""
-    if figure is None:
-        return None
-    from trainlab.runs import check_output_file
-
-    if Path(figure).suffix.lower() != ".png":
-        raise ArgumentError("--figure", figure,
-                            "a .png path (the figure's data is written beside it as .json)")
-    return check_output_file("--figure", figure, [".png"], overwrite=overwrite, companions=[".json"])
-
-
-_OVERWRITE = click.option("--overwrite", is_flag=True, help="Replace an existing --figure and its .json.")
-
-
-def _save(fig: Any, path: Path, data: dict[str, Any], argument: str = "--figure") -> None:
-    from trainlab.plotting import save_figure
-    from trainlab.runs import output_errors
-
-    with output_errors(argument, path):
-        save_figure(fig, path, data)
+_FIGURE = FigureFile("--figure", not_png="a .png path (the figure's data is written beside it as .json)")
+_OVERWRITE = _FIGURE.overwrite_option()
 
 
 def _echo_json(obj: Any) -> None:
@@ -162,11 +144,11 @@ def group() -> None:
               help="Two-batch estimator: big batch.")
 @click.option("--num-batches", type=click.IntRange(min=1), default=200, show_default=True,
               help="Two-batch estimator: pairs averaged.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@seed_option()
 @click.option("--figure", default=None, help="PNG: B_simple at checkpoints of the training (--at trained).")
 @_OVERWRITE
 @_FORMAT
-def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int | None, at: str, method: str,
+def noise_scale_cmd(choice: ProblemChoice, width: int | None, at: str, method: str,
                     steps: int, lr: float, batch_size: int, b_small: int, b_big: int, num_batches: int,
                     seed: int, figure: str | None, overwrite: bool, fmt: str) -> None:
     """Gradient noise scale B_simple = tr(Σ)/|G|² (McCandlish et al. 2018) of a problem.
@@ -188,8 +170,9 @@ def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int
 
     if b_small >= b_big:
         raise ArgumentError("--b-small", b_small, f"a batch smaller than --b-big ({b_big})")
-    fig_path = _figure_path(figure, overwrite)
-    p = _load(problem, data, loss, width, seed)
+    fig_path = _FIGURE.check(figure, overwrite)
+    problem = choice.spec
+    p = _load(choice, width, seed)
     params = p.params()
     per_example_bytes = float(p.num_examples) * p.num_params * 4
     if method == "auto":
@@ -234,7 +217,7 @@ def noise_scale_cmd(problem: str, data: str | None, loss: str | None, width: int
                    [result.grad_norm_sq, result.trace_cov / max(result.b_simple, 1e-30)])
             ax.set_title(f"B_simple = {result.b_simple:.4g} ({result.method})", fontsize=9)
             data_out = result.as_dict()
-        _save(fig, fig_path, data_out)
+        _FIGURE.write(fig, fig_path, data_out)
     if fmt == "json":
         _echo_json(out)
         return
@@ -275,8 +258,7 @@ def _train_sgd(p: Any, params: dict[str, Any], lr: float, batch_size: int, steps
 @click.option("--adaptive-grid", is_flag=True,
               help="Start each batch size at the window above the smaller one's best LR (sequential).")
 @click.option("--max-extensions", type=click.IntRange(min=0), default=4, show_default=True)
-@click.option("--data-seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-              help="Train/valid split of the data.")
+@seed_option("--data-seed", help="Train/valid split of the data.")
 @click.option("--executor", default="local", show_default=True,
               help="local (process pool), ray (`pip install 'trainlab[ray]'`) or inline (this process).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPUs).")
@@ -285,7 +267,7 @@ def _train_sgd(p: Any, params: dict[str, Any], lr: float, batch_size: int, steps
 @click.option("--resume", is_flag=True, help="Continue the sweep in --out (finished points are skipped).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out.")
 @_FORMAT
-def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | None,
+def sweep_cmd(choice: ProblemChoice, width: int | None,
               batch_sizes: tuple[int, ...], lr_min: float, lr_max: float, seeds: tuple[int, ...],
               targets: tuple[float, ...], max_steps: int,
               optimizer: str, momentum: float, adaptive_grid: bool, max_extensions: int, data_seed: int,
@@ -306,12 +288,14 @@ def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | Non
         raise ArgumentError("--lr-max", lr_max, f"at most 2^100 times --lr-min = {lr_min:g} (a √2 grid of at "
                             "most 201 rates)")
     k_max = math.floor(2 * math.log2(lr_max / lr_min) + 1e-9) if lr_max >= lr_min else -1
+    problem = choice.spec
     config = SweepConfig(problem=problem, batch_sizes=tuple(sorted(set(batch_sizes))), lr_base=lr_min,
                          lr_indices=tuple(range(k_max + 1)), seeds=tuple(dict.fromkeys(seeds)),
                          targets=tuple(sorted(set(targets), reverse=True)), max_steps=max_steps,
-                         optimizer=optimizer, momentum=momentum, width=width, data=data, loss=loss,
-                         data_seed=data_seed, max_extensions=max_extensions, adaptive_grid=adaptive_grid)
-    loaded = _load(problem, data, loss, width, data_seed)  # a bad problem fails before the folder is made
+                         optimizer=optimizer, momentum=momentum, width=width, data=choice.data,
+                         loss=choice.loss, data_seed=data_seed, max_extensions=max_extensions,
+                         adaptive_grid=adaptive_grid)
+    loaded = _load(choice, width, data_seed)  # a bad problem fails before the folder is made
     _one_example_at_a_time(loaded, problem)
     too_big = [b for b in config.batch_sizes if b > loaded.num_examples]
     if too_big:  # they would all run as the same full batch, while the table counted B examples a step
@@ -322,12 +306,19 @@ def sweep_cmd(problem: str, data: str | None, loss: str | None, width: int | Non
     run_dir = prepare_run_dir(out, "scaling-sweep", resume=resume, overwrite=overwrite)
     from trainlab.console import progress_bar
 
-    with progress_bar() as bar:
-        task = bar.add_task("sweep", total=None)
-        run_sweep(config, run_dir, ex,
-                  progress=lambda done, total: bar.update(task, completed=done, total=total))
-    if hasattr(ex, "shutdown"):
-        ex.shutdown()
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("sweep", total=None)
+            run_sweep(config, run_dir, ex,
+                      progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except KeyboardInterrupt:  # Ctrl-C or `kill`: the finished points stay, --resume goes on from them
+        from trainlab.scaling.sweep import interrupted_message
+
+        click.echo(interrupted_message(run_dir), err=True)
+        raise SystemExit(130) from None
+    finally:
+        if hasattr(ex, "shutdown"):
+            ex.shutdown()
     _fit_and_report(run_dir, None, 1000, fmt)
 
 
@@ -415,7 +406,7 @@ def nqm_cmd(dim: int, batch_sizes: tuple[float, ...], target_fraction: float, fi
     from trainlab.scaling.fit import fit_critical_batch
     from trainlab.scaling.nqm import NQM, nqm_batch_sweep
 
-    fig_path = _figure_path(figure, overwrite)
+    fig_path = _FIGURE.check(figure, overwrite)
     nqm = NQM.harmonic(dim)
     target = target_fraction * nqm.initial_loss()
     sizes = sorted(set(batch_sizes))
@@ -430,7 +421,7 @@ def nqm_cmd(dim: int, batch_sizes: tuple[float, ...], target_fraction: float, fi
 
         fig, ax = new_figure()
         sw.plot(ax)
-        _save(fig, fig_path, out)
+        _FIGURE.write(fig, fig_path, out)
     if fmt == "json":
         _echo_json(out)
         return
