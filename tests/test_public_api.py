@@ -31,7 +31,7 @@ FRAME = {
                          "schema_problems"],
     "trainlab.seeding": ["derive_seed", "forked_rng", "generator", "numpy_rng"],
     "trainlab.errors": ["ArgumentError", "DataError", "OutputError", "ResourceError", "ShapeError",
-                        "SpecError", "TrainlabError"],
+                        "SpecError", "TrainlabError", "raised_by_trainlab"],
 }
 
 

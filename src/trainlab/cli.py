@@ -6,8 +6,13 @@ This is the one place that turns errors into exit codes:
     1  verify: a claim failed or raised
     2  bad input: one line on stderr naming the argument, its value and what is valid
        (usage, a path that cannot be read or written, work too large for this machine)
-    3  an internal error (a bug): one line on stderr, the traceback saved to a file it names
-       (or printed with ``--debug``)
+    3  an internal error (a bug of trainlab's, never the user's input): one line on stderr,
+       "trainlab: internal error: <type>: <message> (... the traceback saved in <file>)", the
+       file in $TRAINLAB_CRASH_DIR, else the command's run folder, else the temporary folder
+       (the traceback printed instead with ``--debug`` or TRAINLAB_DEBUG=1). A failure inside
+       the user's code run by trainlab (a factory, a forward pass) is exit 2; a bug of
+       trainlab's own code called there (a convnets rule) is exit 3: see
+       :func:`trainlab.errors.raised_by_trainlab`
   130  interrupted (Ctrl-C); verify writes the results of the claims already done
 
 Each part's ``cli`` module exposes a ``click.Group`` called ``group``, mounted here under
@@ -240,13 +245,25 @@ def _usage_line(e: click.UsageError) -> str:
     return f"{command}: error: {message} (see `{command} --help`)"
 
 
+def _crash_folders() -> list[Path]:
+    """Where a traceback is saved, first choice first: $TRAINLAB_CRASH_DIR if set, the run folder
+    of the command that broke (beside what it wrote), the temporary folder."""
+    from trainlab.runs import last_run_dir
+
+    folders = [Path(os.environ["TRAINLAB_CRASH_DIR"])] if os.environ.get("TRAINLAB_CRASH_DIR") else []
+    run = last_run_dir()
+    return [*folders, *([run] if run is not None else []), Path(tempfile.gettempdir())]
+
+
 def _save_traceback() -> Path | None:
     """Write the current exception's traceback to a file; its path, or None if nothing could be written."""
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
-    text = (f"trainlab {__version__}, Python {sys.version.split()[0]}\nargv: {sys.argv!r}\n\n"
-            + traceback.format_exc())
-    for folder in (Path(os.environ.get("TRAINLAB_CRASH_DIR", tempfile.gettempdir())),):
-        try:
+    torch = sys.modules.get("torch")
+    text = (f"trainlab {__version__}, Python {sys.version.split()[0]}"
+            + (f", torch {torch.__version__}" if torch is not None else "")
+            + f", {sys.platform}\nargv: {sys.argv!r}\ncwd: {os.getcwd()!r}\n\n" + traceback.format_exc())
+    for folder in _crash_folders():
+        try:  # mkstemp makes no folder: a run folder removed on the way out is skipped
             fd, name = tempfile.mkstemp(prefix=f"trainlab-crash-{stamp}-", suffix=".txt", dir=folder)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -263,6 +280,9 @@ def _debug_requested(argv: list[str] | None) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    from trainlab.runs import last_run_dir
+
+    last_run_dir(clear=True)  # an earlier command's run folder (tests call main many times)
     try:
         with _sigterm_as_interrupt():  # `kill` stops every command as Ctrl-C does (exit 130, work saved)
             cli.main(args=argv, prog_name="trainlab", standalone_mode=False)
@@ -289,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 0
     except OSError as e:  # a path the user named (parts name the option where they can)
-        if e.filename is None:
+        if not _users_fault(e, sys.argv[1:] if argv is None else argv):
             return _internal_error(e, argv)
         from trainlab.runs import describe_os_error
 
@@ -305,15 +325,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _users_fault(e: OSError, args: list[str]) -> bool:
+    """Whether an OS error that reached main is the user's: see :func:`trainlab.runs.is_users_os_error`,
+    with the paths the user named read from the command line (``--out=PATH``, ``linreg:PATH`` too)."""
+    from trainlab.runs import is_users_os_error
+
+    named = {part for token in args for part in (token, *token.split("=", 1)[1:], *token.split(":"))}
+    return is_users_os_error(e, named)
+
+
 def _internal_error(e: BaseException, argv: list[str] | None) -> int:
-    """Exit code 3 with one line; the traceback is printed (--debug) or saved to a file."""
+    """Exit code 3 with one line; the traceback is printed (--debug) or saved to a file it names."""
     if _debug_requested(argv):
         traceback.print_exc()
         return 3
     saved = _save_traceback()
-    where = f"traceback saved to {saved}" if saved else "run with --debug for the traceback"
+    where = (f"please report it with the traceback saved in {saved}" if saved
+             else "please report it (run with --debug for the traceback)")
     print(f"trainlab: internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
-          f"({where}; please report it)", file=sys.stderr)
+          f"(a bug in trainlab, not in what you gave it: {where})", file=sys.stderr)
     return 3
-
-

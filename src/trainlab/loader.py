@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from trainlab.errors import ArgumentError, TrainlabError
+from trainlab.errors import ArgumentError, TrainlabError, raised_by_trainlab
 from trainlab.memory import require_memory
 
 __all__ = [
@@ -91,6 +91,8 @@ def _import(module: str, argument: str, text: str) -> Any:
             spec.loader.exec_module(mod)
         except (Exception, SystemExit) as e:  # sys.exit() in the user's module is a failed import too
             sys.modules.pop(name, None)
+            if raised_by_trainlab(e):
+                raise
             raise ArgumentError(
                 argument, text, f"a file that imports cleanly ({type(e).__name__}: {e})"
             ) from None
@@ -100,6 +102,8 @@ def _import(module: str, argument: str, text: str) -> Any:
     except ImportError as e:
         raise ArgumentError(argument, text, f"an importable module ({e})") from None
     except (Exception, SystemExit) as e:  # the module was found but its code failed
+        if raised_by_trainlab(e):  # importing trainlab's own modules (trainlab.convnets.models:...)
+            raise
         raise ArgumentError(
             argument, text, f"a module that imports cleanly ({type(e).__name__}: {_first_line(e)})"
         ) from None
@@ -131,8 +135,12 @@ def _call(obj: Any, ref: FactoryRef, argument: str, text: str) -> nn.Module:
     except TrainlabError:
         raise
     except TypeError as e:
+        if raised_by_trainlab(e):  # not the call's arguments: a bug inside trainlab's own factory
+            raise
         raise ArgumentError(argument, text, f"arguments {ref.attribute} accepts ({_first_line(e)})") from None
     except (Exception, SystemExit) as e:  # the user's constructor failed (or called sys.exit): one line
+        if raised_by_trainlab(e):
+            raise
         raise ArgumentError(argument, text, f"a factory that builds its model ({ref.attribute} raised "
                             f"{type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(model, nn.Module):

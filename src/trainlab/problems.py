@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainlab.errors import ArgumentError, DataError
+from trainlab.errors import ArgumentError, DataError, raised_by_trainlab
 from trainlab.memory import require_memory
 from trainlab.seeding import generator
 
@@ -341,6 +341,8 @@ def load_problem(spec: str, *, n: int = 20, d: int = 100, seed: int = 0, data: s
             out = model(x[:2])
         start = Problem(spec, model, x[:2], y[:2], loss).criterion(out, y[:2])
     except Exception as e:  # the user's model and data do not fit together
+        if raised_by_trainlab(e):  # the loss's own bug, not the user's model
+            raise
         raise ArgumentError(argument, spec, f"a model whose output fits the data and loss {loss} "
                             f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     if not bool(torch.isfinite(start)):

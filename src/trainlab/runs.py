@@ -20,7 +20,7 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ __all__ = [
     "environment",
     "describe_os_error",
     "file_mode",
+    "is_users_os_error",
+    "last_run_dir",
     "output_errors",
     "prepare_run_dir",
     "read_json",
@@ -130,12 +132,40 @@ def describe_os_error(e: OSError) -> str:
     return reasons.get(e.errno or 0, e.strerror or str(e))
 
 
+#: OS errors that say what the machine or the file system refuses, whatever the path: the user's to fix.
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                                 errno.EFBIG, errno.EMFILE, errno.ENFILE, errno.EIO, errno.ENAMETOOLONG})
+
+
+def is_users_os_error(e: OSError, paths: Iterable[str | os.PathLike[str]]) -> bool:
+    """Whether ``e`` is the user's to fix: the disk, a quota or a permission refused it, or its file
+    is one of ``paths`` (or lies inside or above one). Any other file failing (one inside the
+    package, one trainlab chose) is trainlab's bug."""
+    if e.errno in _ENVIRONMENT_ERRNOS:
+        return True
+    if e.filename is None:
+        return False
+    target = os.path.abspath(os.fsdecode(e.filename))
+    for path in paths:
+        text = os.fspath(path)
+        if not text.strip():
+            continue
+        named = os.path.abspath(text)
+        if target == named or target.startswith(os.path.join(named, "")) or named.startswith(
+                os.path.join(target, "")):
+            return True
+    return False
+
+
 @contextmanager
 def output_errors(argument: str, path: str | os.PathLike[str]) -> Iterator[None]:
-    """Turn an OS error while writing the user's ``path`` into a one-line :class:`OutputError`."""
+    """Turn an OS error while writing the user's ``path`` into a one-line :class:`OutputError`;
+    one on another file (not the user's: a bug) is left to reach the CLI as it is."""
     try:
         yield
     except OSError as e:
+        if not is_users_os_error(e, [path]):
+            raise
         raise OutputError(argument, os.fspath(path), describe_os_error(e)) from None
 
 
@@ -168,6 +198,22 @@ def check_output_file(argument: str, path: str | os.PathLike[str], suffixes: Col
         raise ArgumentError(argument, text, f"a new file ({existing[0]} exists; add --overwrite to "
                             "replace it)")
     return p
+
+
+#: The run folder the running command writes, set by prepare_run_dir and cleared by the CLI's main
+#: before each command: where a crash report goes (see :func:`last_run_dir`).
+_last_run_dir: list[Path] = []
+
+
+def last_run_dir(*, clear: bool = False) -> Path | None:
+    """The run folder :func:`prepare_run_dir` last made or reused (None if none); ``clear`` forgets it.
+
+    The CLI saves an internal error's traceback there, beside the run it broke.
+    """
+    last = _last_run_dir[-1] if _last_run_dir else None
+    if clear:
+        _last_run_dir.clear()
+    return last
 
 
 def _is_run_dir(path: Path) -> bool:
@@ -237,6 +283,7 @@ def prepare_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument
         marker = path / RUN_MARKER
         if marked and not marker.exists():
             atomic_write_text(marker, f"trainlab {prefix} run folder\n")
+    _last_run_dir[:] = [path]
     return path
 
 

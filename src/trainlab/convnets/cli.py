@@ -21,7 +21,7 @@ from trainlab.convnets.spec import build_from_spec
 from trainlab.convnets.symbolic import symbolic_counts
 from trainlab.convnets.table import LayerRow, Summary
 from trainlab.convnets.tracer import IGNORABLE, parse_size, summary
-from trainlab.errors import ArgumentError, TrainlabError
+from trainlab.errors import ArgumentError, TrainlabError, raised_by_trainlab
 from trainlab.loader import is_factory_ref, load_factory, load_model, load_model_for_shapes
 from trainlab.memory import require_memory
 from trainlab.runs import atomic_write_text, output_errors
@@ -197,6 +197,8 @@ def _trace(target: str, model: nn.Module, size: tuple[int, ...], **options) -> S
     except TrainlabError:
         raise
     except (Exception, SystemExit) as e:  # a forward that calls sys.exit() is the model's failure too
+        if raised_by_trainlab(e):  # a rule's own bug: exit 3 with its traceback, not the model blamed
+            raise
         raise ArgumentError("TARGET", target, f"a model whose forward pass runs on an input of "
                             f"{'x'.join(map(str, size))} ({type(e).__name__}: {_first_line(e)})") from None
 
@@ -320,6 +322,8 @@ def rf_cmd(target: str, input_size: str, check: bool, fmt: str, train_mode: bool
         except TrainlabError:
             raise
         except Exception as e:
+            if raised_by_trainlab(e):
+                raise
             raise ArgumentError("--check", True, f"a model whose gradient can be taken in float64 "
                                 f"({type(e).__name__}: {_first_line(e)})") from None
     if fmt == "json":
@@ -425,6 +429,8 @@ def symbolic_cmd(module: str, variables: str, input_size: str, ignore: str, degr
     except TrainlabError:
         raise
     except Exception as e:  # the user's forward pass failed at some point of the fit
+        if raised_by_trainlab(e):
+            raise
         raise ArgumentError("MODULE", module, f"a model whose forward pass runs at every fitted point "
                             f"({type(e).__name__}: {_first_line(e)})") from None
     polys = result.as_strings()
