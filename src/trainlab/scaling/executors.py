@@ -9,7 +9,11 @@ the tasks it was running, never a finished result.
 - :class:`LocalPoolExecutor`: ``concurrent.futures.ProcessPoolExecutor`` on the forkserver
   start method (fork-safe with torch), one torch thread per worker: for models this small one
   thread per process is far faster than two. When a worker dies the pool is broken; it is
-  rebuilt and the unfinished tasks resubmitted;
+  rebuilt and the unfinished tasks resubmitted. Ctrl-C is the caller's alone: workers ignore
+  SIGINT from the moment they are forked (a terminal sends it to the whole process group), and
+  when the caller stops (Ctrl-C, an exception, closing the iterator) the workers are terminated
+  at once rather than waited for, so the results already yielded are all that is kept. A
+  worker whose parent is gone (the caller killed) exits by itself;
 - :class:`RayExecutor`: ``ray.remote`` tasks with ``max_retries`` (Ray resubmits a task whose
   worker process died), on a local Ray instance or an existing cluster (``address``). Ray is
   the optional extra ``trainlab[ray]``.
@@ -17,6 +21,7 @@ the tasks it was running, never a finished result.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -50,10 +55,90 @@ class InlineExecutor:
             yield fn(t)
 
 
+def _ignore_sigint_in_forkserver() -> None:
+    """In the forkserver process only (this module is in its preload list): ignore SIGINT.
+
+    The forkserver ignores SIGINT itself but gives each process it forks the handler it found
+    at its start, Python's KeyboardInterrupt; a Ctrl-C that reached a worker before its
+    initializer ran printed a traceback and broke the pool. Ignored here first, every worker
+    starts deaf to it. Anywhere else (the caller, a test importing this module) nothing changes.
+    """
+    import signal
+    import sys
+
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    if forkserver is None:
+        return
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is forkserver.main.__code__:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return
+        frame = frame.f_back
+
+
+_ignore_sigint_in_forkserver()
+
+
 def _worker_init() -> None:
+    """A pool worker: one torch thread, deaf to Ctrl-C (its caller decides), and gone with its parent."""
+    import signal
+    import threading
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the forkserver that started this worker exits with the caller
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=orphaned, name="trainlab-orphan-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Within the block a second Ctrl-C is ignored (main thread only): cleaning up after the
+    first must not be cut short, or workers are left that the interpreter's exit waits for."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_workers(pool: Any, grace: float = 2.0) -> None:
+    """Shut ``pool`` down now: cancel the tasks not started, terminate the workers running the
+    others (SIGTERM, SIGKILL after ``grace`` seconds) and reap them, so nothing waits for them.
+
+    ``ProcessPoolExecutor.shutdown`` would wait for the running tasks (minutes) and has no way
+    to stop them before Python 3.14 (``terminate_workers``): its ``_processes`` are used here.
+    """
+    import time
+
+    with _sigint_ignored():
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.monotonic() + grace
+        for proc in processes:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
 
 
 class LocalPoolExecutor:
@@ -71,13 +156,13 @@ class LocalPoolExecutor:
         from concurrent.futures.process import BrokenProcessPool
 
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["trainlab.scaling.sweep", "torch"])
+        ctx.set_forkserver_preload(["trainlab.scaling.executors", "trainlab.scaling.sweep", "torch"])
         pending = dict(enumerate(tasks))
         attempts = dict.fromkeys(pending, 0)
         while pending:
             pool = ProcessPoolExecutor(max_workers=min(self.workers, len(pending)), mp_context=ctx,
                                        initializer=_worker_init)
-            broken = False
+            broken = finished = False
             try:
                 futures = {pool.submit(fn, t): i for i, t in pending.items()}
                 for i in pending:
@@ -96,8 +181,12 @@ class LocalPoolExecutor:
                         yield result
                     if broken:
                         break
+                finished = True
             finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+                if finished:  # every task returned, or the pool broke: its workers are gone or idle
+                    pool.shutdown(wait=True, cancel_futures=True)
+                else:  # interrupted (Ctrl-C, GeneratorExit, an error): do not wait for running tasks
+                    _stop_workers(pool)
             if broken:
                 over = [i for i in pending if attempts[i] > self.max_retries]
                 if over:

@@ -12,6 +12,15 @@ batches: common random numbers make learning rates comparable). A run stops as s
 its full training loss falls below the last target (or it diverges, or its step budget
 ends); finished runs are dropped from the stack.
 
+The full training loss costs a pass over the training set, so it is measured on a sparse grid
+of steps (every step up to ``dense``, then 4% apart near a target, 15% apart far from one).
+A target's step is not the grid point at which the loss was first seen below it (up to 4%
+late, 15% after a fast drop) but the crossing of the line through the last measurement above
+the target and the first at or below it, in (step, log loss): :func:`crossing_step`. Between
+two measurements a loss that decays like a sum of exponentials is locally one exponential,
+straight in log loss; the crossing is rounded up to a whole step, so measurements one step
+apart give exactly the first step at or below the target.
+
 The optimizers are the ``torch.optim`` rules written for stacked tensors:
 
 - SGD with heavy-ball momentum μ (``torch.optim.SGD``): b ← μb + g (b₁ = g), w ← w − ηb;
@@ -35,7 +44,8 @@ from torch import Tensor, nn
 from trainlab.problems import Problem
 from trainlab.seeding import derive_seed, forked_rng, generator
 
-__all__ = ["OPTIMIZERS", "RunOutcome", "StackedRuns", "init_params", "train_stacked"]
+__all__ = ["OPTIMIZERS", "RunOutcome", "StackedRuns", "crossing_step", "init_params", "measure_curve",
+           "next_measurement", "train_stacked"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
@@ -57,9 +67,11 @@ def init_params(problem: Problem, seed: int, key: object = "init") -> dict[str, 
 
 @dataclass
 class RunOutcome:
-    """One run's result: the first step (of those evaluated) at which the full training loss
-    was ≤ each target, targets in ascending order (None: not reached), and the loss curve at
-    the evaluated steps (when asked for)."""
+    """One run's result: the step at which the full training loss reached each target, targets in
+    ascending order (None: not reached), interpolated between the two measured steps that
+    bracket the crossing (``brackets``: the last measured step above the target and the first
+    at or below it, the grid-snapped figure), and the loss curve at the measured steps (when
+    asked for)."""
 
     steps_to_target: list[int | None]
     final_loss: float
@@ -68,6 +80,81 @@ class RunOutcome:
     censored: bool = False
     curve_steps: list[int] = field(default_factory=list)
     curve_loss: list[float] = field(default_factory=list)
+    brackets: list[tuple[int, int] | None] = field(default_factory=list)
+
+
+def crossing_step(step0: int, loss0: float, step1: int, loss1: float, target: float) -> int:
+    """The first whole step at which the line through (step0, log loss0) and (step1, log loss1)
+    is ≤ log ``target``, for loss0 > target ≥ loss1: in (step0, step1].
+
+    Straight in log loss (an exponential decay between the two measurements); straight in the
+    loss itself when loss1 is 0 or a loss is not finite and positive.
+    """
+    if step1 - step0 <= 1:
+        return step1
+    if loss1 > 0 and math.isfinite(loss0) and loss0 > 0:
+        frac = (math.log(loss0) - math.log(target)) / (math.log(loss0) - math.log(loss1))
+    elif math.isfinite(loss0):
+        frac = (loss0 - target) / (loss0 - loss1)
+    else:
+        return step1
+    # a relative tolerance: a crossing that lands on a whole step, up to rounding, is that step
+    at = step0 + frac * (step1 - step0)
+    return min(step1, max(step0 + 1, math.ceil(at - 1e-9 * step1)))
+
+
+def _record_crossings(reached: list[int | None], brackets: list[tuple[int, int] | None],
+                      last: tuple[int, float], step: int, loss: float, targets: Sequence[float]) -> None:
+    """Fill in each target (ascending) that the measurement (step, loss) is the first at or below,
+    ``last`` being the run's measurement before it."""
+    for j, target in enumerate(targets):
+        if reached[j] is None and loss <= target:
+            reached[j] = crossing_step(last[0], last[1], step, loss, target)
+            brackets[j] = (last[0], step)
+
+
+def _ratio_to_next_target(loss: float, reached: Sequence[int | None], targets: Sequence[float]) -> float:
+    """The loss over the largest target (ascending ``targets``) not reached yet (inf: all reached)."""
+    for j in range(len(targets) - 1, -1, -1):
+        if reached[j] is None:
+            return loss / targets[j] if targets[j] > 0 else math.inf
+    return math.inf
+
+
+def next_measurement(step: int, ratios: Sequence[float], *, max_steps: int, dense: int = 8,
+                     fine_ratio: float = 1.04, coarse_ratio: float = 1.15,
+                     dense_band: float | None = None) -> int:
+    """The step of the measurement after the one at ``step``, ``ratios`` being each unfinished run's
+    loss over the next target it has not reached: every step up to ``dense`` (and while a ratio is
+    ≤ ``dense_band``, when given); then ``fine_ratio`` × ``step`` while a ratio is ≤ 2 (the crossing
+    is bracketed by measurements 4% apart), else ``coarse_ratio`` × ``step`` (all far above)."""
+    if step < dense or (dense_band is not None and any(r <= dense_band for r in ratios)):
+        return min(step + 1, max_steps)
+    ratio = fine_ratio if any(r <= 2 for r in ratios) else coarse_ratio
+    return min(max(step + 1, int(round(step * ratio))), max_steps)
+
+
+def measure_curve(loss_at: Callable[[int], float], targets: Sequence[float], max_steps: int,
+                  **schedule: Any) -> RunOutcome:
+    """A deterministic loss curve (step -> loss) measured as :func:`train_stacked` measures a run:
+    the same steps (:func:`next_measurement`, ``schedule`` its keywords) and interpolated
+    crossings, stopping at the last target. For curves whose exact steps to target are known
+    (the noisy quadratic model's expected loss): the measurement's own error."""
+    targets = sorted(float(t) for t in targets)
+    reached: list[int | None] = [None] * len(targets)
+    brackets: list[tuple[int, int] | None] = [None] * len(targets)
+    last = (0, float(loss_at(0)))
+    step, measured, losses = 0, [], []
+    while step < max_steps and reached[0] is None:
+        step = next_measurement(step, [_ratio_to_next_target(last[1], reached, targets)],
+                                max_steps=max_steps, **schedule)
+        loss = float(loss_at(step))
+        measured.append(step)
+        losses.append(loss)
+        _record_crossings(reached, brackets, last, step, loss, targets)
+        last = (step, loss)
+    return RunOutcome(steps_to_target=reached, final_loss=last[1], steps_run=step, diverged=False,
+                      curve_steps=measured, curve_loss=losses, brackets=brackets)
 
 
 @dataclass
@@ -170,14 +257,18 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
                   keep_curves: bool = False, stop_at_target: bool = True,
                   prune_factor: float | None = None, prune_cap: float | None = None,
                   dense: int = 8, fine_ratio: float = 1.04, coarse_ratio: float = 1.15,
+                  dense_band: float | None = None,
                   init: Callable[[int], Mapping[str, Tensor]] | None = None,
                   progress: Callable[[int, int], None] | None = None) -> list[RunOutcome]:
     """Train ``runs`` (stacked) with a constant learning rate until each reaches ``min(targets)``.
 
     The training loss over the whole training set is measured every step up to ``dense``, then
     every ``fine_ratio`` (while a run is within 2× of a target it has not reached) or
-    ``coarse_ratio`` (while all are far above) times the last measured step; a run
-    whose loss is not finite or exceeds 10× its starting loss counts as diverged. With
+    ``coarse_ratio`` (while all are far above) times the last measured step, and every step
+    while a run is within ``dense_band`` × its next target (when given: the exact first step at
+    or below a target even of a loss that jumps from step to step); the step at which a target is
+    reached is interpolated between the two measurements that bracket it (:func:`crossing_step`).
+    A run whose loss is not finite or exceeds 10× its starting loss counts as diverged. With
     ``prune_factor`` a run still short of the last target once the step count passes
     ``prune_factor`` × the fewest steps any run needed (or ``prune_cap``, the same bound from
     earlier runs) is stopped as censored: it cannot be the best learning rate. Returns one
@@ -209,6 +300,7 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
     active = list(range(R))  # run index of each row of the stack
     row_seed = torch.tensor([seed_row[runs.seeds[i]] for i in active])
     reached: list[list[int | None]] = [[None] * len(targets) for _ in range(R)]
+    brackets: list[list[tuple[int, int] | None]] = [[None] * len(targets) for _ in range(R)]
     final = [math.nan] * R
     stopped = [max_steps] * R
     diverged = [False] * R
@@ -218,6 +310,7 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
     with torch.no_grad():
         loss0 = full_loss(params, x, y)  # (R,)
     start_loss = loss0.tolist()
+    last_seen = [(0, L) for L in start_loss]  # each run's latest measurement: (step, loss)
     next_eval = 1
     for t in range(max_steps):
         idx = torch.stack([orders[s](t) for s in unique_seeds])  # (S, B) one order per seed
@@ -252,11 +345,11 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
             if keep_curves:
                 curves[run][0].append(step)
                 curves[run][1].append(L)
-            for j, target in enumerate(targets):
-                if reached[run][j] is None and L <= target:
-                    reached[run][j] = step
-                    if j == 0 and prune_factor is not None:
-                        cap = min(cap, prune_factor * step)
+            first = reached[run][0]
+            _record_crossings(reached[run], brackets[run], last_seen[run], step, L, targets)
+            last_seen[run] = (step, L)
+            if first is None and reached[run][0] is not None and prune_factor is not None:
+                cap = min(cap, prune_factor * reached[run][0])
             done = reached[run][0] is not None and stop_at_target
             if not math.isfinite(L) or L > 10 * start_loss[run] + 1.0:
                 diverged[run], done = True, True
@@ -266,14 +359,11 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
                 stopped[run] = step
             else:
                 keep.append(row)
-        # The next measurement: every step up to `dense`, then 4% later while some run is
-        # within 2x of a target it has not reached (a first crossing known to within 4%),
-        # 15% later while every run is far above its next target.
-        near = any(losses[row] <= 2 * next(t for j, t in reversed(list(enumerate(targets)))
-                                           if reached[run][j] is None)
-                   for row, run in enumerate(active) if reached[run][0] is None)
-        ratio = fine_ratio if near else coarse_ratio
-        next_eval = step + 1 if step < dense else min(max(step + 1, int(round(step * ratio))), max_steps)
+        next_eval = next_measurement(
+            step, [_ratio_to_next_target(losses[row], reached[run], targets)
+                   for row, run in enumerate(active) if reached[run][0] is None],
+            max_steps=max_steps, dense=dense, fine_ratio=fine_ratio, coarse_ratio=coarse_ratio,
+            dense_band=dense_band)
         if progress is not None:
             progress(step, max_steps)
         if len(keep) < len(active):
@@ -288,4 +378,5 @@ def train_stacked(problem: Problem, runs: StackedRuns, *, batch_size: int, targe
             active = [active[r] for r in keep]
     return [RunOutcome(steps_to_target=reached[r],
                        final_loss=final[r], steps_run=stopped[r], diverged=diverged[r], censored=censored[r],
-                       curve_steps=curves[r][0], curve_loss=curves[r][1]) for r in range(R)]
+                       curve_steps=curves[r][0], curve_loss=curves[r][1], brackets=brackets[r])
+            for r in range(R)]

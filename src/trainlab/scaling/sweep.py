@@ -3,7 +3,9 @@
 A *point* is one training run: (batch size B, learning rate η, seed). It trains with a
 constant learning rate (the LR protocol is recorded: the critical batch size depends on it)
 until its training loss over the whole training set falls below the lowest target, and
-records the first step at which it fell below each target. Per batch size the best
+records the step at which it fell below each target: measured on a sparse grid of steps and
+interpolated between the two measurements around the crossing (``STEPS_MEASURE``,
+:func:`trainlab.scaling.stacked.crossing_step`). Per batch size the best
 learning rate is the one with the fewest steps averaged over seeds; when that sits at the
 edge of the grid the grid is extended by one √2 step in that direction and the sweep goes
 on (up to ``max_extensions`` times per batch size).
@@ -12,7 +14,8 @@ Learning rates are η_k = ``lr_base`` · 2^(k/2) for integer k, so a point's key
 Points of one batch size and round run as one task: stacked in one thread
 (:mod:`trainlab.scaling.stacked`). Tasks run on an executor (:mod:`trainlab.scaling.executors`);
 each finished point is appended to ``points.jsonl`` in the run folder as its task returns,
-and a rerun (``resume``) skips every point already there.
+and a rerun (``resume``) skips every point already there. An interrupted sweep (Ctrl-C) keeps
+the points finished so far; the tasks that were running are lost and rerun on resume.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from trainlab.runs import atomic_write_json, read_json
 __all__ = [
     "CONFIG_FILE",
     "POINTS_FILE",
+    "STEPS_MEASURE",
     "PointStore",
     "SweepConfig",
     "SweepTask",
+    "interrupted_message",
     "lr_of",
     "load_sweep",
     "next_round",
@@ -46,6 +51,13 @@ CONFIG_FILE = "sweep.json"
 POINTS_FILE = "points.jsonl"
 LR_PROTOCOL = ("constant learning rate from step 1 (no warm-up, no decay); "
                "best LR per batch size by mean steps over seeds")
+#: How a point's steps to each target are measured (recorded in sweep.json: a resumed sweep's
+#: points must all be measured alike).
+STEPS_MEASURE = ("training loss measured every step to 8, then 4% apart within 2x of a target "
+                 "(15% apart above); the first step at or below a target interpolated between the "
+                 "two measurements around it, linear in log loss, rounded up")
+#: What older sweeps (no ``steps_measure`` in sweep.json) recorded: the measured step itself.
+GRID_SNAPPED = "the first measured step at or below each target (not interpolated)"
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,8 @@ class SweepConfig:
     prune_factor: float = 2.0
     adaptive_grid: bool = False
     lr_protocol: str = LR_PROTOCOL
+    steps_measure: str = STEPS_MEASURE
+    dense_band: float | None = None  # measure every step within this factor of a target
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
@@ -91,6 +105,8 @@ class SweepConfig:
             raise ArgumentError("--optimizer", self.optimizer, "one of: " + ", ".join(OPTIMIZERS))
         if self.width is not None and self.width < 1:
             raise ArgumentError("--width", self.width, "a positive hidden width")
+        if self.dense_band is not None and not (self.dense_band >= 1 and math.isfinite(self.dense_band)):
+            raise ArgumentError("--dense-band", self.dense_band, "a factor ≥ 1 (or none)")
 
     @property
     def sorted_targets(self) -> list[float]:
@@ -102,8 +118,10 @@ class SweepConfig:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> SweepConfig:
+        """The config saved as ``d``; one saved before steps were interpolated says so."""
         known = {f for f in cls.__dataclass_fields__}
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
+        kw.setdefault("steps_measure", GRID_SNAPPED)
         return cls(**kw)
 
 
@@ -167,14 +185,16 @@ def run_task(task: SweepTask) -> list[dict[str, Any]]:
             problem, StackedRuns([lr_of(config, k) for k, _ in task.points], [s for _, s in task.points]),
             batch_size=task.batch_size, targets=targets, max_steps=config.max_steps,
             optimizer=config.optimizer, momentum=config.momentum, data_seed=config.data_seed,
-            prune_factor=config.prune_factor, prune_cap=task.prune_cap)
+            prune_factor=config.prune_factor, prune_cap=task.prune_cap, dense_band=config.dense_band)
     seconds = (time.perf_counter() - start) / max(1, len(task.points))
     records = []
     for (k, seed), o in zip(task.points, outcomes, strict=True):
         records.append({
             "key": point_key(task.batch_size, k, seed), "batch_size": task.batch_size,
             "lr_index": k, "lr": lr_of(config, k), "seed": seed, "optimizer": config.optimizer,
-            "targets": targets, "steps_to_target": o.steps_to_target, "final_loss": o.final_loss,
+            "targets": targets, "steps_to_target": o.steps_to_target,
+            "measured_around": [list(b) if b is not None else None for b in o.brackets],
+            "final_loss": o.final_loss,
             "steps_run": o.steps_run, "diverged": o.diverged, "censored": o.censored,
             "examples_seen": o.steps_run * min(task.batch_size, problem.num_examples),
             "seconds": seconds,
@@ -356,6 +376,12 @@ def _check_resume(run_dir: Path, config: SweepConfig) -> None:
     path = run_dir / CONFIG_FILE
     if path.is_file():
         old = read_json(path)
+        if isinstance(old, dict) and "steps_measure" not in old:
+            raise ArgumentError("--resume", str(run_dir),
+                                "a sweep made by this trainlab (that one recorded the first measured step "
+                                "at or below each target, this one interpolates between measurements; its "
+                                "points cannot be mixed: use --overwrite to start again, or fit it as it "
+                                "is with `trainlab scaling fit`)")
         if old != config.to_json():
             new = config.to_json()
             changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -383,10 +409,30 @@ def run_sweep(config: SweepConfig, run_dir: str | Path, executor: Any = None, *,
         if not tasks:
             return store
         total = len(store) + sum(len(t.points) for t in tasks)
-        for records in executor.map_unordered(run_task, tasks):
-            store.append(records)
-            if progress is not None:
-                progress(len(store), total)
+        results = executor.map_unordered(run_task, tasks)
+        try:
+            for records in results:
+                store.append(records)
+                if progress is not None:
+                    progress(len(store), total)
+        finally:  # an exception here (Ctrl-C in the progress callback) stops the executor's work at once
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+
+
+def interrupted_message(run_dir: str | Path) -> str:
+    """The line an interrupted ``trainlab scaling sweep`` ends with: what was kept, how to go on."""
+    import shlex
+
+    run_dir = Path(run_dir)
+    try:
+        kept = len(PointStore(run_dir / POINTS_FILE))
+    except (OSError, DataError):
+        kept = 0
+    return (f"trainlab: interrupted: {kept} finished point{'s' if kept != 1 else ''} kept in "
+            f"{run_dir / POINTS_FILE} (continue: the same command with --out "
+            f"{shlex.quote(str(run_dir))} --resume)")
 
 
 def load_sweep(run_dir: str | Path, argument: str = "RUN") -> tuple[SweepConfig, PointStore]:
