@@ -116,7 +116,7 @@ def batch_gradient(
 def run_batch(
     problem: LeastSquares,
     optimizer: GradientTransformation,
-    steps: int,
+    steps: int | Tensor,
     *,
     sampler: Sampler | None = None,
     generator: torch.Generator | None = None,
@@ -128,14 +128,27 @@ def run_batch(
     divergence_factor: float = 1e8,
     label: str = "",
     observe: Callable[[Tensor], Tensor] | None = None,
+    criterion: Callable[[Tensor], Tensor] | None = None,
 ) -> Trajectories:
     """Train the R problems of ``problem`` together for at most ``steps`` steps.
 
+    ``steps`` is one limit for every run or a tensor (R,) of per-run limits: a run that
+    reaches its own stops there (frozen, neither converged nor diverged).
     ``w0`` (R, d) defaults to 0. ``record_every`` k records every k-th step (default: about
     500 records in all); ``record_params`` keeps the parameters too (memory T·R·d).
     ``generator`` seeds the sampler (required unless the sampler is the full batch).
     ``observe(w) -> (R,)`` is recorded at the recorded steps in ``extra["observed"]`` (T, R).
+    ``criterion(w) -> (R,)`` replaces the relative residual in the stopping rule: a run
+    converges when its criterion is ≤ ``tol`` (e.g. a stationarity test where the optimum
+    does not interpolate); divergence is still judged on the residual.
     """
+    per_run_steps: Tensor | None = None
+    if isinstance(steps, Tensor):
+        if steps.shape != (problem.num_runs,) or steps.dtype.is_floating_point or steps.dtype == torch.bool \
+                or bool((steps < 0).any()):
+            raise ArgumentError("steps", f"{steps.dtype} {tuple(steps.shape)}",
+                                f"a non-negative integer or an integer tensor of shape ({problem.num_runs},)")
+        per_run_steps, steps = steps, int(steps.max())
     if not (isinstance(steps, int) and steps >= 0):
         raise ArgumentError("steps", steps, "a non-negative integer")
     if record_every is not None and not (isinstance(record_every, int) and record_every >= 1):
@@ -173,15 +186,21 @@ def run_batch(
     all_active = True
     k = 0
     while True:
-        stop = ~(rel > tol) | ~(rel <= limit)  # converged, blown up, or NaN
+        crit = rel if criterion is None else criterion(w)
+        stop = ~(crit > tol) | ~(rel <= limit)  # converged, blown up, or NaN
         if not all_active:
             stop &= active
         if bool(stop.any()):  # rare: bookkeeping only when some run stops
-            converged = stop & (rel <= tol)
+            converged = stop & (crit <= tol)
             converged_at[converged] = k
             diverged_at[stop & ~converged] = k
             active = active & ~stop
             all_active = False
+        if per_run_steps is not None:
+            done = active & (per_run_steps <= k)
+            if bool(done.any()):
+                active = active & ~done
+                all_active = False
         last = k == steps or (not all_active and not bool(active.any()))
         if k % every == 0 or last:
             rec_steps.append(k)
