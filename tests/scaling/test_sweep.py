@@ -47,6 +47,38 @@ def test_points_file_holds_one_json_line_per_point(inline_run):
     assert json.loads((d / "sweep.json").read_text())["lr_protocol"].startswith("constant")
 
 
+def test_points_record_interpolated_steps_inside_the_measurements_around_them(inline_run):
+    d, store = inline_run
+    assert json.loads((d / "sweep.json").read_text())["steps_measure"].startswith("training loss measured")
+    reached = 0
+    for r in store.records.values():
+        for s, around in zip(r["steps_to_target"], r["measured_around"], strict=True):
+            assert (s is None) == (around is None)
+            if s is not None:
+                assert around[0] < s <= around[1] and type(s) is int
+                reached += 1
+    assert reached > 0
+
+
+def test_a_sweep_from_before_interpolation_is_refused_on_resume_but_still_fits(tmp_path, inline_run):
+    """Its points hold the first measured step below each target: mixed with interpolated ones the
+    best learning rates would be chosen on two measures."""
+    from trainlab.errors import ArgumentError
+    from trainlab.scaling.sweep import GRID_SNAPPED, load_sweep
+
+    source, store = inline_run
+    old = json.loads((source / "sweep.json").read_text())
+    del old["steps_measure"], old["dense_band"]
+    (tmp_path / "sweep.json").write_text(json.dumps(old))
+    lines = [json.dumps({k: v for k, v in r.items() if k != "measured_around"})
+             for r in store.records.values()]
+    (tmp_path / POINTS_FILE).write_text("".join(x + "\n" for x in lines))
+    config, points = load_sweep(tmp_path)
+    assert config.steps_measure == GRID_SNAPPED and len(points) == len(store)
+    with pytest.raises(ArgumentError, match="--resume=.*first measured step.*--overwrite"):
+        run_sweep(TINY, tmp_path, InlineExecutor())
+
+
 def test_rerun_skips_finished_points(inline_run):
     d, store = inline_run
     ex = CountingExecutor()
