@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from trainlab.errors import ArgumentError
+from trainlab.tolerance import gamma
 
 __all__ = ["LeastSquaresClosedForm", "LossCurves"]
 
@@ -157,6 +158,59 @@ class LeastSquaresClosedForm:
             if hi - lo <= tol * hi:
                 break
         return 0.5 * (lo + hi)
+
+    # -- rounding: what a trained or closed-form number may be off by (trainlab.tolerance) -------
+
+    @property
+    def condition_number(self) -> float:
+        """κ(X) = √(λ_max/λ_min) of K = XXᵀ (X of full row rank)."""
+        lam = self.eigenvalues
+        return float((lam.max() / lam.min()).sqrt())
+
+    @property
+    def stable_rank(self) -> float:
+        """ρ = ‖X‖_F²/‖X‖₂² = tr K/λ_max(K)."""
+        return float(self.eigenvalues.sum() / self.eigenvalues.max())
+
+    def hypergradient_scale(self, steps: int) -> float:
+        """S_t = 4t·λ_max‖a‖²/n²: a bound on Σ_k |adjoint_k|·|∇J(w_k)|, the terms whose sum is dL_t/dη
+        (each factor ≤ (2/n)σ_max‖a‖ while GD is stable), so the scale its rounding is relative to."""
+        return 4 * steps * float(self.eigenvalues.max()) * float(self.a @ self.a) / self.n**2
+
+    def trained_rounding(self, eta: float, steps: int) -> float:
+        """ε_run: relative rounding of a number computed by training ``steps`` GD steps at η from w₀ = 0
+        (the loss relative to L₀ = ‖a‖²/n; a hypergradient relative to :meth:`hypergradient_scale`).
+
+        One step w ← w − η(2/n)Xᵀ(Xw − t) adds at most γ_W·gain·(‖w‖ + ‖w*‖) to w (W = d + n + 3
+        terms, gain = 1 + 4η‖X‖_F²/n), while ‖w_k‖ ≤ (1 + q^k)‖w*‖ and ‖w*‖ ≤ ‖a‖/σ_min; a residual
+        error is carried by I − (2η/n)K, of norm q = max_i |1 − 2ηλ_i/n| (≤ 1 while stable). In the
+        residual that is σ_max·(2 + q^t)·Σ_k q^k·γ_W·gain·‖a‖/σ_min, times 2‖r_t‖/‖a‖ ≤ 2q^t for the
+        loss; the last residual and its norm add γ_(d+1)(1 + 2√ρ·κ) + γ_n. (Stable η: q ≤ 1.)
+        """
+        d = self.X.shape[1]
+        q = max(1.0, float((1 - 2 * eta * self.eigenvalues / self.n).abs().max()))
+        carried = steps if q == 1.0 else (q**steps - 1) / (q - 1)
+        kappa, rho = self.condition_number, self.stable_rank
+        gain = 1 + 4 * eta * float(self.eigenvalues.sum()) / self.n
+        per_run = 2 * kappa * (2 + q**steps) * carried * gamma(d + self.n + 3) * gain
+        return per_run * q**steps + gamma(d + 1) * (1 + 2 * rho**0.5 * kappa) + gamma(self.n)
+
+    def closed_form_rounding(self, steps: int) -> float:
+        """ε_cf: relative rounding of :meth:`loss` / :meth:`dloss` (to L₀ / S_t), via the eigendecomposition.
+
+        K is formed (γ_d·ρ relative) and decomposed (backward error n·γ_(3n)), so each λ_i moves by
+        ε_K·λ_max; (1 − 2ηλ/n)^(2t) is 4t/λ_max-Lipschitz in λ for a stable η: 4t·ε_K, plus the sum (γ_(n+1)).
+        """
+        d = self.X.shape[1]
+        eps_K = gamma(d) * self.stable_rank + self.n * gamma(3 * self.n)
+        return 4 * steps * eps_K + gamma(self.n + 1)
+
+    def eta_star_rounding(self) -> float:
+        """Relative rounding of :meth:`eta_star`: K (γ_d·ρ), Ka and the two dot products (γ_(2n)), the
+        first amplified by the cancellation ‖a‖‖Ka‖/aᵀKa of aᵀKa."""
+        Ka = self.K @ self.a
+        cancel = float(self.a.norm() * Ka.norm() / (self.a @ Ka))
+        return 4 * (gamma(self.X.shape[1]) * self.stable_rank + gamma(2 * self.n)) * cancel
 
     def curves(self, steps: list[int], etas: np.ndarray | list[float]) -> LossCurves:
         etas = [float(e) for e in etas]

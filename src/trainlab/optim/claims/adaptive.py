@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -140,7 +141,9 @@ def _first_steps(worked: LeastSquares, a: float) -> dict[str, Tensor]:
     construction the adaptive interpolant misclassifies every negative test point while GD's has
     test error 0. The course's RMSProp two steps ≈[0.314, 0.311], ≈[0.467, 0.463] follow from its
     update with ε = 0.01 (ε → 0 gives [0.316, 0.316]).""")
-def adaptive_not_min_norm(ctx: Context) -> str:
+def adaptive_not_min_norm(ctx: Context, instances: Sequence[int] | None = None) -> str:
+    """``instances``: the random instances' seeds (default :func:`seeds` of ``ctx``; more for tests)."""
+    instances = seeds(ctx) if instances is None else list(instances)
     c = ctx.checks
     with limit_threads():
         worked = worked_pair()
@@ -228,7 +231,7 @@ def adaptive_not_min_norm(ctx: Context) -> str:
 
         # 3c: random instances: interpolate, but not at w*, and with a larger norm.
         ctx.progress("random instances")
-        random = random_problems(20, 100, seeds(ctx))
+        random = random_problems(20, 100, instances)
         ws_random = min_norm_solution(random.X, random.t)
         rand: dict[str, dict[str, object]] = {}
         for name, (opt, _) in _adaptive_optimizers().items():
