@@ -311,6 +311,7 @@ def sweep_cmd(choice: ProblemChoice, width: int | None,
             task = bar.add_task("sweep", total=None)
             run_sweep(config, run_dir, ex,
                       progress=lambda done, total: bar.update(task, completed=done, total=total))
+        _fit_and_report(run_dir, None, 1000, fmt)
     except KeyboardInterrupt:  # Ctrl-C or `kill`: the finished points stay, --resume goes on from them
         from trainlab.scaling.sweep import interrupted_message
 
@@ -319,7 +320,6 @@ def sweep_cmd(choice: ProblemChoice, width: int | None,
     finally:
         if hasattr(ex, "shutdown"):
             ex.shutdown()
-    _fit_and_report(run_dir, None, 1000, fmt)
 
 
 @group.command("fit")

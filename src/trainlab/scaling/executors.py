@@ -59,9 +59,9 @@ def _ignore_sigint_in_forkserver() -> None:
     """In the forkserver process only (this module is in its preload list): ignore SIGINT.
 
     The forkserver ignores SIGINT itself but gives each process it forks the handler it found
-    at its start, Python's KeyboardInterrupt; a Ctrl-C that reached a worker before its
-    initializer ran printed a traceback and broke the pool. Ignored here first, every worker
-    starts deaf to it. Anywhere else (the caller, a test importing this module) nothing changes.
+    at its start, Python's KeyboardInterrupt: a Ctrl-C reaching a worker before its initializer
+    ran would print a traceback and break the pool. Ignored here first, every worker starts deaf
+    to it. Anywhere else (the caller, a test importing this module) nothing changes.
     """
     import signal
     import sys
