@@ -133,8 +133,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 @click.option("--scale", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
               help="quick: seconds per claim; full: minutes.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
-              help="Seed for every random choice, except the optim claims' problems: those are the "
-              "course's acceptance instances (seeds 0-2, 0-9 at full scale) whatever the seed.")
+              help="Seed for every random choice, the optim claims' problems included (seed 0 "
+              "gives the course's acceptance instances, seeds 0-2, 0-9 at full scale).")
 @click.option("--out", type=click.Path(), default=None,  # a str: Path('') would silently become '.'
               help="Run folder [default: runs/verify-<UTC time>].")
 @click.option("--resume", is_flag=True,

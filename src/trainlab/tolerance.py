@@ -153,12 +153,26 @@ def heavy_ball_amplification(
         [torch.stack([1 - eta * a - shrink, -eta * momentum * torch.ones_like(h)], -1),
          torch.stack([a, momentum * torch.ones_like(h)], -1)], -2
     )  # (R, m, 2, 2)
-    P = torch.eye(2, dtype=torch.float64).expand_as(T).clone()
+    # Powers in blocks of B: T^0 … T^(B−1) once, then each block is T^B times the one before
+    # (steps/B batched products instead of ``steps`` small ones).
+    B = min(64, steps + 1)
+    block = [torch.eye(2, dtype=torch.float64).expand_as(T)]
+    for _ in range(B - 1):
+        block.append(T @ block[-1])
+    powers = torch.stack(block)  # (B, R, m, 2, 2): T^0 … T^(B−1)
+    TB = T @ powers[-1]
     total = torch.zeros(h.shape[0], dtype=torch.float64)
-    for _ in range(steps):
-        total = total + torch.linalg.matrix_norm(P).amax(-1)
-        P = T @ P
-    return torch.linalg.matrix_norm(P).amax(-1), total
+    final = None
+    for start in range(0, steps + 1, B):
+        norms = torch.linalg.matrix_norm(powers).amax(-1)  # (B, R): max over curvatures of ‖T^k‖
+        count = min(B, steps - start)
+        if count > 0:
+            total = total + norms[:count].sum(0)
+        if start <= steps < start + B:
+            final = norms[steps - start]
+        powers = TB @ powers
+    assert final is not None
+    return final, total
 
 
 def within(

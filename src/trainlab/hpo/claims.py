@@ -248,6 +248,13 @@ def _fit_line(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
     return float(a), float(b), r2
 
 
+def _memory_setup(ctx: Context) -> tuple[Problem, list[int], float]:
+    """hpo.memory-forward-vs-reverse's problem (n = 10, d = 20,000, from the claim's seed), horizons, step."""
+    p = load_problem("linreg", n=10, d=20_000, seed=ctx.claim_seed)
+    horizons = [3, 30, 300] if ctx.quick else [10, 100, 1000]
+    return p, horizons, 0.01 * p.stable_lr_bound
+
+
 def _forward_reverse_agreement(
     p: Problem, horizons: list[int], lr: float, forward: list, reverse: list
 ) -> tuple[list[float], list[float]]:
@@ -273,10 +280,8 @@ def memory_forward_vs_reverse(ctx: Context) -> str:
     # Memory is the process's peak RSS above its start (sampled every ms, freed heap trimmed
     # first): the same meter for every mode, tangents and checkpoints included. The problem is
     # wide (d = 20,000, 160 kB per w_k) so one step's state dwarfs the meter's noise.
-    d = 20_000
-    p = load_problem("linreg", n=10, d=d, seed=ctx.claim_seed)
-    horizons = [3, 30, 300] if ctx.quick else [10, 100, 1000]
-    lr = 0.01 * p.stable_lr_bound
+    p, horizons, lr = _memory_setup(ctx)
+    d = p.x.shape[1]
     state_bytes = d * 8
     results: dict[str, list] = {}
     with limit_threads(1):

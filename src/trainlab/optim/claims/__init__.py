@@ -1,6 +1,9 @@
 """Claims of CLAIMS.md §1: which solution does an optimizer find?
 
-Setups, metrics and tolerances follow the acceptance table (shared/optim-acceptance.md).
+Setups and metrics follow the acceptance table (shared/optim-acceptance.md); its float
+tolerances are replaced by bounds derived from each drawn instance (:mod:`trainlab.tolerance`:
+κ(X) times the stopping residual, the rounding of the steps taken), recorded beside every
+measurement. The random instances come from ``--seed`` (seed 0: the table's instances).
 Every run is float64, from w₀ = 0 unless said otherwise, on J(w) = (1/2n)‖Xw − t‖²
 (:mod:`trainlab.optim.problems`), and stops when ‖Xw − t‖/‖t‖ ≤ 1e-10. Each claim
 cross-checks the vectorised runner against ``torch.optim`` on some of its runs. One module

@@ -101,7 +101,8 @@ def step_gain(
 
 
 def interpolant_tolerances(
-    X: Tensor, steps: Tensor, gain: Tensor, width: int, scale: float | Tensor = 2.0
+    X: Tensor, steps: Tensor, gain: Tensor, width: int, scale: float | Tensor = 2.0,
+    stop_tol: float = STOP_TOL, dtype: torch.dtype = torch.float64,
 ) -> tuple[Tensor, Tensor]:
     """Derived bounds for a run from 0 that stopped at ‖Xw − t‖/‖t‖ ≤ STOP_TOL after ``steps`` steps:
     (on ‖w_T − w*‖/‖w*‖, on max_k ‖(I − P)w_k‖/‖w*‖), per problem (R,).
@@ -111,13 +112,14 @@ def interpolant_tolerances(
     ``steps · gain · γ_width`` times the iterate's scale (``scale`` · ‖w*‖; 2 covers ‖w_k‖ + ‖w*‖ for a
     run whose distance to w* never grows), plus the rounding of computing P w. In the row space
     the stopping rule bounds the error by κ(X)·τ (:func:`trainlab.tolerance.residual_error_bound`),
-    τ = STOP_TOL plus the rounding of the residual it was computed from (γ_(d+1)(1 + scale·√ρ·κ),
+    τ = ``stop_tol`` plus the rounding of the residual it was computed from (γ_(d+1)(1 + scale·√ρ·κ),
     ρ the stable rank, since ‖X‖_F‖w*‖ ≤ √ρ·κ·‖t‖). Add the rounding of the closed-form w*.
+    ``dtype`` is the precision the run computed in (its unit roundoff sets every γ).
     """
-    cf = closed_form_rounding(X)
-    off = iteration_rounding(carried(steps), width, gain) * scale + cf
+    cf = closed_form_rounding(X, dtype=dtype)
+    off = iteration_rounding(carried(steps), width, gain, dtype) * scale + cf
     kappa, rho = condition_number(X), stable_rank(X)
-    resid = STOP_TOL + gamma(X.shape[-1] + 1) * (1 + scale * rho.sqrt() * kappa)
+    resid = stop_tol + gamma(X.shape[-1] + 1, dtype) * (1 + scale * rho.sqrt() * kappa)
     return residual_error_bound(kappa, resid) + off + cf, off
 
 
