@@ -105,8 +105,9 @@ def iteration_rounding(
     One step on least squares computes residuals x_iᵀw − t_i (inner products of d terms), a
     gradient (a sum of b rows), and a few vector updates; first order, the error it adds to w
     is at most γ_width·gain times the scale of the iterate, with width = d + b + (vector
-    operations) and gain = 1 + η‖X_B‖_F²/b (how much one step magnifies an error in a
-    residual, η the effective step). An error made k steps before the end reaches the end
+    operations) and gain = 1 + 2η‖X_B‖_F²/b: the update's own rounding, and the residuals' and
+    the gradient sum's, each reaching w magnified by η‖X_B‖_F²/b (η the effective step, e.g.
+    through a momentum buffer). An error made k steps before the end reaches the end
     multiplied by at most the iteration's ‖T^k‖; ``carried_steps`` is Σ_k ‖T^k‖ over the
     steps taken (:func:`carried`, :func:`heavy_ball_amplification`). Returns
     ``carried_steps · gain · γ_width``.

@@ -90,8 +90,9 @@ def step_gain(
 
     ‖X_B‖_F²/b is ‖X‖_F²/n for the full batch (``batch`` None) and at most max_i ‖x_i‖² for b
     sampled rows; η_eff = η(1 − dampening)/(1 − μ) is the step a gradient finally takes through
-    a momentum buffer (whose own rounding, of the same order, gives the factor 2). With a
-    diagonal preconditioner ``m`` the rows are x_i ⊙ √m (the iteration in u = M^(-½)w).
+    a momentum buffer (Σ μ^k = 1/(1 − μ); in the null space of X, where nothing contracts, this
+    is exact). The 2: the residuals' rounding and the gradient sum's. With a diagonal
+    preconditioner ``m`` the rows are x_i ⊙ √m (the iteration in u = M^(-½)w).
     """
     Xs = X if m is None else X * m.sqrt().unsqueeze(-2)
     rows = Xs.pow(2).sum(-1)  # (R, n)

@@ -182,7 +182,7 @@ def weight_decay_vs_l2(ctx: Context, instances: Sequence[int] | None = None) -> 
         # to the ridge solution never grows); two ways differ by at most twice one's rounding.
         lr = eta[:, 0]
         q = torch.maximum((1 - lr * (L + 2 * lam)).abs(), 1 - 2 * lr * lam)
-        gd_scale = w0.norm(dim=-1) + 2 * ridge_solution(problem.X, problem.t, lam).norm(dim=-1)
+        gd_scale = w0.norm(dim=-1) + 2 * ridge.norm(dim=-1)
         sgd_tol = 2 * iteration_rounding(carried(steps, q), width, 1 + 2 * lr * (fro + 2 * lam)) * gd_scale
         c.record("lambda", lam)
         within(c, "sgd_max_abs_diff_three_ways_and_torch", sgd_diff, sgd_tol,
