@@ -1,6 +1,6 @@
 """The tracing mode: a ``TorchFunctionMode`` that intercepts every torch function a model calls.
 
-Module calls are framed by global forward hooks (a leaf module is one row); each function is
+Module calls are framed by a wrapper of each module's forward (a leaf module is one row); each function is
 dispatched by name to a cost rule (:mod:`trainlab.convnets.rules`), answered by broadcasting
 (elementwise, shape-preserving), or run on meta tensors (views and everything else). The
 receptive field of every image-like tensor is carried alongside it.
@@ -8,7 +8,7 @@ receptive field of every image-like tensor is carried alongside it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -63,6 +63,22 @@ class _Frame:
         self.neurons = 0
         self.macs = 0
         self.connections = 0
+
+
+def _framed(stack: list[_Frame], post: Callable[[nn.Module, Any, Any], None], module: nn.Module,
+            frame: type[_Frame], entry: tuple, forward: Callable[..., Any]) -> Callable[..., Any]:
+    """``module``'s forward during a trace: its frame pushed, the forward run, its row booked (what the
+    global hooks did: the row is booked with no output when the forward raises)."""
+    def framed(*args: Any, **kwargs: Any) -> Any:
+        stack.append(frame(*entry))
+        try:
+            out = forward(*args, **kwargs)
+        except Exception:
+            post(module, args, None)
+            raise
+        post(module, args, out)
+        return out
+    return framed
 
 
 _TRAIN = nn.Module.train
@@ -169,7 +185,52 @@ class _Tracer(FieldBook, TorchFunctionMode):
             trainable += entry[1]
         return total, trainable
 
-    # -- module frames (global forward hooks) --------------------------------------------------
+    # -- module frames ---------------------------------------------------------------------------
+    def frame_modules(self, use_hooks: bool = False) -> Callable[[], None]:
+        """Frame every call of the model's modules for the trace; returns what undoes it.
+
+        Where no hooks are in play, each module's forward is replaced on the instance (removed
+        afterwards) by a closure that pushes its frame, runs the forward (for a leaf of
+        :data:`_FAST_CALLS`, its one torch call handed to the tracer) and books its row through
+        :meth:`post_hook`: ``nn.Module.__call__`` then takes its hook-free path, which saves the
+        generic hook machinery on every module call (a third of a small model's trace). A module
+        with hooks of its own, or a forward set on the instance, is framed by hooks of its own
+        put first, where global hooks would run, so that its hooks' work is booked as before;
+        when global module hooks are registered (by the user, or ``use_hooks``) every module is
+        framed by global hooks, the way all were before (tests/convnets/test_framing.py checks
+        the two ways give the same summaries)."""
+        fast = dict(self.fast)
+        handles: list[Any] = []
+        installed: list[nn.Module] = []
+        hooks = nn.modules.module
+        if use_hooks or (hooks._global_forward_pre_hooks or hooks._global_forward_hooks
+                         or hooks._global_backward_pre_hooks or hooks._global_backward_hooks):
+            handles = [hooks.register_module_forward_pre_hook(self.pre_hook),
+                       hooks.register_module_forward_hook(self.post_hook, always_call=True)]
+            for m, forward in self.fast:
+                m.__dict__["forward"] = forward
+                installed.append(m)
+        else:
+            stack, post = self.stack, self.post_hook
+            for m, name, leaf, own in self.frames.values():
+                if ("forward" in m.__dict__ or m._forward_pre_hooks or m._forward_hooks
+                        or m._backward_pre_hooks or m._backward_hooks):
+                    handles.append(m.register_forward_pre_hook(self.pre_hook, prepend=True))
+                    handles.append(m.register_forward_hook(self.post_hook, prepend=True, always_call=True))
+                    continue  # (a leaf of _FAST_CALLS has no forward on the instance: none here)
+                m.__dict__["forward"] = _framed(stack, post, m, _Frame, (m, name, leaf, own),
+                                                fast.get(m) or m.forward)
+                installed.append(m)
+
+        def undo() -> None:
+            for m in installed:
+                m.__dict__.pop("forward", None)
+            for handle in handles:
+                handle.remove()
+            self.fast = []  # each refers to the tracer: no cycle left for the garbage collector
+
+        return undo
+
     def pre_hook(self, module: nn.Module, args: Any) -> None:
         entry = self.frames.get(id(module))
         if entry is not None and entry[0] is module:
