@@ -169,7 +169,7 @@ def summary(
     inputs = _meta_inputs(input_size, example_inputs, batch_size, dtype)
     tracer = _Tracer(model, ignore)
     if any(tracer.lazy):
-        lazy = [f"{tracer.names[id(owner)]}.{pname}".lstrip(".")
+        lazy = [f"{tracer.frames[id(owner)][1]}.{pname}".lstrip(".")
                 for is_lazy, (_, _, pname, owner) in zip(tracer.lazy, tracer.param_info.values(), strict=True)
                 if is_lazy]
         raise ArgumentError("model", f"lazy parameters ({', '.join(lazy[:3])})",

@@ -93,8 +93,6 @@ class _Tracer(FieldBook, TorchFunctionMode):
     def __init__(self, model: nn.Module, ignore: frozenset[str]) -> None:
         super().__init__()
         self.ignore = ignore
-        self.names: dict[int, str] = {}
-        self.modules: dict[int, nn.Module] = {}
         # id(param) -> (numel, requires_grad, its name inside its module, the module owning it);
         # read here, before tracing, where attribute reads are not intercepted.
         self.param_info: dict[int, tuple[int, bool, str, nn.Module]] = {}
@@ -103,7 +101,7 @@ class _Tracer(FieldBook, TorchFunctionMode):
         # id(module) -> (module, name, is a leaf, its own parameters): what the hooks need, read once.
         self.frames: dict[int, tuple[nn.Module, str, bool, tuple[torch.Tensor, ...]]] = {}
         self.lazy: list[bool] = []  # per entry of params: an uninitialised (lazy) parameter
-        names, modules, frames = self.names, self.modules, self.frames
+        frames = self.frames
         param_info, params, counts, lazies = self.param_info, self.params, self.param_counts, self.lazy
         ignore_bias, ignore_bn = "bias" in ignore, "batchnorm" in ignore
         # (module, its training flag) before the trace, and whether every module trains the default way
@@ -114,7 +112,6 @@ class _Tracer(FieldBook, TorchFunctionMode):
         fast = self.fast
         for mod_name, m in _named_modules(model):
             mid = id(m)
-            names[mid], modules[mid] = mod_name, m
             kind = type(m)
             if issubclass(kind, _SCRIPT_MODULE):  # its compiled code calls no torch function the mode sees
                 raise ArgumentError(
