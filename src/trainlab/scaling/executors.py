@@ -102,20 +102,22 @@ def _worker_init() -> None:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Within the block a second Ctrl-C is ignored (main thread only): cleaning up after the
-    first must not be cut short, or workers are left that the interpreter's exit waits for."""
+def _interrupts_ignored() -> Iterator[None]:
+    """Within the block a second Ctrl-C (or `kill`, which the CLI turns into one) is ignored (main
+    thread only): cleaning up after the first must not be cut short, or workers are left that
+    the interpreter's exit waits for."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _stop_workers(pool: Any, grace: float = 2.0) -> None:
@@ -127,7 +129,7 @@ def _stop_workers(pool: Any, grace: float = 2.0) -> None:
     """
     import time
 
-    with _sigint_ignored():
+    with _interrupts_ignored():
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in processes:
