@@ -57,7 +57,7 @@ def test_run_dir_refuses_a_file_an_unwritable_place_and_an_empty_path(tmp_path):
     f.write_text("x")
     with pytest.raises(ArgumentError, match="--out="):
         prepare_run_dir(f, "verify")
-    with pytest.raises(OutputError, match="--out=.*a part of the path is a file"):
+    with pytest.raises(ArgumentError, match="--out=.*a folder in a folder .*file is a file"):  # before mkdir
         prepare_run_dir(f / "sub", "verify")
     with pytest.raises(ArgumentError, match="--out=''.*empty path"):
         prepare_run_dir("", "verify")

@@ -232,6 +232,8 @@ def report(run_dir: str) -> None:
     click.echo(f"wrote {md} and {page}")
 
 
+#: torch's CPU allocator refusing a tensor (its RuntimeError): the bytes asked for.
+_ALLOCATION = re.compile(r"DefaultCPUAllocator: can't allocate memory: you tried to allocate (\d+) bytes")
 _NEGATIVE_NUMBER = re.compile(r"-\d+(\.\d*)?([eE][-+]?\d+)?")
 
 
@@ -290,10 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(e.ctx.get_help() if e.ctx is not None else cli.get_help(click.Context(cli)))
         return 0
     except click.UsageError as e:
-        print(_usage_line(e), file=sys.stderr)
+        _say(_usage_line(e))
         return 2
     except TrainlabError as e:
-        print(f"trainlab: error: {' '.join(str(e).split())}", file=sys.stderr)
+        _say(f"trainlab: error: {' '.join(str(e).split())}")
         return e.exit_code
     except (KeyboardInterrupt, click.Abort):
         print("trainlab: interrupted", file=sys.stderr)
@@ -309,20 +311,53 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 0
     except OSError as e:  # a path the user named (parts name the option where they can)
-        if not _users_fault(e, sys.argv[1:] if argv is None else argv):
+        args = sys.argv[1:] if argv is None else argv
+        if not _users_fault(e, args):
             return _internal_error(e, argv)
         from trainlab.runs import describe_os_error
 
-        print(f"trainlab: error: {os.fsdecode(e.filename)!r} cannot be used: {describe_os_error(e)}",
-              file=sys.stderr)
+        if e.filename is None:  # the disk or the machine refused a read or write
+            _say(f"trainlab: error: a file could not be read or written: {describe_os_error(e)}")
+            return 2
+        flag = _option_naming(e.filename, args)
+        what = f"{flag}={os.fsdecode(e.filename)!r}" if flag else repr(os.fsdecode(e.filename))
+        _say(f"trainlab: error: {what} cannot be used: {describe_os_error(e)}")
         return 2
     except MemoryError:
-        print("trainlab: error: out of memory: this work is too large for this machine "
-              "(use smaller sizes)", file=sys.stderr)
+        _say("trainlab: error: out of memory: this work is too large for this machine (use smaller sizes)")
+        return 2
+    except RuntimeError as e:  # torch's allocator refusing a tensor is a RuntimeError, not a MemoryError
+        asked = _ALLOCATION.search(str(e))
+        if asked is None:
+            return _internal_error(e, argv)
+        from trainlab.memory import format_bytes
+
+        _say("trainlab: error: out of memory: this work is too large for this machine (a tensor of "
+             f"{format_bytes(int(asked.group(1)))} was asked for; use smaller sizes)")
         return 2
     except Exception as e:  # a bug: one line, traceback kept
         return _internal_error(e, argv)
     return 0
+
+
+def _say(line: str) -> None:
+    """Print one line on stderr; a path that is not UTF-8 (its bytes kept as surrogates) is shown
+    with backslash escapes instead of failing to encode."""
+    print(line.encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
+
+
+def _option_naming(filename: str | bytes, args: list[str]) -> str | None:
+    """The option whose value names ``filename`` (or a folder holding it): ``--out PATH``,
+    ``--out=PATH``, ``--problem linreg:PATH``; None for an argument or a path not on the command line."""
+    from trainlab.runs import path_is_named
+
+    for i, token in enumerate(args):
+        flag, _, value = token.partition("=") if token.startswith("--") else ("", "", token)
+        if path_is_named(filename, {value, *value.split(":")}):
+            if flag:
+                return flag
+            return args[i - 1] if i > 0 and args[i - 1].startswith("-") else None
+    return None
 
 
 def _users_fault(e: OSError, args: list[str]) -> bool:
@@ -342,6 +377,6 @@ def _internal_error(e: BaseException, argv: list[str] | None) -> int:
     saved = _save_traceback()
     where = (f"please report it with the traceback saved in {saved}" if saved
              else "please report it (run with --debug for the traceback)")
-    print(f"trainlab: internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
-          f"(a bug in trainlab, not in what you gave it: {where})", file=sys.stderr)
+    _say(f"trainlab: internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+         f"(a bug in trainlab, not in what you gave it: {where})")
     return 3

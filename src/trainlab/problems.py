@@ -224,7 +224,8 @@ def _load_npz(path: str, keys: tuple[str, ...], argument: str, value: str) -> di
     if p.is_dir():
         raise ArgumentError(argument, value, f"an .npz file ({p} is a folder)")
     if not p.is_file():
-        raise ArgumentError(argument, value, f"an existing .npz file ({p} does not exist)")
+        raise ArgumentError(argument, value, f"an existing .npz file ({p} "
+                            + ("is not a regular file)" if p.exists() else "does not exist)"))
     try:
         with open(p, "rb") as f:
             magic = f.read(6)
@@ -242,7 +243,7 @@ def _load_npz(path: str, keys: tuple[str, ...], argument: str, value: str) -> di
             if missing:
                 raise DataError(f"{argument}={value!r}: the .npz has arrays {sorted(z.files)}, "
                                 f"expected {', '.join(keys)}")
-            size = sum(z[k].nbytes for k in keys)
+            size = sum(_member_bytes(z, k) for k in keys)  # from the headers: nothing loaded yet
             if size > _MAX_NPZ_BYTES:
                 raise DataError(f"{argument}={value!r}: arrays of {size / 1e9:.1f} GB exceed the 2 GB limit")
             return {k: z[k] for k in keys}
@@ -252,6 +253,23 @@ def _load_npz(path: str, keys: tuple[str, ...], argument: str, value: str) -> di
                else " ".join(str(e).split())[:200])
         raise DataError(f"{argument}={value!r} is not a readable .npz file of numeric arrays "
                         f"({why})") from None
+
+
+def _member_bytes(z: Any, key: str) -> int:
+    """Bytes of array ``key`` of an open .npz as its header declares them. A header that declares
+    more than the archive member holds (a truncated or tampered file) raises ValueError, before
+    numpy would allocate what the header asks for."""
+    names = z.zip.namelist()
+    info = z.zip.getinfo(f"{key}.npy" if f"{key}.npy" in names else key)
+    with z.zip.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        fmt = np.lib.format
+        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+        declared = math.prod(shape) * dtype.itemsize
+        held = info.file_size - f.tell()
+    if declared > held:
+        raise ValueError(f"array {key} declares {declared} bytes {shape} but the archive holds {held}")
+    return declared
 
 
 def _is_real(a: np.ndarray) -> bool:
@@ -339,7 +357,15 @@ def load_problem(spec: str, *, n: int = 20, d: int = 100, seed: int = 0, data: s
     try:
         with torch.no_grad():
             out = model(x[:2])
+        if loss == "cross-entropy" and out.dim() >= 2:  # every label, before the loss meets one too large
+            classes = out.shape[1]
+            top = max(int(y.max()), int(yv.max()) if yv is not None and len(yv) else 0)
+            if top >= classes:
+                raise DataError(f"--data={data!r}: class label {top} in y, but the model has {classes} "
+                                f"outputs (labels must be 0..{classes - 1})")
         start = Problem(spec, model, x[:2], y[:2], loss).criterion(out, y[:2])
+    except DataError:
+        raise
     except Exception as e:  # the user's model and data do not fit together
         if raised_by_trainlab(e):  # the loss's own bug, not the user's model
             raise
@@ -348,10 +374,4 @@ def load_problem(spec: str, *, n: int = 20, d: int = 100, seed: int = 0, data: s
     if not bool(torch.isfinite(start)):
         raise ArgumentError(argument, spec, f"a model whose loss at its start is finite (it is "
                             f"{float(start)} on the first examples of --data {data})")
-    if loss == "cross-entropy" and out.dim() >= 2:  # every label, not only the two tried above
-        classes = out.shape[1]
-        top = max(int(y.max()), int(yv.max()) if yv is not None and len(yv) else 0)
-        if top >= classes:
-            raise DataError(f"--data={data!r}: class label {top} in y, but the model has {classes} "
-                            f"outputs (labels must be 0..{classes - 1})")
     return Problem(spec, model, x, y, loss, xv, yv, info={"data": data})

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ArgumentError
 from trainlab.results import STATUSES, Results, schema_problems
-from trainlab.runs import atomic_write_text, read_json
+from trainlab.runs import atomic_write_text, describe_os_error, read_json
 
 __all__ = ["format_value", "load_results", "render_html", "render_markdown", "write_report"]
 
@@ -33,8 +32,11 @@ def load_results(run_dir: str | Path, argument: str = "RUN_DIR") -> Results:
         raise ArgumentError(argument, str(run_dir), "a folder containing results.json")
     try:
         results = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:  # not JSON, not UTF-8, nested too deeply
         raise ArgumentError(argument, str(run_dir), f"a readable results.json ({e})") from None
+    except OSError as e:  # (inside the caller's output_errors, it would read as a failed write)
+        why = describe_os_error(e)
+        raise ArgumentError(argument, str(run_dir), f"a readable results.json ({why})") from None
     problems = schema_problems(results)
     if problems:
         raise ArgumentError(argument, str(run_dir), f"a results.json in trainlab's schema ({problems[0]}"

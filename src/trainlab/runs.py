@@ -32,12 +32,14 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "check_output_file",
+    "check_run_dir",
     "environment",
     "describe_os_error",
     "file_mode",
     "is_users_os_error",
     "last_run_dir",
     "output_errors",
+    "path_is_named",
     "prepare_run_dir",
     "read_json",
     "timestamp",
@@ -115,8 +117,18 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
+    """The JSON in ``path``. What does not decode raises ValueError (json's JSONDecodeError, the
+    UnicodeDecodeError of bytes that are not UTF-8, and nesting too deep for the parser, which
+    would otherwise end in a RecursionError), so a caller's ``except ValueError`` catches them all."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            text = f.read()
+        except OSError as e:  # a read error names no file: name it
+            raise type(e)(e.errno, e.strerror, os.fspath(path)) from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply to read") from None
 
 
 def timestamp() -> str:
@@ -139,13 +151,17 @@ _ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.
 
 def is_users_os_error(e: OSError, paths: Iterable[str | os.PathLike[str]]) -> bool:
     """Whether ``e`` is the user's to fix: the disk, a quota or a permission refused it, or its file
-    is one of ``paths`` (or lies inside or above one). Any other file failing (one inside the
+    is one of ``paths`` (see :func:`path_is_named`). Any other file failing (one inside the
     package, one trainlab chose) is trainlab's bug."""
     if e.errno in _ENVIRONMENT_ERRNOS:
         return True
-    if e.filename is None:
-        return False
-    target = os.path.abspath(os.fsdecode(e.filename))
+    return e.filename is not None and path_is_named(e.filename, paths)
+
+
+def path_is_named(filename: str | bytes | os.PathLike[str], paths: Iterable[str | os.PathLike[str]]) -> bool:
+    """Whether ``filename`` is one of ``paths``, lies inside one (a file of a named folder) or above
+    one (a parent folder made for it)."""
+    target = os.path.abspath(os.fsdecode(filename))
     for path in paths:
         text = os.fspath(path)
         if not text.strip():
@@ -186,6 +202,9 @@ def check_output_file(argument: str, path: str | os.PathLike[str], suffixes: Col
         raise ArgumentError(argument, text, "a file name ending in " + ", ".join(suffixes))
     if p.is_dir():
         raise ArgumentError(argument, text, "a file name (this is a folder)")
+    if p.is_symlink() and not p.exists():  # writing would replace the link with a file
+        raise ArgumentError(argument, text, f"a file name (this is a link to nothing: {os.readlink(p)!r} "
+                            "does not exist)")
     parent = p.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -220,6 +239,45 @@ def _is_run_dir(path: Path) -> bool:
     return (path / RUN_MARKER).is_file() or (path / "results.json").is_file()
 
 
+def check_run_dir(out: str | os.PathLike[str] | None, *, argument: str = "--out", resume: bool = False,
+                  overwrite: bool = False) -> Path | None:
+    """The refusals of :func:`prepare_run_dir`, with nothing made: a command checks its ``--out``
+    with this before its work (loading data), and makes the folder after. None for no ``out``."""
+    if resume and overwrite:
+        raise ArgumentError("--resume/--overwrite", "both", "at most one of them")
+    if out is None:
+        return None
+    if not os.fspath(out).strip():
+        raise ArgumentError(argument, os.fspath(out), "a folder name (an empty path would write "
+                            "into the current folder)")
+    path = Path(out)
+    if path.is_symlink() and not path.exists():
+        raise ArgumentError(argument, str(path), "a folder (this path is a link to nothing: "
+                            f"{os.readlink(path)!r} does not exist)")
+    if path.exists() and not path.is_dir():
+        raise ArgumentError(argument, str(path), "a folder (this path is an existing file)")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ArgumentError(argument, str(path), f"a folder in a folder ({parent} is a file)")
+    if path.is_dir() and any(path.iterdir()):
+        if not _is_run_dir(path):
+            raise ArgumentError(argument, str(path), "a new or empty folder (this one holds files "
+                                "trainlab did not make; it is never overwritten)")
+        if overwrite and not (path / RUN_MARKER).is_file():  # a results.json alone may be another tool's
+            raise ArgumentError(argument, str(path), f"a folder trainlab made (it has no {RUN_MARKER}); "
+                                "--overwrite empties only those")
+        if not overwrite and not resume:
+            if not (path / RUN_MARKER).is_file():
+                raise ArgumentError(argument, str(path), "a new or empty folder (this one holds a "
+                                    f"results.json but no {RUN_MARKER}: if trainlab made it, --resume "
+                                    "continues it; trainlab never overwrites it)")
+            raise ArgumentError(argument, str(path), "a new folder; this one holds a run: add --resume "
+                                "to continue it or --overwrite to replace it")
+    return path
+
+
 def prepare_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument: str = "--out",
                     resume: bool = False, overwrite: bool = False) -> Path:
     """Create the run folder ``out`` (or ``runs/<prefix>-<UTC time>``) and check it is writable.
@@ -229,50 +287,25 @@ def prepare_run_dir(out: str | os.PathLike[str] | None, prefix: str, *, argument
       ``overwrite`` (emptied first, figures included);
     - any other non-empty folder is refused, even with ``overwrite``: trainlab deletes only
       what it made.
-    An empty path, a path that is a file and a folder that cannot be written raise
-    :class:`ArgumentError` naming ``argument``.
+    An empty path, a path that is a file (or lies under one) and a folder that cannot be written
+    raise :class:`ArgumentError` naming ``argument`` (see :func:`check_run_dir`).
     """
-    if resume and overwrite:
-        raise ArgumentError("--resume/--overwrite", "both", "at most one of them")
-    if out is None:
+    path = check_run_dir(out, argument=argument, resume=resume, overwrite=overwrite)
+    if path is None:
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
         path = Path("runs") / f"{prefix}-{stamp}"
         n = 1
         while path.exists():
             n += 1
             path = Path("runs") / f"{prefix}-{stamp}-{n}"
-    else:
-        if not os.fspath(out).strip():
-            raise ArgumentError(argument, os.fspath(out), "a folder name (an empty path would write "
-                                "into the current folder)")
-        path = Path(out)
-    if path.is_symlink() and not path.exists():
-        raise ArgumentError(argument, str(path), "a folder (this path is a link to nothing: "
-                            f"{os.readlink(path)!r} does not exist)")
-    if path.exists() and not path.is_dir():
-        raise ArgumentError(argument, str(path), "a folder (this path is an existing file)")
     occupied = path.is_dir() and any(path.iterdir())
-    if occupied:
-        if not _is_run_dir(path):
-            raise ArgumentError(argument, str(path), "a new or empty folder (this one holds files "
-                                "trainlab did not make; it is never overwritten)")
-        if overwrite:
-            if not (path / RUN_MARKER).is_file():  # a results.json alone may be another tool's
-                raise ArgumentError(argument, str(path), f"a folder trainlab made (it has no {RUN_MARKER}); "
-                                    "--overwrite empties only those")
-            with output_errors(argument, path):
-                for child in path.iterdir():
-                    if child.is_dir() and not child.is_symlink():
-                        shutil.rmtree(child)
-                    else:
-                        child.unlink()
-        elif not resume:
-            if not (path / RUN_MARKER).is_file():
-                raise ArgumentError(argument, str(path), "a new or empty folder (this one holds a "
-                                    f"results.json but no {RUN_MARKER}: if trainlab made it, --resume "
-                                    "continues it; trainlab never overwrites it)")
-            raise ArgumentError(argument, str(path), "a new folder; this one holds a run: add --resume "
-                                "to continue it or --overwrite to replace it")
+    if occupied and overwrite:
+        with output_errors(argument, path):
+            for child in path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
     # A folder that is resumed keeps what it has: only a folder trainlab starts gets the marker (a
     # results.json without one may be another tool's, which --overwrite must never empty).
     marked = not (resume and occupied)

@@ -126,13 +126,13 @@ def solve_padding(size_in: int, size_out: int, kernel_size: int, stride: int = 1
     _check("stride", stride, 1)
     _check("dilation", dilation, 1)
     reach = dilation * (kernel_size - 1)
-    found: list[PaddingSolution] = []
     if transposed:
-        # 2p = (H−1)s + d(k−1) + p_out + 1 − H_out must be even and ≥ 0.
-        for op in range(max(stride, dilation)):
-            twice_p = (size_in - 1) * stride + reach + op + 1 - size_out
-            if twice_p >= 0 and twice_p % 2 == 0:
-                found.append(PaddingSolution(twice_p // 2, op))
+        # 2p = (H−1)s + d(k−1) + p_out + 1 − H_out must be even and ≥ 0: p_out from the smallest such
+        # value in steps of 2 (closed form: a loop over p_out never ends for a stride of 10^15)
+        base = (size_in - 1) * stride + reach + 1 - size_out
+        first = max(0, -base)
+        first += (base + first) % 2
+        found = [PaddingSolution((base + op) // 2, op) for op in range(first, max(stride, dilation), 2)]
         if not found:
             lo = (size_in - 1) * stride + reach + 1 - size_out
             why = ("the output is too large even with padding 0 and the largest output_padding"
@@ -142,11 +142,10 @@ def solve_padding(size_in: int, size_out: int, kernel_size: int, stride: int = 1
                              f"d={dilation} takes {size_in} to {size_out}: {why}")
         return found
     # ⌊(H + 2p − d(k−1) − 1)/s⌋ + 1 = H_out  ⇔  (H_out−1)s ≤ H + 2p − d(k−1) − 1 < H_out·s
-    p_max = (size_out * stride + reach) // 2 + 1
-    for p in range(p_max + 1):
-        span = size_in + 2 * p - reach - 1
-        if span >= 0 and span // stride + 1 == size_out:
-            found.append(PaddingSolution(p, 0))
+    # ⇔ (H_out−1)s − H + d(k−1) + 1 ≤ 2p ≤ H_out·s − H + d(k−1), p ≥ 0 (closed form: a loop over p
+    # never ends for a kernel of 10^15)
+    lo, hi = (size_out - 1) * stride - size_in + reach + 1, size_out * stride - size_in + reach
+    found = [PaddingSolution(p, 0) for p in range(max(0, -(-lo // 2)), hi // 2 + 1)]
     if not found:
         span0 = size_in - reach - 1
         at_zero = (f"padding 0 gives {span0 // stride + 1}" if span0 >= 0

@@ -277,7 +277,7 @@ def test_output_file_follows_its_extension_and_bad_paths_are_one_line(capsys, tm
                "--overwrite")[0] == 0
     for bad, fragment in [(tmp_path / "t.xlsx", "a file ending in"), (tmp_path, "a file ending in"),
                           (tmp_path / "missing" / "dir" / "t.md", None),
-                          (tmp_path / "sub.csv", "it is a folder")]:
+                          (tmp_path / "sub.csv", "this is a folder")]:
         if bad.name == "sub.csv":
             bad.mkdir()
         code, _, err = run(capsys, "convnets", "summary", "conv3-4", "--input", "1x8x8", "-o", str(bad))

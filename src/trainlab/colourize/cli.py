@@ -42,6 +42,8 @@ from trainlab.runs import (
     RUN_MARKER,
     atomic_write_bytes,
     atomic_write_json,
+    check_output_file,
+    check_run_dir,
     output_errors,
     prepare_run_dir,
     read_json,
@@ -119,21 +121,27 @@ def _config(model: str, protocol: str = "trainlab", **kw: object) -> TrainConfig
     return TrainConfig(model=model, **values)  # type: ignore[arg-type]
 
 
-def _check_memory(config: TrainConfig, num_train: int | None = None, num_valid: int | None = None) -> None:
-    """Refuse a run whose estimated memory does not fit, naming the option that makes it large."""
+def _check_memory(config: TrainConfig, num_train: int | None = None, num_valid: int | None = None,
+                  source: Path | None = None) -> None:
+    """Refuse a run whose estimated memory does not fit, naming the option that makes it large (or,
+    for a resumed run, the setting of its ``source`` config.json)."""
     estimate = estimate_training_bytes(config, num_train, num_valid)
     culprits = [("--num-filters", config.num_filters, 32), ("--batch-size", config.batch_size, 100),
                 ("--patch-size", config.patch_size, 32), ("--num-colours", config.num_colours, 24),
                 ("--num-crops", config.num_crops, 4000)]
     name, value, _ = max(culprits, key=lambda c: c[1] / c[2])
+    if source is not None:
+        name = f"{source}: {name[2:].replace('-', '_')}"
     require_memory(name, value, estimate)
 
 
-def _prepare_data(config: TrainConfig, palette: Palette | None = None):  # -> (ColourData, Palette)
-    """Data and palette, loaded and fitted before any run folder is made (errors leave none)."""
-    _check_memory(config)
+def _prepare_data(config: TrainConfig, palette: Palette | None = None,
+                  source: Path | None = None):  # -> (ColourData, Palette)
+    """Data and palette, loaded and fitted before any run folder is made (errors leave none);
+    ``source``: the config.json of a resumed run (where a size too large comes from)."""
+    _check_memory(config, source=source)
     data = load_training_data(config)
-    _check_memory(config, len(data.train), len(data.valid))
+    _check_memory(config, len(data.train), len(data.valid), source=source)
     if palette is None:
         palette = fit_palette(data.train, config.num_colours, seed=config.seed)
     return data, palette
@@ -207,8 +215,15 @@ def _resume_config(out: Path, given: dict[str, object]) -> TrainConfig:
     saved = out / CONFIG
     if not saved.is_file():
         raise ArgumentError("--out", str(out), f"a run folder holding {CONFIG} to resume")
+    try:  # the saved settings alone first: a bad one is the file's, not an option the user gave
+        saved_config = read_json(saved)
+        if not isinstance(saved_config, dict):
+            raise TypeError(f"a JSON {type(saved_config).__name__}, not an object")
+        TrainConfig.from_dict(saved_config)
+    except (ValueError, TypeError) as e:  # ArgumentError included: it names a setting of the file
+        raise ArgumentError("--out", str(out), f"a run whose {CONFIG} is valid ({e})") from None
     try:
-        return TrainConfig.from_dict({**read_json(saved), **given})
+        return TrainConfig.from_dict({**saved_config, **given})
     except (ValueError, TypeError) as e:
         if isinstance(e, ArgumentError):
             raise
@@ -234,10 +249,21 @@ def group() -> None:
 _OUT_HELP = "Continue the run in --out from its checkpoint."
 
 
+def _path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """A path option or argument as a Path; an empty one is refused (``Path('')`` is '.', and a run
+    would be written into the current folder)."""
+    if value is None:
+        return None
+    if not value.strip():
+        name = max(param.opts, key=len) if isinstance(param, click.Option) else param.human_readable_name
+        raise ArgumentError(name, value, "a path (an empty one would mean the current folder)")
+    return Path(value)
+
+
 @group.command("train")
 @click.option("--model", type=click.Choice(list(MODELS)), default="unet", show_default=True)
 @_training_options
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(), callback=_path, default=None,
               help="Run folder [default: runs/colourize-<model>-<UTC time>].")
 @click.option("--resume", is_flag=True, help=_OUT_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out.")
@@ -249,6 +275,7 @@ def train_cmd(model: str, out: Path | None, resume: bool, overwrite: bool, **kw:
     learning rate, which may grow, and the speed options).
     """
     palette = None
+    check_run_dir(out, resume=resume, overwrite=overwrite)  # before any work: a file, a folder of other files
     if resume:
         if out is None:
             raise ArgumentError("--resume", True, "together with --out RUN (the run to continue)")
@@ -257,10 +284,8 @@ def train_cmd(model: str, out: Path | None, resume: bool, overwrite: bool, **kw:
     else:
         config = _config(model, **kw)  # type: ignore[arg-type]
     resolve_device(config.device)
-    if out is not None and not resume and not overwrite and out.is_dir() and any(out.iterdir()):
-        # Never overwrite a run silently: its checkpoint may be hours of training.
-        prepare_run_dir(out, f"colourize-{config.model}")  # raises, naming --resume/--overwrite
-    data, palette = _prepare_data(config, palette)  # bad data fails before a run folder is made
+    saved = out / CONFIG if resume and out is not None else None
+    data, palette = _prepare_data(config, palette, source=saved)  # bad data fails before a run folder is made
     with _run_folder(out, f"colourize-{config.model}", resume=resume, overwrite=overwrite) as run:
         result = _run_training(config, run, resume, data, palette)
     stdout_console().print(_evaluation_table(
@@ -270,8 +295,8 @@ def train_cmd(model: str, out: Path | None, resume: bool, overwrite: bool, **kw:
 
 
 @group.command("eval")
-@click.argument("run", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+@click.argument("run", type=click.Path(), callback=_path)
+@click.option("-o", "--out", type=click.Path(), callback=_path, default=None,
               help="Folder for eval.json and eval.png [default: RUN].")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda, mps.")
 def eval_cmd(run: Path, out: Path | None, device: str) -> None:
@@ -280,6 +305,8 @@ def eval_cmd(run: Path, out: Path | None, device: str) -> None:
     argument = "RUN" if out is None else "--out"
     if target.exists() and not target.is_dir():
         raise ArgumentError(argument, str(target), "a folder (this path is a file)")
+    if out is not None:  # refused before the evaluation: a link to nothing, a path under a file
+        check_output_file("--out", out / "eval.json", [".json"], overwrite=True)
     config, model, palette, _ = load_run(run, resolve_device(device))
     data = load_training_data(config)
     evaluation = evaluate(model, palette, data.train, data.valid)
@@ -310,19 +337,22 @@ def _image_format(path: Path) -> str:
 
 
 @group.command("predict")
-@click.argument("run", type=click.Path(path_type=Path))
-@click.argument("image", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True,
+@click.argument("run", type=click.Path(), callback=_path)
+@click.argument("image", type=click.Path(), callback=_path)
+@click.option("-o", "--output", "output", type=click.Path(), callback=_path, required=True,
               help="Where to write the colourised image; its extension names the format "
               "(.png, .jpg, .webp, …).")
+@click.option("--overwrite", is_flag=True, help="Replace --output if it exists.")
 @click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda, mps.")
-def predict_cmd(run: Path, image: Path, output: Path, device: str) -> None:
+def predict_cmd(run: Path, image: Path, output: Path, overwrite: bool, device: str) -> None:
     """Colourise IMAGE (any size; it is made grey first) with the network of RUN."""
     from PIL import Image
 
     fmt = _image_format(output)
-    if output.is_dir():
-        raise ArgumentError("--output", str(output), "a file name (this path is a folder)")
+    check_output_file("--output", output, [output.suffix], overwrite=overwrite)  # a folder, an existing file
+    if not image.is_file():  # before its header is read: a named pipe would block the reader
+        raise ArgumentError("IMAGE", str(image), "an existing image file"
+                            + ("" if not image.exists() else " (this is not a regular file)"))
     config, model, palette, _ = load_run(run, resolve_device(device))
     size = _image_size(image)
     if size is not None:  # estimated from the header, before any pixel is decoded
@@ -352,7 +382,7 @@ def _image_size(path: Path) -> tuple[int, int] | None:
 
 @group.command("compare")
 @_training_options
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(), callback=_path, default=None,
               help="Folder for the three runs [default: runs/colourize-compare-<UTC time>].")
 @click.option("--resume", is_flag=True, help="Continue the comparison in --out: each network from its "
               "checkpoint (a network not started yet starts).")
@@ -363,6 +393,7 @@ def compare_cmd(out: Path | None, resume: bool, overwrite: bool, **kw: object) -
     Under --protocol course the course's reported accuracies are printed beside trainlab's.
     """
     protocol = str(kw.get("protocol"))
+    check_run_dir(out, resume=resume, overwrite=overwrite)  # before any work
     if resume:
         if out is None:
             raise ArgumentError("--resume", True, "together with --out RUN (the comparison to continue)")
@@ -374,8 +405,6 @@ def compare_cmd(out: Path | None, resume: bool, overwrite: bool, **kw: object) -
     else:
         configs = [_config(m, **kw) for m in MODELS]  # type: ignore[arg-type]
     resolve_device(configs[0].device)
-    if out is not None and not resume and not overwrite and out.is_dir() and any(out.iterdir()):
-        prepare_run_dir(out, "colourize-compare")  # raises, naming --resume/--overwrite
     for c in configs:
         _check_memory(c)
     palette = Palette.load(saved[0] / PALETTE) if resume else None

@@ -33,6 +33,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -48,6 +49,7 @@ from trainlab.colourize.evaluate import Evaluation, evaluate, image_grid, predic
 from trainlab.colourize.models import KERNEL_SIZES, MODELS, build_model
 from trainlab.colourize.palette import Palette, fit_palette
 from trainlab.errors import ArgumentError, DataError, TrainlabError
+from trainlab.memory import require_memory
 from trainlab.plotting import save_figure, subplots_or
 from trainlab.runs import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
@@ -377,7 +379,9 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     suggests loading untrusted files with ``weights_only=False``) is not passed on.
     """
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns on stderr about a file's pickle protocol: one line only
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise DataError(f"{path} does not exist: nothing to resume or evaluate") from None
     except Exception as e:
@@ -416,6 +420,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"
     if palette.num_colours != config.num_colours:
         raise DataError(f"{run / PALETTE} has {palette.num_colours} colours but {run / CONFIG} says "
                         f"{config.num_colours}: the run folder was altered")
+    with torch.device("meta"):  # its size first: a config.json asking for petabytes of weights
+        weights = sum(p.numel() for p in _build(config).parameters()) * 4
+    require_memory("RUN", f"{run_dir} ({CONFIG}: num_filters={config.num_filters}, kernel={config.kernel})",
+                   2 * weights)  # the weights and the checkpoint's copy of them
     ckpt = _load_checkpoint(run / CHECKPOINT)
     model = _build(config)
     try:

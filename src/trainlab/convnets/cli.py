@@ -24,7 +24,7 @@ from trainlab.convnets.tracer import IGNORABLE, parse_size, summary
 from trainlab.errors import ArgumentError, TrainlabError, raised_by_trainlab
 from trainlab.loader import is_factory_ref, load_factory, load_model, load_model_for_shapes
 from trainlab.memory import require_memory
-from trainlab.runs import atomic_write_text, output_errors
+from trainlab.runs import atomic_write_text, check_output_file, output_errors
 from trainlab.shapes import (
     adaptive_pool_windows,
     conv_output_size,
@@ -133,6 +133,8 @@ def _shape(size: int, layer: str, kernel_size: int, stride: int | None, padding:
 
 #: Adaptive pooling windows printed at each end when there are more than twice as many.
 _SHOWN_WINDOWS = 32
+#: Largest stride or dilation solve-padding takes: 2^16 (it lists up to 2^15 solutions).
+_MAX_LISTED_STEP = 2**16
 
 
 @group.command("solve-padding")
@@ -146,6 +148,10 @@ def solve_padding_cmd(
     size_in: int, size_out: int, kernel_size: int, stride: int, dilation: int, transposed: bool
 ) -> None:
     """Every (padding, output_padding) taking SIZE_IN to SIZE_OUT."""
+    for flag, value in (("--stride", stride), ("--dilation", dilation)):
+        if value > _MAX_LISTED_STEP:  # up to max(s, d)/2 solutions, each listed
+            raise ArgumentError(flag, value, f"at most {_MAX_LISTED_STEP} (every solution is listed, and a "
+                                "stride or dilation s has up to s/2 of them)")
     with _as_flags():
         solutions = solve_padding(size_in, size_out, kernel_size, stride, dilation, transposed=transposed)
     for sol in solutions:
@@ -247,6 +253,8 @@ def summary_cmd(target: str, input_size: str, fmt: str | None, ignore: str, stri
             raise ArgumentError("--format", fmt, f"{_EXTENSIONS[ext]} for an --output ending in {ext} "
                                 "(or leave --format out)")
         fmt = _EXTENSIONS[ext]
+        # a folder, a path under a file, an existing file, a dangling link: refused before the trace
+        check_output_file("--output", output, list(_EXTENSIONS), overwrite=overwrite)
     fmt = fmt or "table"
     size = parse_size(input_size)
     ignored = _ignore_option(ignore)
@@ -379,6 +387,8 @@ def _vars_option(text: str) -> dict[str, int]:
                 "comma-separated argument names, each with an optional :step "
                 "(e.g. num_filters,num_colours,height:4)",
             )
+        if name in out:
+            raise ArgumentError("--vars", text, f"each argument named once ({name} is named twice)")
         out[name] = int(step) if step else 1
     if not out:
         raise ArgumentError("--vars", text, "at least one argument name")

@@ -53,6 +53,17 @@ def _numbers(name: str, text: str) -> list[float]:
     return values
 
 
+def _optimizer_names(text: str) -> list[str]:
+    """The --optimizers list, each name once (a repeated one would be run, and tabled, twice)."""
+    from trainlab.optim.compare import parse_optimizer_names
+
+    names = parse_optimizer_names(text)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ArgumentError("--optimizers", text, f"each name once ({', '.join(repeated)} is repeated)")
+    return names
+
+
 def _fmt(x: float | None, spec: str = ".1e") -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
@@ -131,9 +142,8 @@ def compare(
 ) -> None:
     """Final distance to the minimum-norm interpolant w*, residual and steps, per optimizer."""
     from trainlab.memory import require_memory
-    from trainlab.optim.compare import parse_optimizer_names
 
-    names = parse_optimizer_names(optimizers)
+    names = _optimizer_names(optimizers)
     if n >= d:
         raise ArgumentError(
             "--n", n, f"fewer examples than parameters (n < d = {d}): the problem must be overparameterised"
@@ -254,9 +264,7 @@ def _figure_path(output: Path, overwrite: bool) -> None:
 def path(x: str, t: float, optimizers: str, steps: int, lr: float | None, output: Path, overwrite: bool,
          fmt: str) -> None:
     """Draw each optimizer's path from 0 on one example x ∈ R², with the solution line and w*."""
-    from trainlab.optim.compare import parse_optimizer_names
-
-    names = parse_optimizer_names(optimizers)
+    names = _optimizer_names(optimizers)
     values = _numbers("--x", x)
     if len(values) != 2:  # before the output check: the figure is not what is wrong
         raise ArgumentError("--x", x, "exactly two numbers (the figure is 2-D), e.g. 2,1")

@@ -142,7 +142,7 @@ def group() -> None:
               help="Two-batch estimator: small batch.")
 @click.option("--b-big", type=click.IntRange(min=2), default=128, show_default=True,
               help="Two-batch estimator: big batch.")
-@click.option("--num-batches", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--num-batches", type=steps_range(), default=200, show_default=True,
               help="Two-batch estimator: pairs averaged.")
 @seed_option()
 @click.option("--figure", default=None, help="PNG: B_simple at checkpoints of the training (--at trained).")
@@ -396,7 +396,8 @@ def _fit_and_report(run: Path, target: float | None, bootstrap: int, fmt: str) -
                    "on one core, so at most 10,000).")
 @click.option("--batch-sizes", type=_FLOATS, default="1,4,16,64,256,1024,4096", show_default=True)
 @click.option("--target-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
-              show_default=True, help="Target expected loss as a fraction of the initial loss.")
+              show_default=True, help="Target expected loss as a fraction of the initial loss.",
+              callback=finite("a fraction"))
 @click.option("--figure", default=None, help="PNG of steps vs batch size per optimizer.")
 @_OVERWRITE
 @_FORMAT

@@ -262,7 +262,7 @@ class PointStore:
                 if not _is_point(rec):
                     raise TypeError
                 self.records[rec["key"]] = rec
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):  # (a line nested too deeply to parse)
                 raise DataError(f"{self.path}: line {i + 1} is not a sweep point record") from None
 
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
@@ -378,8 +378,13 @@ def next_round(config: SweepConfig, store: PointStore,
 def _check_resume(run_dir: Path, config: SweepConfig) -> None:
     path = run_dir / CONFIG_FILE
     if path.is_file():
-        old = read_json(path)
-        if isinstance(old, dict) and "steps_measure" not in old:
+        try:
+            old = read_json(path)
+        except ValueError as e:  # not JSON, not UTF-8, nested too deeply
+            raise DataError(f"{path}: not a sweep configuration ({e})") from None
+        if not isinstance(old, dict):
+            raise DataError(f"{path}: not a sweep configuration (a JSON {type(old).__name__}, not an object)")
+        if "steps_measure" not in old:
             raise ArgumentError("--resume", str(run_dir),
                                 "a sweep made by this trainlab (that one recorded the first measured step "
                                 "at or below each target, this one interpolates between measurements; its "
