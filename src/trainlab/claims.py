@@ -66,6 +66,7 @@ PARTS: tuple[str, ...] = (
     "trainlab.optim.claims",
     "trainlab.hpo.claims",
     "trainlab.convnets.claims",
+    "trainlab.colourize.counts",  # §3's count claim on the §5 networks
     "trainlab.scaling.claims",
     "trainlab.colourize.claims",
     "trainlab.loops.claims",
