@@ -807,10 +807,7 @@ def _check(case: Case, hostile, work: Path, capsys) -> None:
 #: Cases that fail today in files of other parts, reported to their owners: expected to fail (strict,
 #: so that a fix shows up here), instead of being left out of the count.
 KNOWN = {
-    "hpo hypergrad:--batch-size=huge": "hpo: a batch larger than the examples runs as the full batch",
-    "hpo tune-lr:--batch-size=huge": "hpo: a batch larger than the examples runs as the full batch",
     "scaling noise-scale:--batch-size=huge": "scaling noise-scale: a batch larger than the examples runs",
-    "hpo hypergrad:--wrt='lr,lr'": "hpo: a hyperparameter named twice is accepted",
     "scaling sweep:--seeds='1,1'": "scaling sweep: a seed named twice is accepted",
     "scaling fit:--bootstrap=huge": "scaling fit: --bootstrap has no upper bound (exit 2 'out of memory', "
                                     "without naming --bootstrap)",

@@ -111,6 +111,19 @@ def test_bad_input_is_one_line_naming_the_flag_exit_2(capsys, args, flag):
     assert len(err.strip().splitlines()) == 1 and flag in err and "Traceback" not in err
 
 
+def test_a_batch_larger_than_the_training_set_and_a_repeated_name_are_refused(capsys):
+    n = load_problem("linreg", seed=0).num_examples
+    base = ["--problem", "linreg", "--steps", "5", "--lr", "0.01"]
+    for command in (["hypergrad"], ["tune-lr", "--meta-steps", "2"]):
+        code, out, err = run(capsys, "hpo", *command, *base, "--batch-size", str(n + 1))
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert f"--batch-size={n + 1}" in err and f"at most the problem's {n:,} training examples" in err
+        code, out, err = run(capsys, "hpo", *command, *base, "--batch-size", str(n), "--format", "json")
+        assert code == 0, err  # the whole training set: full-batch, as before
+    code, _, err = run(capsys, "hpo", "hypergrad", *base, "--wrt", "lr,weight_decay,lr")
+    assert code == 2 and "--wrt='lr,weight_decay,lr'" in err and "each hyperparameter named once" in err
+
+
 def test_huge_reverse_horizon_is_refused_with_an_estimate(capsys):
     # 10^6 steps is the most --steps takes (beyond, click refuses it); kept in reverse mode they
     # need about 930 GB on the digits MLP

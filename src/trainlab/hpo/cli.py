@@ -71,7 +71,16 @@ def _parse_wrt(text: str) -> list[str]:
     bad = [w for w in names if w not in HYPERPARAMETERS]
     if not names or bad:
         raise ArgumentError("--wrt", text, "comma-separated names among " + ", ".join(HYPERPARAMETERS))
+    if len(set(names)) != len(names):
+        raise ArgumentError("--wrt", text, "each hyperparameter named once")
     return names
+
+
+def _check_batch(batch_size: int | None, prob: Any) -> None:
+    """A batch larger than the training set is refused (it would silently run as the full batch)."""
+    if batch_size is not None and batch_size > prob.num_examples:
+        raise ArgumentError("--batch-size", batch_size, f"at most the problem's {prob.num_examples:,} "
+                            "training examples (leave it out for full-batch GD)")
 
 
 def _parse_betas(text: str) -> tuple[float, float]:
@@ -179,6 +188,7 @@ def hypergrad_cmd(
     from trainlab.threads import limit_threads
 
     prob = choice.load(seed)
+    _check_batch(batch_size, prob)
     hyper = {"lr": lr, "weight_decay": weight_decay, "beta1": b[0], "beta2": b[1]}
     if momentum is not None:
         hyper["momentum"] = momentum
@@ -256,6 +266,7 @@ def tune_lr_cmd(
     from trainlab.threads import limit_threads
 
     prob = choice.load(seed)
+    _check_batch(batch_size, prob)
     with limit_threads(1 if prob.num_params < 1_000_000 else 2), _as_flags():
         if online:
             result = online_lr(
