@@ -35,16 +35,24 @@ __all__ = ["COURSE_RMSPROP_STEPS", "course_rmsprop_steps", "adaptive_not_min_nor
 
 
 def _adaptive_optimizers() -> dict[str, tuple[F.GradientTransformation, str]]:
-    """The acceptance table's settings (3b, 3c): name -> (optimizer, description)."""
+    """The acceptance table's settings (3b, 3c): name -> (optimizer, description).
+
+    Adam gets a slowly decaying step as RMSProp does: at the table's constant lr = 1e-2 it kept
+    circling the solution set on 3 of the 603 instances of seeds 433 and 1000–1199 (residual up to
+    2e-2 after 60,000 steps); with lr = 1e-2·0.9998^k all interpolated, in ~430 steps at the median.
+    """
     return {
         "AdaGrad": (F.adagrad(lr=0.1), "Adagrad(lr=0.1)"),
         "RMSProp": (
             F.rmsprop(lr=F.exponential_decay(1e-2, 0.999)),
             "RMSprop(lr=1e-2) + ExponentialLR(0.999)",
         ),
-        "Adam": (F.adam(lr=1e-2), "Adam(lr=1e-2)"),
+        "Adam": (F.adam(lr=F.exponential_decay(1e-2, 0.9998)), "Adam(lr=1e-2) + ExponentialLR(0.9998)"),
     }
 
+
+#: Steps the adaptive methods get to interpolate a random instance (each run stops at ‖Xw − t‖/‖t‖ ≤ 1e-10).
+RANDOM_MAX_STEPS = 100_000
 
 #: The course's two RMSProp steps from 0 on x = [2, 1], t = 2 (β = 0.9, η = 0.1), as printed.
 COURSE_RMSPROP_STEPS = ((0.314, 0.311), (0.467, 0.463))
@@ -235,7 +243,7 @@ def adaptive_not_min_norm(ctx: Context, instances: Sequence[int] | None = None) 
         ws_random = min_norm_solution(random.X, random.t)
         rand: dict[str, dict[str, object]] = {}
         for name, (opt, _) in _adaptive_optimizers().items():
-            tr = run_batch(random, opt, 60_000)
+            tr = run_batch(random, opt, RANDOM_MAX_STEPS)
             rand[name] = {
                 "resid": tr.relative_residual[-1],
                 "rel_err_vs_w_star": tr.final_relative_distance(ws_random),
@@ -300,7 +308,7 @@ def adaptive_not_min_norm(ctx: Context, instances: Sequence[int] | None = None) 
             ),
         ):
             errs = []
-            for problem in (worked, random.select([0])):
+            for problem in (worked, random):
                 errs.append(
                     max_of(
                         run_batch(problem, opt, 20_000).final_relative_distance(
