@@ -806,16 +806,9 @@ def _check(case: Case, hostile, work: Path, capsys) -> None:
 
 #: Cases that fail today in files of other parts, reported to their owners: expected to fail (strict,
 #: so that a fix shows up here), instead of being left out of the count.
-KNOWN = {
-    "scaling noise-scale:--batch-size=huge": "scaling noise-scale: a batch larger than the examples runs",
-    "scaling sweep:--seeds='1,1'": "scaling sweep: a seed named twice is accepted",
-    "scaling fit:--bootstrap=huge": "scaling fit: --bootstrap has no upper bound (exit 2 'out of memory', "
-                                    "without naming --bootstrap)",
-    "scaling noise-scale:--b-big=huge": "scaling noise-scale: no memory estimate before the big batch is "
-                                        "allocated (exit 2 'out of memory', without naming --b-big)",
-}
-#: Cases that run for seconds before they end (the known sweep one trains): in the slow run only.
-SLOW = {"scaling sweep:--seeds='1,1'"}
+KNOWN: dict[str, str] = {}
+#: Cases that run for seconds before they end: in the slow run only.
+SLOW: set[str] = set()
 ALL_CASES = [Case(c.group, c.name, c.argv, c.expect, slow=c.slow or c.id in SLOW) for c in ALL_CASES]
 
 

@@ -16,7 +16,8 @@ bound while it sits close to a bound set by a stopping rule (:func:`residual_err
 
 >>> round(unit_roundoff() * 2**53)
 1
->>> float(residual_error_bound(torch.tensor(3.0, dtype=torch.float64), 1e-10))  # κ = 3, stopped at ‖Xw − t‖/‖t‖ ≤ 1e-10
+>>> kappa = torch.tensor(3.0, dtype=torch.float64)  # stopped at ‖Xw − t‖/‖t‖ ≤ 1e-10
+>>> float(residual_error_bound(kappa, 1e-10))
 3e-10
 """
 

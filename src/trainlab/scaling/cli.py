@@ -177,6 +177,13 @@ def noise_scale_cmd(choice: ProblemChoice, width: int | None, at: str, method: s
     per_example_bytes = float(p.num_examples) * p.num_params * 4
     if method == "auto":
         method = "exact" if per_example_bytes <= 2e9 else "two-batch"
+    # A batch larger than the training set would silently be the full batch (sample_batch), so the
+    # two-batch estimator's B_big, or the training's batch, would not be what was asked for.
+    for flag, size, used in (("--b-big", b_big, method == "two-batch"),
+                             ("--batch-size", batch_size, at == "trained")):
+        if used and size > p.num_examples:
+            raise ArgumentError(flag, size, f"a batch of at most the {p.num_examples} training examples of "
+                                            f"{problem}")
     if method != "two-batch":  # two-batch takes ordinary batch gradients
         _one_example_at_a_time(p, problem)
     if method == "exact":
@@ -287,6 +294,10 @@ def sweep_cmd(choice: ProblemChoice, width: int | None,
     if lr_max >= lr_min and not lr_max / lr_min <= 2.0**100:
         raise ArgumentError("--lr-max", lr_max, f"at most 2^100 times --lr-min = {lr_min:g} (a √2 grid of at "
                             "most 201 rates)")
+    if len(set(seeds)) != len(seeds):  # the intervals would count one run as several
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        raise ArgumentError("--seeds", ",".join(map(str, seeds)),
+                            f"distinct seeds ({', '.join(map(str, twice))} named more than once)")
     k_max = math.floor(2 * math.log2(lr_max / lr_min) + 1e-9) if lr_max >= lr_min else -1
     problem = choice.spec
     config = SweepConfig(problem=problem, batch_sizes=tuple(sorted(set(batch_sizes))), lr_base=lr_min,
@@ -322,12 +333,25 @@ def sweep_cmd(choice: ProblemChoice, width: int | None,
             ex.shutdown()
 
 
+#: Each resample refits the curves in Python (about a millisecond): 100,000 take minutes, and a 90%
+#: interval's Monte-Carlo error is already well below its width at 10,000.
+MAX_BOOTSTRAP = 100_000
+
+
+def _check_bootstrap(value: int) -> int:
+    if value > MAX_BOOTSTRAP:
+        raise ArgumentError("--bootstrap", value, f"at most {MAX_BOOTSTRAP:,} resamples (each refits the "
+                            "curves, about a millisecond; 10,000 already pin a 90% interval)")
+    return value
+
+
 @group.command("fit")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--target", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Which target loss to fit (default: every target).")
 @click.option("--bootstrap", type=click.IntRange(min=10), default=1000, show_default=True,
-              help="Bootstrap resamples over seeds.")
+              callback=lambda ctx, param, value: _check_bootstrap(value),
+              help=f"Bootstrap resamples over seeds (10 to {MAX_BOOTSTRAP:,}).")
 @_FORMAT
 def fit_cmd(run: Path, target: float | None, bootstrap: int, fmt: str) -> None:
     """Fit S(B) = S_min(1 + B_crit/B) and ε_opt(B) = ε_max/(1 + B_noise/B) to a sweep in RUN."""

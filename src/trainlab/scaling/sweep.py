@@ -236,12 +236,14 @@ class PointStore:
 
     Each line is written with one ``write`` on a file opened with O_APPEND and flushed to
     disk, so concurrent appends never interleave and a finished point survives a crash. A
-    line cut short by a crash is dropped (and truncated away) when the store is opened.
+    line cut short by a crash is ignored when the store is read, and truncated away before the
+    first append (a store only read, as by ``scaling fit``, leaves the file as it is).
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.records: dict[str, dict[str, Any]] = {}
+        self._partial_from: int | None = None  # where a partial last line starts, until it is cut
         self._load()
 
     def _load(self) -> None:
@@ -251,9 +253,8 @@ class PointStore:
             return
         data = self.path.read_bytes()
         end = data.rfind(b"\n") + 1
-        if end < len(data):  # a partial last line from an interrupted write
-            with open(self.path, "r+b") as f:
-                f.truncate(end)
+        if end < len(data):  # a partial last line from an interrupted write: cut before appending
+            self._partial_from = end
         for i, line in enumerate(data[:end].splitlines()):
             if not line.strip():
                 continue
@@ -274,6 +275,10 @@ class PointStore:
         if not records:
             return
         blob = "".join(json.dumps(to_jsonable(dict(r)), allow_nan=False) + "\n" for r in records).encode()
+        if self._partial_from is not None:
+            with open(self.path, "r+b") as f:
+                f.truncate(self._partial_from)
+            self._partial_from = None
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
         try:
             os.write(fd, blob)
