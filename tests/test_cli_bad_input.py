@@ -166,3 +166,28 @@ def test_an_enormous_step_count_is_refused_up_front(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "100000000000 is not in the range 1<=x<=1000000" in err[0]
+
+
+def _takes_problem_and_data(cmd: click.Command) -> bool:
+    flags = {o for p in cmd.params for o in getattr(p, "opts", ())}
+    return {"--problem", "--data"} <= flags
+
+
+# Each command with --problem and --data, with what it requires besides.
+_REQUIRED = {("hpo", "hypergrad"): ("--steps", "3", "--lr", "0.01"), ("hpo", "tune-lr"): ("--steps", "3")}
+
+
+@pytest.mark.parametrize("path", [p for p, c in COMMANDS if _takes_problem_and_data(c)], ids=" ".join)
+def test_data_beside_a_builtin_problem_is_refused_not_ignored(capsys, tmp_path, path):
+    data = tmp_path / "x.npz"
+    data.write_bytes(b"")
+    code = main([*path, *_REQUIRED.get(path, ()), "--problem", "linreg", "--data", str(data)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--data" in err and "--problem linreg" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
+
+
+def test_every_command_with_problem_and_data_is_checked():
+    found = {p for p, c in COMMANDS if _takes_problem_and_data(c)}
+    expected = {("hpo", "hypergrad"), ("hpo", "tune-lr"), ("scaling", "sweep"), ("scaling", "noise-scale")}
+    assert expected <= found

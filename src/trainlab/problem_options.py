@@ -58,9 +58,9 @@ class ProblemChoice:
         """linreg, linreg:PATH.npz or digits-mlp: a problem that brings its own data and loss."""
         return self.spec in ("linreg", "digits-mlp") or self.spec.startswith("linreg:")
 
-    def refuse_unused(self) -> None:
+    def refuse_unused(self, *, spec: bool = True) -> None:
         """Refuse ``--data`` or the loss beside a built-in problem (they go with a model factory and
-        would be ignored), and a ``--problem`` that is neither built in nor a factory reference."""
+        would be ignored), and (``spec``) a ``--problem`` that is neither built in nor a factory reference."""
         from trainlab.loader import is_factory_ref
 
         if self.builtin and (self.data is not None or self.loss is not None):
@@ -71,12 +71,15 @@ class ProblemChoice:
                 f"no {flag} with --problem {self.spec} (it brings its own data "
                 f"and loss; --data/{self.loss_flag} go with a MODULE factory)",
             )
-        if not self.builtin and not is_factory_ref(self.spec):
+        if spec and not self.builtin and not is_factory_ref(self.spec):
             raise ArgumentError("--problem", self.spec, PROBLEM_HELP)
 
     def load(self, seed: int) -> Problem:
-        """The problem (:func:`trainlab.problems.load_problem`), its data and weights drawn from ``seed``."""
+        """The problem (:func:`trainlab.problems.load_problem`), its data and weights drawn from ``seed``
+        (after :meth:`refuse_unused`: a --data beside a built-in problem is refused, not ignored)."""
         from trainlab.problems import load_problem
+
+        self.refuse_unused(spec=False)  # (a bad spec: load_problem's own message)
 
         sizes = {} if self.n is None or self.d is None else {"n": self.n, "d": self.d}
         return load_problem(self.spec, seed=seed, data=self.data, loss=self.loss, **sizes)

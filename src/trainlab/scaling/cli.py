@@ -62,8 +62,8 @@ def _check_width(width: int | None) -> None:
 def _load(choice: ProblemChoice, width: int | None, seed: int) -> Any:
     from trainlab.scaling.sweep import SweepConfig, resolve_problem
 
+    choice.refuse_unused(spec=False)  # --data/--loss beside a built-in problem would be ignored
     _check_width(width)
-
     return resolve_problem(SweepConfig(problem=choice.spec, width=width, data=choice.data, loss=choice.loss,
                                        data_seed=seed))
 
