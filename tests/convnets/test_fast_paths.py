@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
 
 from trainlab.convnets.direct_shapes import DIRECT
 from trainlab.convnets.fast_forward import _named_modules
@@ -337,7 +338,7 @@ def _fast_modules() -> list[tuple[nn.Module, tuple[int, ...]]]:
 def test_fast_leaf_calls_are_the_calls_the_modules_make():
     from trainlab.convnets.fast_forward import _FAST_CALLS
 
-    assert {type(m) for m, _ in _fast_modules()} == set(_FAST_CALLS)
+    assert {type(m) for m, _ in _fast_modules()} | set(_RECURRENT) == set(_FAST_CALLS)
     for module, shape in _fast_modules():
         x = torch.randn(shape)
         recorder = _Record()
@@ -357,6 +358,85 @@ def test_fast_leaf_calls_are_the_calls_the_modules_make():
         assert all(a is b or a == b for a, b in zip(fast_args[1:], args[1:], strict=True)), type(module)
         assert (fast_kwargs or {}).keys() == kwargs.keys(), type(module)
         assert all(fast_kwargs[k] is v or fast_kwargs[k] == v for k, v in kwargs.items()), type(module)
+
+
+_RECURRENT = (nn.LSTM, nn.GRU, nn.RNN)
+
+
+def _recurrent_modules() -> list[tuple[nn.Module, tuple[int, ...]]]:
+    cases = []
+    for kind in _RECURRENT:
+        cases += [(kind(5, 6), (7, 2, 5)), (kind(5, 6, batch_first=True), (2, 7, 5)),
+                  (kind(5, 6, num_layers=2, bidirectional=True, bias=False), (3, 1, 5)),
+                  (kind(5, 6, num_layers=2, dropout=0.5), (4, 3, 5)),  # training: dropout between layers
+                  (kind(5, 6, num_layers=2, dropout=0.5).eval(), (4, 3, 5))]
+    cases += [(nn.LSTM(5, 6, proj_size=3, bidirectional=True, batch_first=True), (2, 4, 5)),
+              (nn.RNN(5, 6, nonlinearity="relu", num_layers=3), (3, 2, 5))]
+    return cases
+
+
+def test_fast_recurrent_calls_are_the_calls_the_modules_make():
+    """LSTM/GRU/RNN: the zero states and the one _VF call of their own forward; run for real on the
+    states' shapes, the call gives exactly the module's output and final states."""
+    from trainlab.convnets.fast_forward import _FAST_CALLS
+
+    for module, shape in _recurrent_modules():
+        x = torch.randn(shape)
+        recorder = _Record()
+        torch.manual_seed(0)
+        with torch.no_grad(), recorder:
+            want = module(x)
+        calls = [c for c in recorder.calls if c[0].__name__ in ("lstm", "gru", "rnn_tanh", "rnn_relu")]
+        assert len(calls) == 1, module
+        func, args, kwargs = calls[0]
+        fast_func, fast_args, fast_kwargs, finish = _FAST_CALLS[type(module)](module, x)
+        assert fast_func is func and not kwargs and not fast_kwargs, module
+        assert fast_args[0] is x and len(fast_args) == len(args) == 9
+        states = fast_args[1] if isinstance(fast_args[1], tuple) else (fast_args[1],)
+        made = args[1] if isinstance(args[1], tuple) else (args[1],)
+        assert [(h.shape, h.dtype, h.device.type) for h in states] == [
+            (h.shape, h.dtype, "meta") for h in made]
+        assert fast_args[2] is args[2] or list(fast_args[2]) == list(args[2])
+        assert fast_args[3:] == args[3:], module
+        zeros = tuple(torch.zeros(h.shape) for h in states)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            got = finish(func(x, zeros if isinstance(fast_args[1], tuple) else zeros[0], *fast_args[2:]))
+        flat_got, flat_want = pytree.tree_leaves(got), pytree.tree_leaves(want)
+        assert pytree.tree_structure(got) == pytree.tree_structure(want), module
+        assert all(torch.equal(a, b) for a, b in zip(flat_got, flat_want, strict=True)), module
+    for module, x in ((nn.LSTM(5, 6), torch.randn(7, 5)),  # unbatched: the forward unsqueezes
+                      (nn.GRU(5, 6), torch.randn(7, 2, 4)),  # the wrong input size: its own error
+                      (nn.RNN(5, 6), torch.randn(7, 2, 5, dtype=torch.float64)),  # a dtype mismatch
+                      (nn.LSTM(5, 6), torch.randn(7, 2, 5, 1))):
+        assert _FAST_CALLS[type(module)](module, x) is None
+
+
+class _Recurrent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(4, 6, num_layers=2, bidirectional=True, batch_first=True, dropout=0.2)
+        self.gru, self.rnn = nn.GRU(12, 5), nn.RNN(5, 3, nonlinearity="relu")
+        self.proj, self.unbatched = nn.LSTM(3, 4, proj_size=2), nn.GRU(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, (h, c) = self.lstm(x)
+        y = self.rnn(self.gru(y.transpose(0, 1))[0])[0]
+        y, _ = self.proj(y)
+        return self.unbatched(y[:, 0])[0] + h.sum() + c.mean()
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_fast_recurrent_modules_trace_as_their_own_forward(monkeypatch, training):
+    from trainlab.convnets import summary, tracing
+
+    model = _Recurrent()
+    fast = summary(model, (9, 4), batch_size=2, training=training)
+    monkeypatch.setattr(tracing, "_FAST_CALLS", {})
+    slow = summary(model, (9, 4), batch_size=2, training=training)
+    assert [r.as_dict() for r in fast.rows] == [r.as_dict() for r in slow.rows]
+    assert fast.not_counted == slow.not_counted
+    assert fast.rows[0].macs > 0 and len(fast.rows) == 5
 
 
 class _Leaves(nn.Module):

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from trainlab.convnets.op_tables import _meta
+
 __all__: list[str] = []  # private: used by trainlab.convnets.tracing
 
 _NAMED_MODULES = nn.Module.named_modules
@@ -42,7 +44,8 @@ def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 # -- leaf modules handed to the tracer directly ---------------------------------------------------
-# The torch call that the forward of each of these exact classes makes, as (function, args, kwargs):
+# The torch call that the forward of each of these exact classes makes, as (function, args, kwargs),
+# or (function, args, kwargs, finish) where the forward returns finish(the call's result):
 # during a trace the module's forward is this one call given straight to the tracer, skipping the
 # module's Python, the functional's Python wrapper and the dispatch through the mode (2-4 µs a
 # module; modules whose forward is one call of a C function gain nothing and are left alone).
@@ -83,6 +86,43 @@ def _upsample_call(m: Any, x: torch.Tensor) -> tuple:
                                  "recompute_scale_factor": m.recompute_scale_factor, "antialias": False}
 
 
+def _recurrent_call(m: Any, x: torch.Tensor) -> tuple | None:
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN`` on a batched 3-D input of the weights' dtype with no initial
+    state: the zero states their forward makes (meta tensors: zeros on meta hold no values) and its
+    one ``_VF`` call, whose (output, final states) it returns as the forward does. Their forward's
+    size queries and checks cost a small recurrent model half its trace; anything those checks
+    would refuse, and packed or unbatched input, runs the real forward (its own errors)."""
+    m._update_flat_weights()  # what the forward does first (weights replaced since: flattened anew)
+    weights = m._flat_weights
+    if (x.dim() != 3 or x.shape[-1] != m.input_size or not weights or weights[0] is None
+            or x.dtype != weights[0].dtype):
+        return None
+    states = m.num_layers * (2 if m.bidirectional else 1)
+    batch = x.shape[0] if m.batch_first else x.shape[1]
+    kind = type(m)
+    if kind is nn.LSTM:
+        hidden = m.proj_size if m.proj_size > 0 else m.hidden_size
+        hx: Any = (_meta((states, batch, hidden), x.dtype), _meta((states, batch, m.hidden_size), x.dtype))
+        func, finish = torch._VF.lstm, _output_and_states
+    elif kind is nn.GRU or m.mode in ("RNN_TANH", "RNN_RELU"):
+        hx = _meta((states, batch, m.hidden_size), x.dtype)
+        func = torch._VF.gru if kind is nn.GRU else (
+            torch._VF.rnn_tanh if m.mode == "RNN_TANH" else torch._VF.rnn_relu)
+        finish = _output_and_state
+    else:
+        return None
+    return (func, (x, hx, weights, m.bias, m.num_layers, m.dropout, m.training, m.bidirectional,
+                   m.batch_first), None, finish)
+
+
+def _output_and_states(result: tuple) -> tuple:
+    return result[0], result[1:]  # LSTM: output, (h_n, c_n)
+
+
+def _output_and_state(result: tuple) -> tuple:
+    return result[0], result[1]  # GRU, RNN: output, h_n
+
+
 _FAST_CALLS: dict[type, Any] = {
     nn.MaxPool1d: _pool_call(F.max_pool1d),
     nn.MaxPool2d: _pool_call(F.max_pool2d),
@@ -109,6 +149,7 @@ _FAST_CALLS: dict[type, Any] = {
     nn.LeakyReLU: lambda m, x: (F.leaky_relu, (x,),
                                 {"negative_slope": m.negative_slope, "inplace": m.inplace}),
     nn.Dropout: lambda m, x: (F.dropout, (x,), {"p": m.p, "training": m.training, "inplace": m.inplace}),
+    **dict.fromkeys((nn.LSTM, nn.GRU, nn.RNN), _recurrent_call),
 }
 _NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
 
@@ -129,7 +170,8 @@ class _FastForward:
             with _NO_TORCH_FUNCTION():
                 found = self.call(module, args[0])
                 if found is not None:
-                    return self.tracer.__torch_function__(found[0], (), found[1], found[2])
+                    out = self.tracer.__torch_function__(found[0], (), found[1], found[2])
+                    return out if len(found) == 3 else found[3](out)
         return type(module).forward(module, *args, **kwargs)
 
 

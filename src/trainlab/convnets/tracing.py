@@ -272,6 +272,8 @@ class _Tracer(FieldBook, TorchFunctionMode):
                 trainable += entry[1]
         if type(output) is torch.Tensor or isinstance(output, torch.Tensor):
             out = output
+        elif type(output) is tuple and output and type(output[0]) is torch.Tensor:
+            out = output[0]  # the first leaf (an LSTM's (output, (h, c))) without pytree's walk
         else:
             out = next((o for o in _leaves(output) if isinstance(o, torch.Tensor)), None)
         if out is not None:
