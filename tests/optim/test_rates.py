@@ -62,6 +62,31 @@ def test_distance_and_kaczmarz_bounds_hold_on_the_exact_moments() -> None:
     assert bool((rk.squared_distance <= bound * (1 + 1e-12)).all())
 
 
+def test_moments_at_given_steps_are_the_full_runs_values() -> None:
+    """``at``: step 0 and one step per problem, bit for bit what every step gives, in memory that
+    does not grow with the steps (the 201-seed slow test of optim.nonuniform-sampling ran out of
+    24 GB keeping them all); steps outside 0..steps and other shapes are refused."""
+    from trainlab.errors import ArgumentError
+
+    p = random_problems(5, 12, [0, 1, 2, 3], row_scale=(0.5, 2.0))
+    gen = torch.Generator().manual_seed(1)
+    probs = torch.softmax(torch.randn(4, 5, dtype=torch.float64, generator=gen), -1)
+    lr = (1 / p.X.pow(2).sum(-1).amax(-1)).unsqueeze(-1)
+    e0 = -min_norm_solution(p.X, p.t)
+    full = error_moments(p.X, probs, lr, e0, 60)
+    at = torch.tensor([0, 17, 60, 3])
+    kept = error_moments(p.X, probs, lr, e0, 60, at=at)
+    assert torch.equal(kept.steps, torch.stack([torch.zeros_like(at), at]))
+    for name in ("squared_distance", "weighted_loss", "loss"):
+        values, picked = getattr(full, name), getattr(kept, name)
+        assert picked.shape == (2, 4)
+        assert torch.equal(picked[0], values[0]) and torch.equal(picked[1], values[at, torch.arange(4)])
+    for bad in (torch.tensor([0, 1, 61, 2]), torch.tensor([-1, 0, 0, 0]), torch.tensor([1, 2]),
+                torch.tensor([0.0, 1, 2, 3]), torch.tensor([True, False, True, True])):
+        with pytest.raises(ArgumentError, match="at="):
+            error_moments(p.X, probs, lr, e0, 60, at=bad)
+
+
 def test_worst_one_step_ratio_bounds_random_directions_and_is_attained() -> None:
     p, probs, _ = _instance()
     X = p.X[0]

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from trainlab.errors import ArgumentError
 from trainlab.plotting import subplots_or
 
 if TYPE_CHECKING:  # annotations only: figures import matplotlib when they draw
@@ -105,7 +106,8 @@ class ErrorMoments:
         return ax
 
 
-def error_moments(X: Tensor, p: Tensor, lr: Tensor | float, e0: Tensor, steps: int) -> ErrorMoments:
+def error_moments(X: Tensor, p: Tensor, lr: Tensor | float, e0: Tensor, steps: int, *,
+                  at: Tensor | None = None) -> ErrorMoments:
     """Iterate S_{k+1} = Σ p_i A_i S_k A_iᵀ, A_i = I − η_i x_i x_iᵀ, from S_0 = e0 e0ᵀ.
 
     Batched over leading dimensions: X (..., n, d), p (..., n), ``lr`` a number or per-example
@@ -113,6 +115,11 @@ def error_moments(X: Tensor, p: Tensor, lr: Tensor | float, e0: Tensor, steps: i
     O(n d²): S' = S − XᵀD(XS) − (XS)ᵀDX + Xᵀ diag(p η² q) X, D = diag(p η), q_i = x_iᵀ S x_i.
     When e0 lies in the row space, pass X Q and Qᵀe0 (Q an orthonormal basis of the row
     space, d×n): the error never leaves it, and the same numbers cost O(n³) a step.
+
+    ``at`` (integer steps, shape ``...``: one per problem of the batch) keeps only step 0 and each
+    problem's step ``at`` (≤ ``steps``): results (2, ...), ``steps`` (2, ...), and memory that does
+    not grow with the steps (all of them are (steps + 1)·3 numbers a problem: gigabytes for a slow
+    rate over many problems). The values are those the full run gives.
     """
     n = X.shape[-2]
     eta = torch.as_tensor(lr, dtype=X.dtype).expand(p.shape)
@@ -120,16 +127,35 @@ def error_moments(X: Tensor, p: Tensor, lr: Tensor | float, e0: Tensor, steps: i
     G = sampling_covariance(X, p)
     H = X.mT @ X / n
     S = e0.unsqueeze(-1) * e0.unsqueeze(-2)  # (..., d, d)
-    dist, wl, ul = [], [], []
-    for _ in range(steps + 1):
+    if at is not None:
+        integral = not at.dtype.is_floating_point and not at.dtype.is_complex and at.dtype != torch.bool
+        if (at.shape != X.shape[:-2] or not integral
+                or (at.numel() and (int(at.min()) < 0 or int(at.max()) > steps))):
+            found = f"{at.dtype} of shape {tuple(at.shape)}"
+            if integral and at.numel():
+                found += f", from {int(at.min())} to {int(at.max())}"
+            raise ArgumentError("at", found, f"integer steps from 0 to steps = {steps}, one per problem "
+                                f"(shape {tuple(X.shape[:-2])})")
+        steps = int(at.max()) if at.numel() else 0  # no further: nothing after it is kept
+    # (tr S, tr GS, tr HS) at the steps kept, written in place: a few small tensors kept each step
+    # between the large temporaries fragment the heap (3 GB for 300 steps of 1,809 problems)
+    kept = torch.empty((3, steps + 1 if at is None else 2, *X.shape[:-2]), dtype=S.dtype)
+    for k in range(steps + 1):
         XS = X @ S  # (..., n, d)
         q = (XS * X).sum(-1)  # (..., n): x_iᵀ S x_i
-        dist.append(S.diagonal(dim1=-2, dim2=-1).sum(-1))
-        wl.append((G * S).sum((-2, -1)))
-        ul.append((H * S).sum((-2, -1)))
+        values = (S.diagonal(dim1=-2, dim2=-1).sum(-1), (G * S).sum((-2, -1)), (H * S).sum((-2, -1)))
+        if at is None or k == 0:
+            for row, v in zip(kept, values, strict=True):
+                row[k] = v
+                if at is not None:
+                    row[1] = v  # step `at` of the problems whose `at` is 0
+        elif bool((here := at == k).any()):
+            for row, v in zip(kept, values, strict=True):
+                row[1] = torch.where(here, v, row[1])
         cross = X.mT @ (pe.unsqueeze(-1) * XS)  # (..., d, d)
         S = S - cross - cross.mT + X.mT @ ((pe2 * q).unsqueeze(-1) * X)
-    return ErrorMoments(torch.arange(steps + 1), torch.stack(dist), torch.stack(wl), torch.stack(ul))
+    steps_kept = torch.arange(steps + 1) if at is None else torch.stack([torch.zeros_like(at), at])
+    return ErrorMoments(steps_kept, kept[0], kept[1], kept[2])
 
 
 def worst_one_step_ratio(X: Tensor, p: Tensor, lr: float, weight: Tensor) -> Tensor:
