@@ -188,3 +188,30 @@ def test_a_damaged_point_record_is_refused_not_fitted(tmp_path, inline_run, chan
     (tmp_path / POINTS_FILE).write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
     with pytest.raises(DataError, match="line 1 is not a sweep point record"):
         PointStore(tmp_path / POINTS_FILE)
+
+
+def test_stopping_the_local_pool_leaves_no_manager_thread_for_the_exit_to_wake():
+    """After Ctrl-C the pool's manager thread must be gone (its wake-up pipe closed) before the
+    interpreter exits: CPython 3.11's exit handler writes to that pipe without a lock, and a close
+    racing it printed "OSError: Bad file descriptor" with a traceback under the one-line message
+    (seen once in the suite on a loaded machine)."""
+    import multiprocessing as mp
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from trainlab.scaling.executors import _stop_workers
+
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("forkserver"))
+    futures = [pool.submit(time.sleep, 30) for _ in range(3)]
+    deadline = time.monotonic() + 30
+    while not any(f.running() for f in futures):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    manager, wakeup = pool._executor_manager_thread, pool._executor_manager_thread_wakeup
+    workers = list(pool._processes.values())
+    assert manager.is_alive() and not wakeup._closed and workers
+    start = time.monotonic()
+    _stop_workers(pool)
+    assert time.monotonic() - start < 5
+    assert not manager.is_alive() and wakeup._closed
+    assert not any(w.is_alive() for w in workers)

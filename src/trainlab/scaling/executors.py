@@ -131,6 +131,7 @@ def _stop_workers(pool: Any, grace: float = 2.0) -> None:
 
     with _interrupts_ignored():
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in processes:
             if proc.is_alive():
@@ -141,6 +142,12 @@ def _stop_workers(pool: Any, grace: float = 2.0) -> None:
             if proc.is_alive():
                 proc.kill()
                 proc.join(1.0)
+        # The pool's manager thread closes its wake-up pipe once it sees the workers gone; the
+        # interpreter's exit writes to that pipe without its lock (CPython before 3.12), so a close
+        # at that moment printed "OSError: Bad file descriptor" and a traceback after the one-line
+        # message. Waiting for the thread here leaves the pipe closed, and the exit skips it.
+        if manager is not None and manager.is_alive():
+            manager.join(grace)
 
 
 class LocalPoolExecutor:
